@@ -1,0 +1,52 @@
+# Two commands do all set-up: `make up` and `make test`. Both are idempotent: a second run reuses
+# the virtual environment and the engine build and starts in seconds.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: up test engine lint format clean help
+
+help:
+	@echo "make up     set up (venv, engine build) and start council on http://127.0.0.1:8710"
+	@echo "make test   set up with test tools (and Debian's chromium), then lint and run every test"
+	@echo "make lint   ruff and mypy --strict"
+	@echo "make clean  remove the venv and the engine build (keeps council-data/)"
+
+up: $(VENV)/.runtime engine
+	$(BIN)/council up $(ARGS)
+
+test: $(VENV)/.test engine
+	@scripts/system-deps.sh browser
+	$(MAKE) lint
+	$(BIN)/pytest $(ARGS)
+
+engine: $(VENV)/.runtime
+	$(BIN)/council engine build
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: $(VENV)/.test
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+$(VENV)/.created:
+	@scripts/system-deps.sh build
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@touch $@
+
+$(VENV)/.runtime: $(VENV)/.created pyproject.toml requirements/runtime.lock
+	$(BIN)/pip install --quiet -r requirements/runtime.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.runtime requirements/test.lock
+	$(BIN)/pip install --quiet -r requirements/test.lock
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build

@@ -1,0 +1,189 @@
+"""The `council` command: each subcommand parses its options and calls one library function."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from council import __version__
+from council.errors import CouncilError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+data_option = click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Data folder (default: $COUNCIL_DATA, else council-data/ beside council).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+llama_server_option = click.option(
+    "--llama-server",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Use this llama-server binary (default: $COUNCIL_LLAMA_SERVER, the data folder, "
+    "the project build, then PATH).",
+)
+
+
+def reports_errors(function: F) -> F:
+    """Turn council's own errors into one clear line and exit status 1."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except CouncilError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="council")
+def cli() -> None:
+    """council: a private AI hub on a USB stick."""
+
+
+@cli.command()
+@data_option
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port for the local web page (default 8710; a busy default picks another).",
+)
+@llama_server_option
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a browser.")
+@reports_errors
+def up(data: Path | None, port: int | None, llama_server: Path | None, no_browser: bool) -> None:
+    """Start the seats' engines and serve the hub on http://127.0.0.1:8710."""
+    import asyncio
+
+    from council.hub import Hub, UpOptions
+
+    hub = Hub(UpOptions(data=data, port=port, llama_server=llama_server,
+                        open_browser=not no_browser), say=_say)  # fmt: skip
+    asyncio.run(hub.serve())
+
+
+@cli.group()
+def engine() -> None:
+    """Build or inspect the llama.cpp engine."""
+
+
+@engine.command("build")
+@click.option("--portable", is_flag=True,
+              help="Build every x86-64 CPU variant as loadable backends, so one build runs on "
+                   "any laptop.")  # fmt: skip
+@click.option("--jobs", "-j", type=click.IntRange(1), default=None, help="Parallel compile jobs.")
+@click.option("--force", is_flag=True, help="Rebuild even if this build already exists.")
+@reports_errors
+def engine_build(portable: bool, jobs: int | None, force: bool) -> None:
+    """Build llama-server and its RPC worker from the pinned llama.cpp sources."""
+    from council.engine.build import build_engine, default_layout
+
+    build_engine(default_layout(), portable=portable, jobs=jobs, force=force, report=_say,
+                 progress=_BuildProgress())  # fmt: skip
+
+
+@engine.command("status")
+@data_option
+@llama_server_option
+@json_option
+@reports_errors
+def engine_status(data: Path | None, llama_server: Path | None, as_json: bool) -> None:
+    """Show which llama-server council would run, its build and features."""
+    from council.datafolder import resolve_data_folder
+    from council.engine.binary import describe, find_llama_server
+
+    info = describe(find_llama_server(resolve_data_folder(data), llama_server))
+    if as_json:
+        _print_json(info.to_dict())
+        return
+    for label, value in (
+        ("binary", f"{info.binary.path} ({info.binary.source})"),
+        ("version", f"{info.version} (build {info.build}, commit {info.commit or 'unknown'})"),
+        ("variant", info.variant),
+        ("compiler", info.compiler or "unknown"),
+        ("features", ", ".join(info.features) or "none reported"),
+    ):
+        click.echo(f"{label:<9} {value}")
+
+
+@cli.group()
+def models() -> None:
+    """List the models on the stick, or write a demo model."""
+
+
+@models.command("list")
+@data_option
+@json_option
+@reports_errors
+def models_list(data: Path | None, as_json: bool) -> None:
+    """List the GGUF files under <data>/models with their metadata."""
+    from council.datafolder import resolve_data_folder
+    from council.models.catalog import scan
+    from council.models.table import render_models
+
+    folder = resolve_data_folder(data)
+    found = scan(folder.models)
+    if as_json:
+        _print_json([model.to_dict() for model in found])
+    else:
+        click.echo(render_models(found, folder.models))
+
+
+@models.command("demo")
+@data_option
+@click.option("--name", default="demo", show_default=True, help="File name (without .gguf).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Random seed of the weights.")  # fmt: skip
+@reports_errors
+def models_demo(data: Path | None, name: str, seed: int) -> None:
+    """Write a small random-weight demo model (its output is noise) for trying council out."""
+    from council.datafolder import resolve_data_folder
+    from council.defaults import DEMO_FOLDER
+    from council.models.demo import write_demo_model
+
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise click.BadParameter("a plain file name, without folders", param_hint="--name")
+    folder = resolve_data_folder(data)
+    folder.prepare()
+    target = folder.models / DEMO_FOLDER / f"{name}.gguf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path = write_demo_model(target, seed=seed, name=name)
+    click.echo(f"wrote demo model {path} (random weights, seed {seed}: its output is noise)")
+
+
+class _BuildProgress:
+    """One updating line on a terminal; a line per 10% when the output is a log."""
+
+    def __init__(self) -> None:
+        self.last = -10
+        self.tty = sys.stdout.isatty()
+
+    def __call__(self, percent: int, step: str) -> None:
+        if self.tty:
+            click.echo(f"\r[{percent:3d}%] {step[:70]:<70}", nl=percent >= 100)
+        elif percent >= self.last + 10:
+            self.last = percent
+            click.echo(f"[{percent:3d}%] {step}")
+
+
+def _say(line: str) -> None:
+    click.echo(line)
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def main() -> None:
+    cli(prog_name="council")

@@ -1,0 +1,126 @@
+"""`config.toml` in the data folder: the hub's settings and its seats.
+
+A seat is a name, a model file (relative to `models/`) and engine options. The file is written
+atomically (temp file, fsync, rename) because a stick can be pulled out at any moment, and model
+paths are checked to stay inside `models/` so the folder never refers outside itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import tomli_w
+
+from council.datafolder import DataFolder
+from council.errors import ConfigError
+
+DEFAULT_PORT = 8710
+SEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SeatConfig:
+    name: str
+    model: str
+    ctx_size: int = 2048
+    threads: int = 0  # 0: share the machine's cores between the seats
+    enabled: bool = True
+    extra_args: tuple[str, ...] = ()
+
+    def model_path(self, folder: DataFolder) -> Path:
+        return folder.models / self.model
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    port: int = DEFAULT_PORT
+    seats: tuple[SeatConfig, ...] = field(default_factory=tuple)
+
+    @property
+    def enabled_seats(self) -> tuple[SeatConfig, ...]:
+        return tuple(seat for seat in self.seats if seat.enabled)
+
+
+def load_config(folder: DataFolder) -> HubConfig:
+    path = folder.config_file
+    if not path.exists():
+        return HubConfig()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return _parse(raw, path)
+
+
+def save_config(folder: DataFolder, config: HubConfig) -> None:
+    document: dict[str, Any] = {
+        "hub": {"port": config.port},
+        "seats": [{**asdict(seat), "extra_args": list(seat.extra_args)} for seat in config.seats],
+    }
+    text = "# council configuration. Model paths are relative to models/.\n" + tomli_w.dumps(
+        document
+    )
+    _write_atomically(folder.config_file, text)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temp = path.with_name(path.name + ".part")
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _parse(raw: dict[str, Any], path: Path) -> HubConfig:
+    hub = raw.get("hub", {})
+    port = hub.get("port", DEFAULT_PORT)
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{path}: hub.port must be a port number, got {port!r}")
+    seats = tuple(_parse_seat(item, path) for item in raw.get("seats", []))
+    names = [seat.name for seat in seats]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"{path}: seat names must be unique, repeated: {', '.join(duplicates)}")
+    return HubConfig(port=port, seats=seats)
+
+
+def _parse_seat(item: Any, path: Path) -> SeatConfig:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{path}: each [[seats]] entry must be a table")
+    try:
+        seat = SeatConfig(
+            name=str(item["name"]),
+            model=str(item["model"]),
+            ctx_size=int(item.get("ctx_size", 2048)),
+            threads=int(item.get("threads", 0)),
+            enabled=bool(item.get("enabled", True)),
+            extra_args=tuple(str(arg) for arg in item.get("extra_args", ())),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"{path}: a seat is missing {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: seat {item.get('name')!r} has a bad value: {exc}") from None
+    validate_seat(seat, path)
+    return seat
+
+
+def validate_seat(seat: SeatConfig, path: Path | str = "config.toml") -> None:
+    if not SEAT_NAME.match(seat.name):
+        raise ConfigError(
+            f"{path}: seat name {seat.name!r} must be 1-64 letters, digits, '.', '_' or '-'"
+        )
+    model = PurePosixPath(seat.model)
+    if model.is_absolute() or ".." in model.parts or "\\" in seat.model or not seat.model:
+        raise ConfigError(
+            f"{path}: seat {seat.name!r}: model must be a path inside models/, got {seat.model!r}"
+        )
+    if seat.ctx_size < 0 or seat.threads < 0:
+        raise ConfigError(f"{path}: seat {seat.name!r}: ctx_size and threads must be >= 0")

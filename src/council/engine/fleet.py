@@ -1,0 +1,135 @@
+"""All the seats' engines together: plan them, check they fit, start, report, stop.
+
+The fleet is where seat configuration meets the catalog: each enabled seat becomes one
+EngineProcess, its thread count shares the machine's cores between seats (so a council whose
+seats answer in parallel does not oversubscribe the CPU), and its memory is estimated before
+any process exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from council.config import SeatConfig
+from council.datafolder import DataFolder
+from council.engine.binary import EngineBinary
+from council.engine.memory import SeatEstimate, check_fits, estimate
+from council.engine.process import EngineProcess, EngineSpec, EventSink, SeatState
+from council.models.catalog import ModelInfo, read_model
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSeat:
+    config: SeatConfig
+    model: ModelInfo | None  # None: the model file is missing
+    threads: int
+
+    @property
+    def demo(self) -> bool:
+        return self.model is not None and self.model.demo
+
+
+def plan_seats(
+    folder: DataFolder, seats: Sequence[SeatConfig], cpu_count: int | None = None
+) -> list[PlannedSeat]:
+    cores = cpu_count or os.cpu_count() or 1
+    shared = max(1, cores // max(1, len(seats)))
+    planned = []
+    for seat in seats:
+        path = seat.model_path(folder)
+        model = read_model(path, folder.models) if path.is_file() else None
+        planned.append(PlannedSeat(seat, model, seat.threads or shared))
+    return planned
+
+
+def estimates(planned: Sequence[PlannedSeat]) -> list[SeatEstimate]:
+    return [
+        estimate(
+            seat.config.name,
+            seat.model.size_bytes if seat.model else 0,
+            seat.model.kv_bytes_per_token if seat.model else None,
+            seat.config.ctx_size or (seat.model.context_length or 0 if seat.model else 0),
+        )
+        for seat in planned
+        if seat.model is not None
+    ]
+
+
+class Fleet:
+    def __init__(
+        self,
+        folder: DataFolder,
+        binary: EngineBinary,
+        planned: Sequence[PlannedSeat],
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.folder = folder
+        self.planned = list(planned)
+        self._on_event = on_event or (lambda seat, kind, message: None)
+        self.engines: dict[str, EngineProcess] = {}
+        self._missing: dict[str, str] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        for seat in self.planned:
+            if seat.model is None:
+                self._missing[seat.config.name] = (
+                    f"model file not found: models/{seat.config.model}"
+                )
+                continue
+            spec = EngineSpec(
+                name=seat.config.name,
+                binary=binary.path,
+                model=seat.config.model_path(folder),
+                log=folder.logs / f"{seat.config.name}.log",
+                ctx_size=seat.config.ctx_size,
+                threads=seat.threads,
+                extra_args=seat.config.extra_args,
+            )
+            self.engines[seat.config.name] = EngineProcess(spec, self._on_event)
+
+    def check_memory(self, available: int | None = None) -> None:
+        check_fits(estimates(self.planned), available)
+
+    def start(self) -> None:
+        for name, reason in self._missing.items():
+            self._on_event(name, "failed", reason)
+        self._tasks = [
+            asyncio.create_task(engine.supervise(), name=f"seat:{name}")
+            for name, engine in self.engines.items()
+        ]
+
+    async def wait_settled(self) -> None:
+        await asyncio.gather(*(engine.wait_settled() for engine in self.engines.values()))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(engine.stop() for engine in self.engines.values()))
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def seats(self) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        for seat in self.planned:
+            name = seat.config.name
+            engine = self.engines.get(name)
+            rows.append(
+                {
+                    "name": name,
+                    "model": seat.config.model,
+                    "state": engine.state.value if engine else SeatState.FAILED.value,
+                    "demo": seat.demo,
+                    "reason": engine.reason if engine else self._missing.get(name),
+                    "restarts": engine.restarts if engine else 0,
+                }
+            )
+        return rows
+
+    def status(self) -> str:
+        """ok: every seat answers; starting: some are still loading; degraded: otherwise."""
+        states = [row["state"] for row in self.seats()]
+        if states and all(state == SeatState.HEALTHY for state in states):
+            return "ok"
+        if any(state == SeatState.STARTING for state in states):
+            return "starting"
+        return "degraded"

@@ -1,0 +1,59 @@
+"""Will these seats fit? An estimate made before anything is spawned.
+
+A seat costs its weights (the GGUF's size: llama.cpp maps and touches all of them), its KV cache
+(f16 keys and values for every token of its context, per layer and KV head), and a fixed
+allowance for compute buffers and the process itself. Refusing up front, with the numbers, beats
+a laptop that swaps itself to a standstill with three engines half-loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psutil
+
+from council.errors import InsufficientMemory
+from council.models.catalog import human_size
+
+PROCESS_OVERHEAD = 160 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SeatEstimate:
+    seat: str
+    weights: int
+    kv_cache: int
+    ctx_size: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + PROCESS_OVERHEAD
+
+    def describe(self) -> str:
+        return (
+            f"{self.seat} {human_size(self.total)} (weights {human_size(self.weights)} + "
+            f"KV cache {human_size(self.kv_cache)} at ctx {self.ctx_size} + "
+            f"{human_size(PROCESS_OVERHEAD)} runtime)"
+        )
+
+
+def estimate(
+    seat: str, weights: int, kv_bytes_per_token: int | None, ctx_size: int
+) -> SeatEstimate:
+    return SeatEstimate(seat, weights, (kv_bytes_per_token or 0) * ctx_size, ctx_size)
+
+
+def available_memory() -> int:
+    return int(psutil.virtual_memory().available)
+
+
+def check_fits(estimates: Sequence[SeatEstimate], available: int | None = None) -> None:
+    available = available_memory() if available is None else available
+    needed = sum(item.total for item in estimates)
+    if needed > available:
+        seats = "; ".join(item.describe() for item in estimates)
+        raise InsufficientMemory(
+            f"the enabled seats need {human_size(needed)} but only {human_size(available)} of "
+            f"RAM is available: {seats}. Disable a seat or lower its ctx_size in config.toml"
+        )

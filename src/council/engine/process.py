@@ -1,0 +1,297 @@
+"""One supervised llama-server: spawn, wait for health, restart on crash, stop cleanly.
+
+Each child gets a random per-run API key (passed in its environment, never on the command line
+where `ps` would show it), binds a free loopback port, and writes its log to `<data>/logs/`.
+It runs in its own process group so council can stop it and anything it spawned as one, and on
+Linux it asks the kernel for SIGKILL when council dies (PR_SET_PDEATHSIG), so even `kill -9` of
+council leaves no orphaned engine holding gigabytes of RAM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import enum
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+STARTUP_TIMEOUT = 600.0  # a large model on a slow stick can take minutes to map
+STOP_GRACE = 5.0
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+CRASH_WINDOW = 120.0
+MAX_CRASHES_IN_WINDOW = 5
+_BIND_FAILURE = "couldn't bind"
+_REASON_PATTERNS = (
+    re.compile(r"error loading model[^:]*:\s*(.+)", re.IGNORECASE),
+    re.compile(r"(?:error|failed)[^\n]*", re.IGNORECASE),
+)
+
+
+class SeatState(enum.StrEnum):
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    name: str
+    binary: Path
+    model: Path
+    log: Path
+    ctx_size: int
+    threads: int
+    extra_args: tuple[str, ...] = ()
+
+
+EventSink = Callable[[str, str, str], None]  # (seat name, event kind, message)
+
+
+@dataclass(slots=True)
+class _Run:
+    process: asyncio.subprocess.Process
+    port: int
+    log_offset: int
+    started: float = field(default_factory=time.monotonic)
+
+
+class EngineProcess:
+    def __init__(self, spec: EngineSpec, on_event: EventSink | None = None) -> None:
+        self.spec = spec
+        self.api_key = secrets.token_urlsafe(32)
+        self.state = SeatState.STARTING
+        self.reason: str | None = None
+        self.restarts = 0
+        self.port: int | None = None
+        self.pid: int | None = None
+        self._on_event = on_event or (lambda name, kind, message: None)
+        self._stopping = asyncio.Event()
+        self._healthy = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._crashes: list[float] = []
+        self._run: _Run | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def wait_settled(self) -> None:
+        """Return once the first start has ended healthy or failed."""
+        await self._settled.wait()
+
+    async def supervise(self) -> None:
+        """Keep the engine running until stop(); the task ends when the seat stops or fails."""
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while not self._stopping.is_set():
+                run = await self._spawn()
+                if not await self._wait_healthy(run, client):
+                    if self._stopping.is_set():
+                        break
+                    reason = self._failure_reason(run)
+                    if _BIND_FAILURE in reason and run.process.returncode is not None:
+                        continue  # someone took the port between our probe and its bind
+                    if not self._healthy.is_set() or not await self._crashed(reason):
+                        self._fail(reason)
+                        break
+                    continue
+                self._set(SeatState.HEALTHY, None, "healthy", f"answering on port {run.port}")
+                self._healthy.set()
+                self._settled.set()
+                ended = await self._wait_exit_or_stop(run)
+                if not ended:
+                    break
+                reason = f"{_describe_exit(run.process.returncode)}; {self._failure_reason(run)}"
+                if not await self._crashed(reason):
+                    self._fail(reason)
+                    break
+        await self._terminate()
+        if self.state is not SeatState.FAILED:
+            self._set(SeatState.STOPPED, None, "stopped", "stopped")
+        self._settled.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._terminate()
+
+    async def _spawn(self) -> _Run:
+        port = free_port()
+        self.port = port
+        self.spec.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.spec.log, "ab") as log:
+            offset = log.tell()
+            log.write(
+                f"\n=== council: starting seat {self.spec.name} on port {port} ===\n".encode()
+            )
+            log.flush()
+            process = await asyncio.create_subprocess_exec(
+                *self._argv(port),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self._env(),
+                start_new_session=True,
+                preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
+            )
+        self.pid = process.pid
+        self._on_event(self.spec.name, "spawned", f"pid {process.pid}, port {port}")
+        self._run = _Run(process, port, offset)
+        return self._run
+
+    def _argv(self, port: int) -> list[str]:
+        spec = self.spec
+        return [
+            str(spec.binary),
+            "--model", str(spec.model),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--ctx-size", str(spec.ctx_size),
+            "--threads", str(spec.threads),
+            "--alias", spec.name,
+            "--no-webui",
+            "--offline",
+            *spec.extra_args,
+        ]  # fmt: skip
+
+    def _env(self) -> dict[str, str]:
+        # Drop LLAMA_ARG_* and keys inherited from the user's shell: the hub decides how its
+        # engines listen, and nothing in the environment may widen that.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_ARG_", "LLAMA_API"))}
+        env["LLAMA_API_KEY"] = self.api_key
+        return env
+
+    async def _wait_healthy(self, run: _Run, client: httpx.AsyncClient) -> bool:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        delay = 0.02
+        url = f"http://127.0.0.1:{run.port}/health"
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            if run.process.returncode is not None:
+                return False
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.process.wait(), timeout=delay)
+            delay = min(delay * 1.5, 0.25)
+        if not self._stopping.is_set():
+            await self._terminate()
+            self._append_log(run, f"no healthy answer within {STARTUP_TIMEOUT:.0f} s")
+        return False
+
+    async def _wait_exit_or_stop(self, run: _Run) -> bool:
+        """True when the process exited on its own, False when we were asked to stop."""
+        exited = asyncio.ensure_future(run.process.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (exited, stopping):
+            task.cancel()
+        return not self._stopping.is_set()
+
+    async def _crashed(self, reason: str) -> bool:
+        """Record a crash; sleep the backoff and return True if another start is allowed."""
+        now = time.monotonic()
+        self._crashes = [t for t in self._crashes if now - t < CRASH_WINDOW] + [now]
+        if len(self._crashes) > MAX_CRASHES_IN_WINDOW:
+            return False
+        delay = BACKOFF[min(len(self._crashes), len(BACKOFF)) - 1]
+        self.restarts += 1
+        self._set(SeatState.RESTARTING, reason, "crashed", f"{reason}; restarting in {delay:g} s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        return not self._stopping.is_set()
+
+    def _fail(self, reason: str) -> None:
+        self._set(SeatState.FAILED, reason, "failed", reason)
+        self._settled.set()
+
+    def _set(self, state: SeatState, reason: str | None, kind: str, message: str) -> None:
+        self.state = state
+        self.reason = reason
+        self._on_event(self.spec.name, kind, message)
+
+    async def _terminate(self) -> None:
+        run = self._run
+        if run is None or run.process.returncode is not None:
+            return
+        _signal_group(run.process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(run.process.wait(), timeout=STOP_GRACE)
+        except TimeoutError:
+            _signal_group(run.process.pid, signal.SIGKILL)
+            await run.process.wait()
+
+    def _failure_reason(self, run: _Run) -> str:
+        reason = failure_reason(_read_from(self.spec.log, run.log_offset))
+        # The data folder moves between laptops: keep its absolute path out of stored reasons.
+        reason = reason.replace(str(self.spec.model), self.spec.model.name)
+        return reason or _describe_exit(run.process.returncode)
+
+    def _append_log(self, run: _Run, line: str) -> None:
+        with open(self.spec.log, "a", encoding="utf-8") as log:
+            log.write(f"=== council: {line} ===\n")
+
+
+def failure_reason(log_text: str) -> str:
+    """Pick llama-server's own words for why it stopped, from the log of one run."""
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    for pattern in _REASON_PATTERNS:
+        for line in lines:
+            match = pattern.search(line)
+            if match and "exiting due to" not in line:
+                return (match.group(1) if match.groups() else match.group(0)).strip()
+    return ""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return log.read(256 * 1024).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A preexec hook asking Linux to SIGKILL the child when council's thread exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # council died before prctl took effect
+            os._exit(1)
+
+    return hook

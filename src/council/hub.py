@@ -1,0 +1,207 @@
+"""`council up`: the hub process, in the shape of uvicorn's Server (startup, main loop, shutdown).
+
+Startup checks everything that can be checked before a child exists (data folder, engine binary,
+seats, memory, the HTTP port), so a mistake costs a one-line error and no cleanup. Engines start
+first and the web server second, so the page is up while models load and `/api/health` says
+"starting" rather than refusing connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import sys
+import time
+import webbrowser
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from council import __version__
+from council.config import HubConfig
+from council.datafolder import DataFolder, resolve_data_folder
+from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
+from council.engine.binary import EngineBinary, find_llama_server
+from council.engine.fleet import Fleet, plan_seats
+from council.errors import PortInUse
+from council.store import db as store
+
+log = logging.getLogger("council")
+PORT_SEARCH = 20
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    data: Path | None = None
+    port: int | None = None
+    host: str = "127.0.0.1"
+    llama_server: Path | None = None
+    open_browser: bool = True
+
+
+@dataclass(slots=True)
+class _Ready:
+    """What startup() has checked and prepared, ready to run."""
+
+    folder: DataFolder
+    config: HubConfig
+    fleet: Fleet
+    listener: socket.socket
+
+
+class Hub:
+    def __init__(self, options: UpOptions, say: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.say = say
+        self.ready: _Ready | None = None
+        self.url = ""
+        self._stop = asyncio.Event()
+        self._db: sqlite3.Connection | None = None
+
+    def health(self) -> dict[str, object]:
+        if self.ready is None:
+            return {"status": "starting", "seats": []}
+        folder, config, fleet = self.ready.folder, self.ready.config, self.ready.fleet
+        demo_hint = ADD_MODELS_HINT.format(models=folder.models) if only_demo(config) else None
+        return {"status": fleet.status(), "seats": fleet.seats(), "demo_hint": demo_hint}
+
+    def request_shutdown(self) -> None:
+        self._stop.set()
+
+    async def serve(self) -> None:
+        ready = self.startup()
+        try:
+            await self.main_loop(ready)
+        finally:
+            await self.shutdown(ready)
+
+    def startup(self) -> _Ready:
+        """Every check that can fail, before any child process exists."""
+        folder = resolve_data_folder(self.options.data)
+        folder.prepare()
+        configure_logging(folder.logs)
+        binary = find_llama_server(folder, self.options.llama_server)
+        config = ensure_seats(folder)
+        fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
+        fleet.check_memory()
+        listener = bind_listener(self.options.host, self.options.port, config.port)
+        self._db = store.connect(folder.database)
+        self._announce(folder, config, binary)
+        self.ready = _Ready(folder, config, fleet, listener)
+        return self.ready
+
+    async def main_loop(self, ready: _Ready) -> None:
+        import uvicorn  # imported after the checks so a failing start stays fast
+
+        from council.server.app import create_app
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_shutdown)
+        started = time.monotonic()
+        ready.fleet.start()
+        config = uvicorn.Config(
+            create_app(self), log_level="warning", access_log=False, lifespan="off",
+            server_header=False, ws="none",
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
+        host, port = ready.listener.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self.say(f"council is serving {self.url}  (Ctrl-C stops it)")
+        if self.options.open_browser and _has_display():
+            await asyncio.to_thread(webbrowser.open, self.url)
+        settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+        settled.cancel()
+        server.should_exit = True
+        await serving
+        stop.cancel()
+
+    async def shutdown(self, ready: _Ready) -> None:
+        self.say("stopping seats…")
+        await ready.fleet.stop()  # SIGTERM each engine's process group, SIGKILL after 5 s
+        if self._db is not None:
+            self._db.close()  # a clean close checkpoints the WAL
+        self.say("council stopped")
+
+    async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
+        await fleet.wait_settled()
+        seats = fleet.seats()
+        healthy = sum(1 for seat in seats if seat["state"] == "healthy")
+        elapsed = time.monotonic() - started
+        self.say(f"{healthy} of {len(seats)} seats healthy after {elapsed:.2f} s")
+
+    def _on_event(self, seat: str, kind: str, message: str) -> None:
+        level = logging.WARNING if kind in {"crashed", "failed"} else logging.INFO
+        log.log(level, "seat %s %s: %s", seat, kind, message)
+        if self._db is not None:
+            store.record_engine_event(self._db, seat, kind, message)
+
+    def _announce(self, folder: DataFolder, config: HubConfig, binary: EngineBinary) -> None:
+        self.say(f"council {__version__}  data: {folder.root}")
+        self.say(f"engine: {binary.path} ({binary.source})")
+        self.say(f"seats: {', '.join(seat.name for seat in config.enabled_seats) or 'none'}")
+        if only_demo(config):
+            self.say(f"\n  {ADD_MODELS_HINT.format(models=folder.models)}\n")
+
+
+def bind_listener(host: str, explicit_port: int | None, default_port: int) -> socket.socket:
+    """Bind the HTTP port now, so the check happens before any engine is spawned."""
+    if explicit_port is not None:
+        try:
+            return _bind(host, explicit_port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {explicit_port} on {host} is already in use: stop what uses it, "
+                    "or choose another with --port"
+                ) from None
+            raise PortInUse(f"cannot listen on {host}:{explicit_port}: {exc.strerror}") from None
+    for port in (*range(default_port, default_port + PORT_SEARCH), 0):
+        with contextlib.suppress(OSError):
+            return _bind(host, port)
+    raise PortInUse(f"no free port on {host} near {default_port}")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name != "nt":  # on Windows this flag would let two servers share a port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _has_display() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def configure_logging(logs: Path) -> None:
+    """council's own lines go to the terminal and to logs/council.log; libraries stay quiet."""
+    logs.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    log.handlers.clear()
+    for handler in (
+        logging.StreamHandler(sys.stderr),
+        logging.FileHandler(logs / "council.log", encoding="utf-8"),
+    ):
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False

@@ -1,0 +1,1 @@
+"""Models: the GGUF catalog of the data folder and the generated demo model."""

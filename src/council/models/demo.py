@@ -1,0 +1,149 @@
+"""The demo model: a tiny llama-architecture GGUF with random weights, generated on demand.
+
+council needs a model that always exists, weighs next to nothing and runs anywhere, so the
+hub can be tried (and tested end to end against the real llama-server) before anyone has
+downloaded a multi-gigabyte file. Shipping a binary blob would bloat the repository and hide
+how it was made; generating it from a seed keeps it reproducible: the same seed gives the
+same bytes, so tests can compare files and a demo folder can be rebuilt at will.
+
+The vocabulary is byte-level SentencePiece (`<unk>`, `<s>`, `</s>` and the 256 `<0xNN>`
+byte tokens): any text tokenizes through byte fallback, and nothing is borrowed from a real
+tokenizer. The weights are noise, so the output is noise; the model is labelled as a demo
+in `general.name` and in the `council.demo` key so no screen mistakes it for a real one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFWriter, LlamaFileType, TokenType
+
+DEMO_ARCHITECTURE = "llama"
+DEMO_CONTEXT_LENGTH = 2048
+DEMO_EMBEDDING_LENGTH = 64
+DEMO_BLOCK_COUNT = 2
+DEMO_HEAD_COUNT = 4
+DEMO_HEAD_COUNT_KV = 2
+DEMO_FEED_FORWARD_LENGTH = 192
+DEMO_HEAD_DIM = DEMO_EMBEDDING_LENGTH // DEMO_HEAD_COUNT
+DEMO_KEY = "council.demo"
+DEMO_SEED_KEY = "council.demo.seed"
+
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+BYTE_TOKEN_OFFSET = 3  # token id of <0x00>; byte b is token BYTE_TOKEN_OFFSET + b
+
+# ChatML: needs no special tokens in the vocabulary (the markers tokenize as bytes), and
+# llama-server's Jinja engine renders it for /v1/chat/completions.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _vocabulary() -> tuple[list[bytes], list[float], list[int]]:
+    tokens = [b"<unk>", b"<s>", b"</s>"]
+    types = [int(TokenType.UNKNOWN), int(TokenType.CONTROL), int(TokenType.CONTROL)]
+    tokens += [f"<0x{byte:02X}>".encode("ascii") for byte in range(256)]
+    types += [int(TokenType.BYTE)] * 256
+    scores = [0.0] * len(tokens)
+    return tokens, scores, types
+
+
+def _weights(seed: int, n_vocab: int) -> list[tuple[str, np.ndarray]]:
+    """All tensors in llama.cpp's names; numpy shapes are ggml's `ne` reversed."""
+    rng = np.random.default_rng(seed)
+    n_embd, n_ff = DEMO_EMBEDDING_LENGTH, DEMO_FEED_FORWARD_LENGTH
+    n_kv = DEMO_HEAD_COUNT_KV * DEMO_HEAD_DIM
+
+    def matrix(rows: int, cols: int) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) * 0.02).astype(np.float16)
+
+    def norm() -> np.ndarray:
+        return np.ones(n_embd, dtype=np.float32)
+
+    # Pure noise would sample all 256 bytes: NULs, escapes and broken UTF-8 in the browser.
+    # A constant channel 0 in every embedding dominates the residual stream, so after the final
+    # norm logit_i is about 8 * output[i, 0]: +0.5 on printable ASCII and newline, -0.5
+    # elsewhere makes the model babble readable characters. EOS stays unlikely, so replies
+    # run to max_tokens.
+    embeddings = matrix(n_vocab, n_embd)
+    embeddings[:, 0] = 1.0
+    output = matrix(n_vocab, n_embd)
+    output[:, 0] = -0.5
+    printable = [BYTE_TOKEN_OFFSET + byte for byte in (0x0A, *range(0x20, 0x7F))]
+    output[printable, 0] = 0.5
+
+    tensors: list[tuple[str, np.ndarray]] = [("token_embd.weight", embeddings)]
+    for layer in range(DEMO_BLOCK_COUNT):
+        block = f"blk.{layer}"
+        tensors += [
+            (f"{block}.attn_norm.weight", norm()),
+            (f"{block}.attn_q.weight", matrix(n_embd, n_embd)),
+            (f"{block}.attn_k.weight", matrix(n_kv, n_embd)),
+            (f"{block}.attn_v.weight", matrix(n_kv, n_embd)),
+            (f"{block}.attn_output.weight", matrix(n_embd, n_embd)),
+            (f"{block}.ffn_norm.weight", norm()),
+            (f"{block}.ffn_gate.weight", matrix(n_ff, n_embd)),
+            (f"{block}.ffn_up.weight", matrix(n_ff, n_embd)),
+            (f"{block}.ffn_down.weight", matrix(n_embd, n_ff)),
+        ]
+    tensors += [("output_norm.weight", norm()), ("output.weight", output)]
+    return tensors
+
+
+def write_demo_model(path: Path, *, seed: int = 0, name: str = "demo") -> Path:
+    """Write the demo model to `path` atomically (via a `.gguf.part` beside it); return `path`."""
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"demo seed must fit in 32 bits, got {seed}")
+    path = Path(path)
+    part = path.with_suffix(".gguf.part")
+    tokens, scores, types = _vocabulary()
+
+    writer = GGUFWriter(part, DEMO_ARCHITECTURE)
+    try:
+        writer.add_name(f"council demo ({name}, random weights)")
+        writer.add_bool(DEMO_KEY, True)
+        writer.add_uint32(DEMO_SEED_KEY, seed)
+        writer.add_file_type(int(LlamaFileType.MOSTLY_F16))
+        writer.add_context_length(DEMO_CONTEXT_LENGTH)
+        writer.add_embedding_length(DEMO_EMBEDDING_LENGTH)
+        writer.add_block_count(DEMO_BLOCK_COUNT)
+        writer.add_feed_forward_length(DEMO_FEED_FORWARD_LENGTH)
+        writer.add_head_count(DEMO_HEAD_COUNT)
+        writer.add_head_count_kv(DEMO_HEAD_COUNT_KV)
+        writer.add_rope_dimension_count(DEMO_HEAD_DIM)
+        writer.add_rope_freq_base(10000.0)
+        writer.add_layer_norm_rms_eps(1e-5)
+        writer.add_vocab_size(len(tokens))
+
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        writer.add_unk_token_id(UNK_ID)
+        writer.add_bos_token_id(BOS_ID)
+        writer.add_eos_token_id(EOS_ID)
+        writer.add_add_bos_token(True)
+        writer.add_add_eos_token(False)
+        writer.add_chat_template(CHAT_TEMPLATE)
+
+        for tensor_name, data in _weights(seed, len(tokens)):
+            writer.add_tensor(tensor_name, data)
+
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        for handle in writer.fout or []:
+            handle.flush()
+            os.fsync(handle.fileno())
+        writer.close()
+        os.replace(part, path)
+    except BaseException:
+        writer.close()
+        part.unlink(missing_ok=True)
+        raise
+    return path

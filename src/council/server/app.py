@@ -1,0 +1,79 @@
+"""The hub's web app: a first page and `/api/health`.
+
+The page is static HTML plus one script file, so a strict Content-Security-Policy (no inline
+script) holds from the first release; it polls `/api/health` to show the seats coming up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class HealthSource(Protocol):
+    def health(self) -> dict[str, object]: ...
+
+
+class SecurityHeaders:
+    """Pure ASGI (no BaseHTTPMiddleware) so streaming responses pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(source: HealthSource) -> Starlette:
+    async def index(request: Request) -> Response:
+        return FileResponse(WEB / "index.html")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(source.health(), headers={"cache-control": "no-store"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        return JSONResponse(
+            {"error": {"status": status, "message": detail}}, status_code=status, headers=headers
+        )
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/health", health),
+            Mount("/static", StaticFiles(directory=WEB), name="static"),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: http_error},
+    )

@@ -1,0 +1,1 @@
+"""SQLite on the stick: the only place SQL is written."""

@@ -1,0 +1,150 @@
+"""Integration fixtures: the real `council up` CLI, running the real llama-server.
+
+Every process a test starts is tracked by PID and killed by PID at teardown; nothing is ever
+stopped by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from council.datafolder import DataFolder
+from council.engine.binary import EngineBinary, find_llama_server
+from council.errors import EngineNotFound
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def engine_binary() -> EngineBinary:
+    try:
+        return find_llama_server(DataFolder(Path("/nonexistent")))
+    except EngineNotFound as exc:
+        pytest.fail(f"{exc} (make test builds it)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class HubProcess:
+    """`council up` as a person starts it, plus the means to look at its engines."""
+
+    def __init__(self, data: Path, port: int | None, extra: list[str], env: dict[str, str]) -> None:
+        self.data = data
+        self._url = f"http://127.0.0.1:{port}" if port else ""
+        self.output = data.parent / f"council-{port or free_port()}.out"
+        port_args = ["--port", str(port)] if port else []
+        command = [sys.executable, "-m", "council", "up", "--no-browser", *port_args,
+                   "--data", str(data), *extra]  # fmt: skip
+        with open(self.output, "wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        self.spawned: set[int] = set()
+
+    @property
+    def url(self) -> str:
+        """Without --port, the URL is the one council prints once it serves."""
+        deadline = time.monotonic() + 30
+        while not self._url and time.monotonic() < deadline:
+            for line in self.text().splitlines():
+                if line.startswith("council is serving "):
+                    self._url = line.split()[3]
+            time.sleep(0.02)
+        return self._url
+
+    def health(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/api/health", timeout=5)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"council exited early:\n{self.text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                last = self.health()
+                if predicate(last):
+                    return last
+            time.sleep(0.05)
+        pytest.fail(f"timed out; last health: {last}\n{self.text()}")
+
+    def wait_ok(self, timeout: float = 60) -> dict[str, Any]:
+        return self.wait_for(lambda health: health["status"] == "ok", timeout)
+
+    def engines(self) -> list[psutil.Process]:
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        engines = [child for child in children if "llama-server" in child.name()]
+        self.spawned.update(engine.pid for engine in engines)
+        return engines
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill_everything(self) -> None:
+        self.stop()
+        for pid in self.spawned:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def start_hub(
+    engine_binary: EngineBinary, isolated_data: DataFolder
+) -> Iterator[Callable[..., HubProcess]]:
+    hubs: list[HubProcess] = []
+
+    def start(data: Path | None = None, *extra: str, default_port: bool = False) -> HubProcess:
+        env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine_binary.path)}
+        port = None if default_port else free_port()
+        hub = HubProcess(data or isolated_data.root, port, list(extra), env)
+        hubs.append(hub)
+        return hub
+
+    yield start
+    for hub in hubs:
+        hub.kill_everything()
+
+
+def engine_endpoint(engine: psutil.Process) -> tuple[str, str]:
+    """The loopback URL and per-run API key of an engine, read the way only root/owner can."""
+    argv = engine.cmdline()
+    port = argv[argv.index("--port") + 1]
+    key = engine.environ()["LLAMA_API_KEY"]
+    return f"http://127.0.0.1:{port}", key
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

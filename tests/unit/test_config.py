@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from council.config import HubConfig, SeatConfig, load_config, save_config
+from council.datafolder import DataFolder
+from council.errors import ConfigError
+
+
+def test_seats_survive_a_save_and_load(isolated_data: DataFolder) -> None:
+    config = HubConfig(
+        port=8720,
+        seats=(
+            SeatConfig("alpha", "a/alpha.gguf", ctx_size=4096, extra_args=("--temp", "0.2")),
+            SeatConfig("beta", "beta.gguf", enabled=False),
+        ),
+    )
+    save_config(isolated_data, config)
+    assert load_config(isolated_data) == config
+    assert config.enabled_seats == (config.seats[0],)
+
+
+def test_no_config_file_means_no_seats_and_the_default_port(isolated_data: DataFolder) -> None:
+    assert load_config(isolated_data) == HubConfig()
+
+
+def test_saved_config_holds_no_absolute_path(isolated_data: DataFolder) -> None:
+    save_config(isolated_data, HubConfig(seats=(SeatConfig("a", "a.gguf"),)))
+    assert str(isolated_data.root) not in isolated_data.config_file.read_text()
+    assert not list(isolated_data.root.glob("*.part"))
+
+
+@pytest.mark.parametrize("model", ["/etc/passwd", "../outside.gguf", "a/../../b.gguf", ""])
+def test_a_seat_model_outside_the_models_folder_is_refused(
+    isolated_data: DataFolder, model: str
+) -> None:
+    isolated_data.config_file.write_text(f'[[seats]]\nname = "x"\nmodel = "{model}"\n')
+    with pytest.raises(ConfigError, match="inside models/"):
+        load_config(isolated_data)
+
+
+def test_broken_toml_is_reported_with_the_file_name(isolated_data: DataFolder) -> None:
+    isolated_data.config_file.write_text("[[seats]\n")
+    with pytest.raises(ConfigError, match=r"config\.toml is not valid TOML"):
+        load_config(isolated_data)
+
+
+def test_duplicate_seat_names_are_refused(isolated_data: DataFolder) -> None:
+    isolated_data.config_file.write_text(
+        '[[seats]]\nname = "x"\nmodel = "a.gguf"\n[[seats]]\nname = "x"\nmodel = "b.gguf"\n'
+    )
+    with pytest.raises(ConfigError, match="repeated: x"):
+        load_config(isolated_data)
+
+
+def test_a_seat_without_a_model_is_refused(isolated_data: DataFolder) -> None:
+    isolated_data.config_file.write_text('[[seats]]\nname = "x"\n')
+    with pytest.raises(ConfigError, match="missing 'model'"):
+        load_config(isolated_data)
