@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 
 from council.datafolder import DataFolder
+from council.engine.binary import EngineBinary, find_llama_server
+from council.errors import EngineNotFound
+from tests.hubs import HubProcess, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +24,36 @@ def isolated_data(
     folder = DataFolder(root)
     folder.prepare()
     return folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for kind in ("integration", "browser"):
+            if f"tests/{kind}/" in item.nodeid:
+                item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session")
+def engine_binary() -> EngineBinary:
+    try:
+        return find_llama_server(DataFolder(Path("/nonexistent")))
+    except EngineNotFound as exc:
+        pytest.fail(f"{exc} (make test builds it)")
+
+
+@pytest.fixture
+def start_hub(
+    engine_binary: EngineBinary, isolated_data: DataFolder
+) -> Iterator[Callable[..., HubProcess]]:
+    hubs: list[HubProcess] = []
+
+    def start(data: Path | None = None, *extra: str, default_port: bool = False) -> HubProcess:
+        env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine_binary.path)}
+        port = None if default_port else free_port()
+        hub = HubProcess(data or isolated_data.root, port, list(extra), env)
+        hubs.append(hub)
+        return hub
+
+    yield start
+    for hub in hubs:
+        hub.kill_everything()

@@ -19,7 +19,7 @@ import pytest
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
 from council.models.demo import write_demo_model
-from tests.integration.conftest import HubProcess, engine_endpoint, gone
+from tests.hubs import HubProcess, engine_endpoint, gone
 
 StartHub = Callable[..., HubProcess]
 CHAT = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}

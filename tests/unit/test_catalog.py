@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from gguf import GGUFWriter
 
-from council.models.catalog import human_count, human_size, read_model, scan
+from council.models.catalog import read_model, scan
 from council.models.demo import write_demo_model
+from council.units import human_count, human_size
 
 
 def _write_model(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psutil
 
 from council.errors import InsufficientMemory
-from council.models.catalog import human_size
+from council.units import human_size
 
 PROCESS_OVERHEAD = 160 * 1024 * 1024
 

@@ -3,16 +3,8 @@
 council lists models at startup, so a listing has to be quick and must survive whatever a
 person drops into the folder: a half-finished download, a zip renamed to `.gguf`, a shard
 without its siblings. Each file therefore becomes a `ModelInfo` with `valid` and a one-line
-`reason`, never an exception.
-
-Only the header is read, streamed through a small buffer: magic, key/values, tensor infos.
-`gguf.GGUFReader` would memory-map the file and build a numpy object for every vocabulary
-string and every tensor (seconds for a 150k-token vocabulary, and a reshape error rather than
-a reason when data is cut short), so this module parses the header itself with the gguf
-package's constants (value types, quantization block sizes, file type names). Large arrays
-(the vocabulary, the merges) are skipped, not decoded. Truncation is detected without
-touching tensor data: the tensor infos say where the data must end, and the file size says
-where it does.
+`reason`, never an exception. Only the header is read, by `council.models.gguf_header`
+(which explains why it does not use `gguf.GGUFReader`).
 
 Split models follow `llama-gguf-split`: `name-00001-of-00003.gguf` carries the metadata and
 `split.count`; llama.cpp is given the first shard and finds the others by name. The catalog
@@ -25,40 +17,23 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import BinaryIO
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
+from gguf import LlamaFileType
 
-GGUF_MAGIC = b"GGUF"
-SUPPORTED_VERSIONS = (2, 3)
-DEFAULT_ALIGNMENT = 32
+from council.models.gguf_header import (
+    Header,
+    Invalid,
+    metadata_int,
+    metadata_ints,
+    metadata_str,
+    read_header,
+)
 
 SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 SPLIT_NAME_FORMAT = "{prefix}-{no:05d}-of-{count:05d}.gguf"
-
-_CHUNK = 1 << 20
-_KEEP_ARRAY_ITEMS = 4096  # numeric arrays up to this length are kept (per-layer head counts)
-_MAX_NAME = 1 << 16  # a key or tensor name longer than this is garbage, not a name
-_MAX_DIMS = 8
-_KEEP_STRING_BYTES = 1 << 20  # chat templates are kilobytes; megabytes here are not metadata
-
-_SCALAR_FORMATS: dict[int, str] = {
-    GGUFValueType.UINT8: "B",
-    GGUFValueType.INT8: "b",
-    GGUFValueType.UINT16: "H",
-    GGUFValueType.INT16: "h",
-    GGUFValueType.UINT32: "I",
-    GGUFValueType.INT32: "i",
-    GGUFValueType.FLOAT32: "f",
-    GGUFValueType.BOOL: "?",
-    GGUFValueType.UINT64: "Q",
-    GGUFValueType.INT64: "q",
-    GGUFValueType.FLOAT64: "d",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,255 +61,8 @@ class ModelInfo:
         return out
 
 
-class _Invalid(Exception):
-    """A file council cannot use; the message is the catalog's one-line reason."""
-
-
-@dataclass(slots=True)
-class _Header:
-    file_size: int
-    metadata: dict[str, object]
-    tensor_count: int = 0
-    parameters: int = 0
-    # elements per tensor type over 2-D+ tensors, to name the quantization when file_type is absent
-    matrix_types: Counter[str] = field(default_factory=Counter)
-
-
-class _Stream:
-    """Sequential reads over a file through one buffer, with every read bounds-checked."""
-
-    def __init__(self, handle: BinaryIO, size: int) -> None:
-        self._handle = handle
-        self.size = size
-        self.endian = "<"
-        self._buf = b""
-        self._pos = 0
-        self._base = 0  # file offset of _buf[0]
-
-    @property
-    def offset(self) -> int:
-        return self._base + self._pos
-
-    def _need(self, n: int) -> None:
-        available = len(self._buf) - self._pos
-        if available >= n:
-            return
-        if self.offset + n > self.size:
-            raise _Invalid(f"truncated: the file ends inside the header (at byte {self.size})")
-        chunk = self._handle.read(max(n - available, _CHUNK))
-        self._buf = self._buf[self._pos :] + chunk
-        self._base += self._pos
-        self._pos = 0
-        if len(self._buf) < n:
-            raise _Invalid(f"truncated: the file ends inside the header (at byte {self.offset})")
-
-    def take(self, n: int) -> bytes:
-        self._need(n)
-        out = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return out
-
-    def unpack(self, fmt: str, size: int) -> tuple[object, ...]:
-        self._need(size)
-        values = struct.unpack_from(self.endian + fmt, self._buf, self._pos)
-        self._pos += size
-        return values
-
-    def u32(self) -> int:
-        self._need(4)
-        (value,) = struct.unpack_from(self.endian + "I", self._buf, self._pos)
-        self._pos += 4
-        return int(value)
-
-    def u64(self) -> int:
-        self._need(8)
-        (value,) = struct.unpack_from(self.endian + "Q", self._buf, self._pos)
-        self._pos += 8
-        return int(value)
-
-    def u64s(self, count: int) -> list[int]:
-        size = 8 * count
-        self._need(size)
-        values = struct.unpack_from(f"{self.endian}{count}Q", self._buf, self._pos)
-        self._pos += size
-        return [int(v) for v in values]
-
-    def skip(self, n: int) -> None:
-        if self._pos + n <= len(self._buf):
-            self._pos += n
-            return
-        target = self.offset + n
-        if target > self.size:
-            raise _Invalid(f"truncated: the file ends inside the header (at byte {self.size})")
-        self._handle.seek(target)
-        self._buf, self._pos, self._base = b"", 0, target
-
-    def room_for(self, n: int) -> None:
-        """Fail now, not after a long loop, when `n` more bytes cannot fit in the file."""
-        if self.offset + n > self.size:
-            raise _Invalid(f"truncated: the file ends inside the header (at byte {self.size})")
-
-    def name(self, what: str) -> str:
-        start = self.offset
-        length = self.u64()
-        if length > _MAX_NAME:
-            raise _Invalid(f"corrupt GGUF header: the {what} at byte {start} claims {length} bytes")
-        return self.take(length).decode("utf-8", errors="replace")
-
-
-def _value(stream: _Stream, vtype: int, depth: int = 0) -> object:
-    """One metadata value; long strings and arrays are skipped and come back as None."""
-    scalar = _SCALAR_FORMATS.get(vtype)
-    if scalar is not None:
-        return stream.unpack(scalar, struct.calcsize(scalar))[0]
-    if vtype == GGUFValueType.STRING:
-        length = stream.u64()
-        if length > _KEEP_STRING_BYTES:
-            stream.skip(length)
-            return None
-        return stream.take(length).decode("utf-8", errors="replace")
-    if vtype == GGUFValueType.ARRAY and depth <= 1:
-        return _array(stream, depth)
-    raise _Invalid(f"corrupt GGUF header: unknown value type {vtype} at byte {stream.offset}")
-
-
-def _array(stream: _Stream, depth: int) -> object:
-    item_type = stream.u32()
-    count = stream.u64()
-    item = _SCALAR_FORMATS.get(item_type)
-    if item is not None:
-        size = struct.calcsize(item)
-        if count <= _KEEP_ARRAY_ITEMS:
-            return stream.unpack(f"{count}{item}", size * count)
-        stream.skip(size * count)
-    elif item_type == GGUFValueType.STRING:
-        stream.room_for(8 * count)  # each string is at least its 8-byte length
-        for _ in range(count):
-            stream.skip(stream.u64())
-    else:
-        stream.room_for(count)
-        for _ in range(count):
-            _value(stream, item_type, depth + 1)
-    return None
-
-
-def _preamble(stream: _Stream) -> tuple[int, int]:
-    """Check magic and version; return (tensor count, key/value count)."""
-    if stream.size == 0:
-        raise _Invalid("empty file")
-    if stream.size < len(GGUF_MAGIC):
-        raise _Invalid(f"not a GGUF file (only {stream.size} bytes)")
-    magic = stream.take(len(GGUF_MAGIC))
-    if magic != GGUF_MAGIC:
-        raise _Invalid(f"not a GGUF file (bad magic {magic!r})")
-    raw_version = stream.take(4)
-    version = int.from_bytes(raw_version, "little")
-    if version & 0xFFFF == 0:
-        # written for a big-endian machine: every number in the file is byte-swapped
-        stream.endian = ">"
-        version = int.from_bytes(raw_version, "big")
-    if version == 1:
-        raise _Invalid("GGUF version 1 is too old for llama.cpp; convert the model again")
-    if version not in SUPPORTED_VERSIONS:
-        raise _Invalid(f"corrupt GGUF header: unknown GGUF version {version}")
-    return stream.u64(), stream.u64()
-
-
-def _tensor_info(stream: _Stream, header: _Header) -> int:
-    """Read one tensor info into `header`; return where its data ends (relative offset)."""
-    name = stream.name("tensor name")
-    n_dims = stream.u32()
-    if n_dims > _MAX_DIMS:
-        raise _Invalid(f"corrupt GGUF header: tensor {name!r} has {n_dims} dimensions")
-    dims = stream.u64s(n_dims)
-    raw_type = stream.u32()
-    offset = stream.u64()
-    try:
-        ggml_type = GGMLQuantizationType(raw_type)
-    except ValueError:
-        raise _Invalid(
-            f"tensor {name!r} has unknown type {raw_type} (newer than council's gguf package?)"
-        ) from None
-    block, type_size = GGML_QUANT_SIZES[ggml_type]
-    elements = 1
-    for dim in dims:
-        elements *= dim
-    if dims and dims[0] % block:
-        raise _Invalid(f"corrupt GGUF header: tensor {name!r} rows do not fit {block}-blocks")
-    header.parameters += elements
-    if n_dims >= 2:
-        header.matrix_types[ggml_type.name] += elements
-    return offset + elements // block * type_size
-
-
-def _parse(handle: BinaryIO, size: int) -> _Header:
-    stream = _Stream(handle, size)
-    tensor_count, kv_count = _preamble(stream)
-    metadata: dict[str, object] = {}
-    for _ in range(kv_count):
-        key = stream.name("key")
-        metadata[key] = _value(stream, stream.u32())
-
-    header = _Header(file_size=size, metadata=metadata, tensor_count=tensor_count)
-    data_end = max((_tensor_info(stream, header) for _ in range(tensor_count)), default=0)
-
-    alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-        raise _Invalid(f"corrupt GGUF header: general.alignment is {alignment!r}")
-    expected_end = stream.offset
-    if tensor_count:
-        expected_end = -(-expected_end // alignment) * alignment + data_end
-    if expected_end > size:
-        raise _Invalid(
-            f"truncated: tensor data runs to byte {expected_end} but the file has {size} bytes "
-            f"({human_size(expected_end - size)} missing)"
-        )
-    return header
-
-
-def _read_header(path: Path) -> _Header:
-    """The parsed header, or _Invalid with the reason; broad errors stop here, as reasons."""
-    try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            return _parse(handle, size)
-    except _Invalid:
-        raise
-    except PermissionError:
-        raise _Invalid("unreadable: permission denied") from None
-    except IsADirectoryError:
-        raise _Invalid("not a file (a folder named .gguf)") from None
-    except FileNotFoundError:
-        raise _Invalid("unreadable: the file is gone (or a broken link)") from None
-    except OSError as error:
-        raise _Invalid(f"unreadable: {error.strerror or error}") from None
-    except Exception as error:  # anything the gguf constants or struct raise on garbage
-        raise _Invalid(f"unreadable GGUF ({type(error).__name__}: {error})") from None
-
-
-def _int(metadata: dict[str, object], key: str) -> int | None:
-    value = metadata.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
-
-
-def _ints(metadata: dict[str, object], key: str) -> list[int] | None:
-    """A per-layer value: a scalar, or an array (models with varying heads per layer)."""
-    value = metadata.get(key)
-    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
-        return [v for v in value if isinstance(v, int)]
-    scalar = _int(metadata, key)
-    return None if scalar is None else [scalar]
-
-
-def _str(metadata: dict[str, object], key: str) -> str | None:
-    value = metadata.get(key)
-    return value if isinstance(value, str) else None
-
-
 def _quantization(metadata: dict[str, object], matrix_types: Counter[str]) -> str | None:
-    file_type = _int(metadata, "general.file_type")
+    file_type = metadata_int(metadata, "general.file_type")
     if file_type is not None and file_type != LlamaFileType.GUESSED:
         try:
             return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
@@ -346,15 +74,15 @@ def _quantization(metadata: dict[str, object], matrix_types: Counter[str]) -> st
 
 
 def _kv_bytes_per_token(metadata: dict[str, object], arch: str, n_layer: int | None) -> int | None:
-    n_embd = _int(metadata, f"{arch}.embedding_length")
-    heads = _ints(metadata, f"{arch}.attention.head_count")
-    heads_kv = _ints(metadata, f"{arch}.attention.head_count_kv") or heads
+    n_embd = metadata_int(metadata, f"{arch}.embedding_length")
+    heads = metadata_ints(metadata, f"{arch}.attention.head_count")
+    heads_kv = metadata_ints(metadata, f"{arch}.attention.head_count_kv") or heads
     if not n_layer or not heads or not heads_kv:
         return None
     n_head = next((h for h in heads if h > 0), 0)
     default_head_dim = n_embd // n_head if n_embd and n_head else None
-    key_length = _int(metadata, f"{arch}.attention.key_length") or default_head_dim
-    value_length = _int(metadata, f"{arch}.attention.value_length") or default_head_dim
+    key_length = metadata_int(metadata, f"{arch}.attention.key_length") or default_head_dim
+    value_length = metadata_int(metadata, f"{arch}.attention.value_length") or default_head_dim
     if not key_length or not value_length:
         return None
     per_layer = heads_kv if len(heads_kv) == n_layer else [heads_kv[0]] * n_layer
@@ -412,9 +140,9 @@ class _Totals:
             self.reason = reason
 
 
-def _join_shards(totals: _Totals, header: _Header, path: Path, models_dir: Path) -> None:
+def _join_shards(totals: _Totals, header: Header, path: Path, models_dir: Path) -> None:
     """Add the other shards of the split set whose first shard is `path` into `totals`."""
-    count = _int(header.metadata, "split.count") or 0
+    count = metadata_int(header.metadata, "split.count") or 0
     shards = _split_shards(path, count)
     if shards is None:
         totals.fail(
@@ -429,8 +157,8 @@ def _join_shards(totals: _Totals, header: _Header, path: Path, models_dir: Path)
             totals.fail(f"missing shard {no} of {count}: {shard.name}")
             continue
         try:
-            part = _read_header(shard)
-        except _Invalid as invalid:
+            part = read_header(shard)
+        except Invalid as invalid:
             totals.size += _file_size(shard)
             totals.fail(f"shard {no} of {count} ({shard.name}): {invalid}")
             continue
@@ -438,10 +166,13 @@ def _join_shards(totals: _Totals, header: _Header, path: Path, models_dir: Path)
         totals.parameters += part.parameters
         totals.matrix_types.update(part.matrix_types)
         tensor_total += part.tensor_count
-        position = (_int(part.metadata, "split.no"), _int(part.metadata, "split.count"))
+        position = (
+            metadata_int(part.metadata, "split.no"),
+            metadata_int(part.metadata, "split.count"),
+        )
         if position != (no - 1, count):
             totals.fail(f"shard {no} of {count} ({shard.name}) belongs to another split")
-    declared = _int(header.metadata, "split.tensors.count")
+    declared = metadata_int(header.metadata, "split.tensors.count")
     if declared is not None and declared != tensor_total:
         totals.fail(f"the split declares {declared} tensors but its shards hold {tensor_total}")
 
@@ -453,14 +184,14 @@ def read_model(path: Path, models_dir: Path) -> ModelInfo:
     """
     rel = _relative(path, models_dir)
     try:
-        header = _read_header(path)
-    except _Invalid as invalid:
+        header = read_header(path)
+    except Invalid as invalid:
         return ModelInfo(path=rel, size_bytes=_file_size(path), valid=False, reason=str(invalid))
 
     metadata = header.metadata
     totals = _Totals(header.file_size, header.parameters, Counter(header.matrix_types))
-    split_count = _int(metadata, "split.count") or 0
-    split_no = _int(metadata, "split.no") or 0
+    split_count = metadata_int(metadata, "split.count") or 0
+    split_no = metadata_int(metadata, "split.no") or 0
     if split_count > 1 and split_no != 0:
         # later shards carry no metadata of their own; llama.cpp is only ever given the first
         first = _first_shard_of(path)
@@ -481,21 +212,21 @@ def read_model(path: Path, models_dir: Path) -> ModelInfo:
     elif header.tensor_count == 0:
         totals.fail("no tensors (a vocabulary-only or metadata-only file)")
 
-    arch = _str(metadata, "general.architecture")
+    arch = metadata_str(metadata, "general.architecture")
     if arch is None:
         totals.fail("no general.architecture in the metadata")
-    block_count = _int(metadata, f"{arch}.block_count") if arch else None
-    template = _str(metadata, "tokenizer.chat_template")
+    block_count = metadata_int(metadata, f"{arch}.block_count") if arch else None
+    template = metadata_str(metadata, "tokenizer.chat_template")
     return ModelInfo(
         path=rel,
         size_bytes=totals.size,
         valid=totals.reason is None,
         reason=totals.reason,
         architecture=arch,
-        name=_str(metadata, "general.name"),
+        name=metadata_str(metadata, "general.name"),
         parameters=totals.parameters,
         quantization=_quantization(metadata, totals.matrix_types),
-        context_length=(_int(metadata, f"{arch}.context_length") or None) if arch else None,
+        context_length=(metadata_int(metadata, f"{arch}.context_length") or None) if arch else None,
         has_chat_template=bool(template and template.strip()),
         demo=metadata.get("council.demo") is True,
         shards=totals.shards,
@@ -536,25 +267,3 @@ def scan(models_dir: Path) -> list[ModelInfo]:
         if _relative(path, models_dir) not in covered
     ]
     return sorted(entries, key=lambda entry: entry.path)
-
-
-def _scaled(n: int, units: tuple[str, ...], separator: str) -> str:
-    if abs(n) < 1000:
-        return f"{n}{separator}{units[0]}"
-    value = float(n)
-    for unit in units[1:]:
-        value /= 1000
-        if abs(value) < 999.5 or unit == units[-1]:
-            text = f"{value:.1f}" if abs(value) < 99.95 else f"{value:.0f}"
-            return f"{text.removesuffix('.0')}{separator}{unit}"
-    raise AssertionError("unreachable")
-
-
-def human_size(n: int) -> str:
-    """Bytes in decimal units, as disks and model hubs print them: "640 KB", "1.2 GB"."""
-    return _scaled(n, ("B", "KB", "MB", "GB", "TB", "PB"), " ")
-
-
-def human_count(n: int) -> str:
-    """A parameter count as model names print it: "412K", "135M", "7.2B"."""
-    return _scaled(n, ("", "K", "M", "B", "T"), "")

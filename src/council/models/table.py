@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from council.models.catalog import ModelInfo, human_count, human_size
+from council.models.catalog import ModelInfo
+from council.units import human_count, human_size
 
 HEADERS = ("MODEL", "ARCH", "PARAMS", "QUANT", "CTX", "SIZE", "CHAT", "NOTES")
 

@@ -1,4 +1,4 @@
-"""Integration fixtures: the real `council up` CLI, running the real llama-server.
+"""The real `council up` CLI as tests start it, and the means to look at its engines.
 
 Every process a test starts is tracked by PID and killed by PID at teardown; nothing is ever
 stopped by name.
@@ -13,27 +13,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
-
-from council.datafolder import DataFolder
-from council.engine.binary import EngineBinary, find_llama_server
-from council.errors import EngineNotFound
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def engine_binary() -> EngineBinary:
-    try:
-        return find_llama_server(DataFolder(Path("/nonexistent")))
-    except EngineNotFound as exc:
-        pytest.fail(f"{exc} (make test builds it)")
 
 
 def free_port() -> int:
@@ -88,6 +74,9 @@ class HubProcess:
             time.sleep(0.05)
         pytest.fail(f"timed out; last health: {last}\n{self.text()}")
 
+    def wait_serving(self, timeout: float = 60) -> dict[str, Any]:
+        return self.wait_for(lambda health: True, timeout)
+
     def wait_ok(self, timeout: float = 60) -> dict[str, Any]:
         return self.wait_for(lambda health: health["status"] == "ok", timeout)
 
@@ -115,24 +104,6 @@ class HubProcess:
         for pid in self.spawned:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def start_hub(
-    engine_binary: EngineBinary, isolated_data: DataFolder
-) -> Iterator[Callable[..., HubProcess]]:
-    hubs: list[HubProcess] = []
-
-    def start(data: Path | None = None, *extra: str, default_port: bool = False) -> HubProcess:
-        env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine_binary.path)}
-        port = None if default_port else free_port()
-        hub = HubProcess(data or isolated_data.root, port, list(extra), env)
-        hubs.append(hub)
-        return hub
-
-    yield start
-    for hub in hubs:
-        hub.kill_everything()
 
 
 def engine_endpoint(engine: psutil.Process) -> tuple[str, str]:
