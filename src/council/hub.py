@@ -97,15 +97,17 @@ class Hub:
         return self.ready
 
     async def main_loop(self, ready: _Ready) -> None:
-        import uvicorn  # imported after the checks so a failing start stays fast
-
-        from council.server.app import create_app
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_shutdown)
         started = time.monotonic()
         ready.fleet.start()
+        await ready.fleet.wait_spawned()
+        # The web stack is imported while the engines load their models, not before.
+        import uvicorn
+
+        from council.server.app import create_app
+
         config = uvicorn.Config(
             create_app(self), log_level="warning", access_log=False, lifespan="off",
             server_header=False, ws="none",

@@ -100,6 +100,9 @@ class Fleet:
             for name, engine in self.engines.items()
         ]
 
+    async def wait_spawned(self) -> None:
+        await asyncio.gather(*(engine.spawned.wait() for engine in self.engines.values()))
+
     async def wait_settled(self) -> None:
         await asyncio.gather(*(engine.wait_settled() for engine in self.engines.values()))
 

@@ -81,6 +81,7 @@ class EngineProcess:
         self._stopping = asyncio.Event()
         self._healthy = asyncio.Event()
         self._settled = asyncio.Event()
+        self.spawned = asyncio.Event()  # set once the first process exists (or never will)
         self._crashes: list[float] = []
         self._run: _Run | None = None
 
@@ -94,9 +95,21 @@ class EngineProcess:
 
     async def supervise(self) -> None:
         """Keep the engine running until stop(); the task ends when the seat stops or fails."""
+        try:
+            await self._supervise()
+        except Exception as exc:  # a bug here must show on the seat, not vanish with the task
+            self._fail(f"council could not supervise this engine: {exc!r}")
+            await self._terminate()
+            raise
+        finally:
+            self.spawned.set()
+
+    async def _supervise(self) -> None:
+        run = await self._spawn()
         async with httpx.AsyncClient(timeout=2.0) as client:
             while not self._stopping.is_set():
-                run = await self._spawn()
+                if run.process.returncode is not None:  # a crash or failed start: go again
+                    run = await self._spawn()
                 if not await self._wait_healthy(run, client):
                     if self._stopping.is_set():
                         break
@@ -137,7 +150,7 @@ class EngineProcess:
             )
             log.flush()
             process = await asyncio.create_subprocess_exec(
-                *self._argv(port),
+                *engine_argv(self.spec, port),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
@@ -146,24 +159,10 @@ class EngineProcess:
                 preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
             )
         self.pid = process.pid
+        self.spawned.set()
         self._on_event(self.spec.name, "spawned", f"pid {process.pid}, port {port}")
         self._run = _Run(process, port, offset)
         return self._run
-
-    def _argv(self, port: int) -> list[str]:
-        spec = self.spec
-        return [
-            str(spec.binary),
-            "--model", str(spec.model),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--ctx-size", str(spec.ctx_size),
-            "--threads", str(spec.threads),
-            "--alias", spec.name,
-            "--no-webui",
-            "--offline",
-            *spec.extra_args,
-        ]  # fmt: skip
 
     def _env(self) -> dict[str, str]:
         # Drop LLAMA_ARG_* and keys inherited from the user's shell: the hub decides how its
@@ -174,7 +173,7 @@ class EngineProcess:
 
     async def _wait_healthy(self, run: _Run, client: httpx.AsyncClient) -> bool:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        delay = 0.02
+        delay = 0.01
         url = f"http://127.0.0.1:{run.port}/health"
         while time.monotonic() < deadline and not self._stopping.is_set():
             if run.process.returncode is not None:
@@ -184,7 +183,10 @@ class EngineProcess:
                     return True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.process.wait(), timeout=delay)
-            delay = min(delay * 1.5, 0.25)
+            if (
+                time.monotonic() - run.started > 2
+            ):  # small models answer within ms; big ones take long
+                delay = min(delay * 1.5, 0.25)
         if not self._stopping.is_set():
             await self._terminate()
             self._append_log(run, f"no healthy answer within {STARTUP_TIMEOUT:.0f} s")
@@ -241,6 +243,22 @@ class EngineProcess:
     def _append_log(self, run: _Run, line: str) -> None:
         with open(self.spec.log, "a", encoding="utf-8") as log:
             log.write(f"=== council: {line} ===\n")
+
+
+def engine_argv(spec: EngineSpec, port: int) -> list[str]:
+    """llama-server's command line for a seat; the API key travels in the environment."""
+    return [
+        str(spec.binary),
+        "--model", str(spec.model),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--ctx-size", str(spec.ctx_size),
+        "--threads", str(spec.threads),
+        "--alias", spec.name,
+        "--no-webui",
+        "--offline",
+        *spec.extra_args,
+    ]  # fmt: skip
 
 
 def failure_reason(log_text: str) -> str:
