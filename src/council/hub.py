@@ -21,6 +21,7 @@ import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from council import __version__
@@ -201,7 +202,9 @@ def configure_logging(logs: Path) -> None:
     log.handlers.clear()
     for handler in (
         logging.StreamHandler(sys.stderr),
-        logging.FileHandler(logs / "council.log", encoding="utf-8"),
+        RotatingFileHandler(
+            logs / "council.log", maxBytes=4 * 1024 * 1024, backupCount=2, encoding="utf-8"
+        ),
     ):
         handler.setFormatter(formatter)
         log.addHandler(handler)

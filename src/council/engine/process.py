@@ -28,6 +28,7 @@ import httpx
 
 STARTUP_TIMEOUT = 600.0  # a large model on a slow stick can take minutes to map
 STOP_GRACE = 5.0
+LOG_LIMIT = 8 * 1024 * 1024  # a stick is small: keep one previous log per seat, not all of them
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 CRASH_WINDOW = 120.0
 MAX_CRASHES_IN_WINDOW = 5
@@ -143,6 +144,7 @@ class EngineProcess:
         port = free_port()
         self.port = port
         self.spec.log.parent.mkdir(parents=True, exist_ok=True)
+        _rotate(self.spec.log)
         with open(self.spec.log, "ab") as log:
             offset = log.tell()
             log.write(
@@ -293,6 +295,12 @@ def _read_from(path: Path, offset: int) -> str:
             return log.read(256 * 1024).decode("utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def _rotate(log: Path) -> None:
+    with contextlib.suppress(OSError):
+        if log.stat().st_size > LOG_LIMIT:
+            os.replace(log, log.with_name(log.name + ".1"))
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
