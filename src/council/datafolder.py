@@ -11,10 +11,13 @@ point) keeps everything working.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from council.errors import DataFolderError
 
@@ -99,3 +102,77 @@ def resolve_data_folder(explicit: Path | None = None) -> DataFolder:
     except OSError as exc:
         raise DataFolderError(f"cannot create data folder {portable}: {exc.strerror}") from None
     return DataFolder(portable)
+
+
+class HubLock:
+    """One hub per data folder: an exclusive lock on `council.lock`.
+
+    The operating system drops the lock when the holder dies, even by `kill -9`, so a stale lock
+    never blocks a restart. The file also records the hub's engine PIDs, which lets the next hub
+    stop engines a dead one left behind where the kernel could not (no PR_SET_PDEATHSIG outside
+    Linux).
+    """
+
+    def __init__(self, folder: DataFolder) -> None:
+        self.path = folder.root / "council.lock"
+        self._handle: BinaryIO | None = None
+
+    def acquire(self) -> list[dict[str, object]]:
+        """Take the lock; return the engines the previous holder recorded."""
+        handle = open(self.path, "a+b")  # noqa: SIM115 - held open for the hub's lifetime
+        try:
+            _lock_exclusively(handle)
+        except OSError:
+            handle.seek(0)
+            holder = _parse_record(handle.read()).get("pid", "?")
+            handle.close()
+            raise DataFolderError(
+                f"council is already running on {self.root_name} (pid {holder}): stop it first, "
+                "or use another data folder"
+            ) from None
+        handle.seek(0)
+        previous = _parse_record(handle.read()).get("engines", [])
+        self._handle = handle
+        self.record([])
+        return (
+            [item for item in previous if isinstance(item, dict)]
+            if isinstance(previous, list)
+            else []
+        )
+
+    @property
+    def root_name(self) -> str:
+        return str(self.path.parent)
+
+    def record(self, engines: list[dict[str, object]]) -> None:
+        if self._handle is None:
+            return
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(json.dumps({"pid": os.getpid(), "engines": engines}).encode())
+        self._handle.flush()
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self.record([])
+            self._handle.close()  # closing drops the lock
+            self._handle = None
+
+
+def _lock_exclusively(handle: BinaryIO) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _parse_record(data: bytes) -> dict[str, object]:
+    try:
+        record = json.loads(data or b"{}")
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from council import __version__
 from council.config import HubConfig
-from council.datafolder import DataFolder, resolve_data_folder
+from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
+from council.engine import orphans
 from council.engine.binary import EngineBinary, find_llama_server
 from council.engine.fleet import Fleet, plan_seats
 from council.errors import PortInUse
@@ -64,6 +65,7 @@ class Hub:
         self.url = ""
         self._stop = asyncio.Event()
         self._db: sqlite3.Connection | None = None
+        self._lock: HubLock | None = None
 
     def health(self) -> dict[str, object]:
         if self.ready is None:
@@ -86,13 +88,21 @@ class Hub:
         """Every check that can fail, before any child process exists."""
         folder = resolve_data_folder(self.options.data)
         folder.prepare()
-        configure_logging(folder.logs)
-        binary = find_llama_server(folder, self.options.llama_server)
-        config = ensure_seats(folder)
-        fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
-        fleet.check_memory()
-        listener = bind_listener(self.options.host, self.options.port, config.port)
-        self._db = store.connect(folder.database)
+        self._lock = HubLock(folder)
+        left_behind = self._lock.acquire()
+        try:
+            configure_logging(folder.logs)
+            if stopped := orphans.reap(left_behind):
+                log.warning("stopped engines a previous council left running: %s", stopped)
+            binary = find_llama_server(folder, self.options.llama_server)
+            config = ensure_seats(folder)
+            fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
+            fleet.check_memory()
+            listener = bind_listener(self.options.host, self.options.port, config.port)
+            self._db = store.connect(folder.database)
+        except BaseException:
+            self._lock.release()
+            raise
         self._announce(folder, config, binary)
         self.ready = _Ready(folder, config, fleet, listener)
         return self.ready
@@ -100,7 +110,10 @@ class Hub:
     async def main_loop(self, ready: _Ready) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.request_shutdown)
+            try:
+                loop.add_signal_handler(sig, self.request_shutdown)
+            except NotImplementedError:  # Windows: no loop signal handlers
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.request_shutdown))
         started = time.monotonic()
         ready.fleet.start()
         await ready.fleet.wait_spawned()
@@ -133,6 +146,8 @@ class Hub:
         await ready.fleet.stop()  # SIGTERM each engine's process group, SIGKILL after 5 s
         if self._db is not None:
             self._db.close()  # a clean close checkpoints the WAL
+        if self._lock is not None:
+            self._lock.release()  # the next hub may start on this folder
         self.say("council stopped")
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
@@ -147,6 +162,9 @@ class Hub:
         log.log(level, "seat %s %s: %s", seat, kind, message)
         if self._db is not None:
             store.record_engine_event(self._db, seat, kind, message)
+        if self._lock is not None and self.ready is not None:
+            pids = [e.pid for e in self.ready.fleet.engines.values() if e.pid is not None]
+            self._lock.record([item for pid in pids if (item := orphans.describe(pid))])
 
     def _announce(self, folder: DataFolder, config: HubConfig, binary: EngineBinary) -> None:
         self.say(f"council {__version__}  data: {folder.root}")

@@ -229,11 +229,11 @@ class EngineProcess:
         run = self._run
         if run is None or run.process.returncode is not None:
             return
-        _signal_group(run.process.pid, signal.SIGTERM)
+        _signal_group(run.process, graceful=True)
         try:
             await asyncio.wait_for(run.process.wait(), timeout=STOP_GRACE)
         except TimeoutError:
-            _signal_group(run.process.pid, signal.SIGKILL)
+            _signal_group(run.process, graceful=False)
             await run.process.wait()
 
     def _failure_reason(self, run: _Run) -> str:
@@ -303,9 +303,15 @@ def _rotate(log: Path) -> None:
             os.replace(log, log.with_name(log.name + ".1"))
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def _signal_group(process: asyncio.subprocess.Process, *, graceful: bool) -> None:
+    """Signal the engine's whole process group where there is one (POSIX), else the process."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+        elif graceful:
+            process.terminate()
+        else:
+            process.kill()
 
 
 def _die_with_parent() -> Callable[[], None]:
