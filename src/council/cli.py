@@ -103,7 +103,9 @@ def engine_status(data: Path | None, llama_server: Path | None, as_json: bool) -
     from council.datafolder import resolve_data_folder
     from council.engine.binary import describe, find_llama_server
 
-    info = describe(find_llama_server(resolve_data_folder(data), llama_server))
+    folder = resolve_data_folder(data)
+    folder.ensure_exists()
+    info = describe(find_llama_server(folder, llama_server))
     if as_json:
         _print_json(info.to_dict())
         return
@@ -133,6 +135,7 @@ def models_list(data: Path | None, as_json: bool) -> None:
     from council.models.table import render_models
 
     folder = resolve_data_folder(data)
+    folder.ensure_exists()
     found = scan(folder.models)
     if as_json:
         _print_json([model.to_dict() for model in found])

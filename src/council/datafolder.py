@@ -65,6 +65,13 @@ class DataFolder:
 
     def prepare(self) -> None:
         """Check the folder is usable and create its layout; raise DataFolderError if not."""
+        self.ensure_exists()
+        self._check_writable()
+        for name in SUBFOLDERS:
+            (self.root / name).mkdir(exist_ok=True)
+
+    def ensure_exists(self) -> None:
+        """Enough for commands that only read: the folder must be there."""
         if not self.root.exists():
             raise DataFolderError(
                 f"data folder {self.root} does not exist: create it, or leave out --data and "
@@ -72,9 +79,6 @@ class DataFolder:
             )
         if not self.root.is_dir():
             raise DataFolderError(f"data folder {self.root} is not a folder")
-        self._check_writable()
-        for name in SUBFOLDERS:
-            (self.root / name).mkdir(exist_ok=True)
 
     def _check_writable(self) -> None:
         # os.access() lies for root and for read-only mounts; a real write is the only honest test.

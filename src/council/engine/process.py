@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import enum
+import functools
 import os
 import re
 import secrets
@@ -185,9 +186,8 @@ class EngineProcess:
                     return True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.process.wait(), timeout=delay)
-            if (
-                time.monotonic() - run.started > 2
-            ):  # small models answer within ms; big ones take long
+            # Poll briskly at first (small models load in milliseconds), then back off.
+            if time.monotonic() - run.started > 2:
                 delay = min(delay * 1.5, 0.25)
         if not self._stopping.is_set():
             await self._terminate()
@@ -314,10 +314,14 @@ def _signal_group(process: asyncio.subprocess.Process, *, graceful: bool) -> Non
             process.kill()
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _die_with_parent() -> Callable[[], None]:
     """A preexec hook asking Linux to SIGKILL the child when council's thread exits."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
+    prctl = _libc().prctl
     parent = os.getpid()
     pr_set_pdeathsig = 1
 

@@ -1,0 +1,72 @@
+"""The `council` command as a person types it: listings, JSON for scripts, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from council.datafolder import DataFolder
+from council.engine.binary import EngineBinary
+from council.engine.build import LLAMA_CPP_COMMIT
+
+
+def council(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "council", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_models_list_shows_valid_demo_and_invalid_files_with_reasons(
+    isolated_data: DataFolder,
+) -> None:
+    assert council("models", "demo", "--name", "tiny", "--seed", "4").returncode == 0
+    demo = (isolated_data.models / "demo" / "tiny.gguf").read_bytes()
+    (isolated_data.models / "cut.gguf").write_bytes(demo[:100_000])
+    (isolated_data.models / "photo.gguf").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+
+    listing = council("models", "list", "--json")
+    assert listing.returncode == 0
+    models = {model["path"]: model for model in json.loads(listing.stdout)}
+    assert models["demo/tiny.gguf"]["valid"] is True
+    assert models["demo/tiny.gguf"]["demo"] is True
+    assert models["cut.gguf"]["valid"] is False
+    assert models["cut.gguf"]["reason"].startswith("truncated")
+    assert models["photo.gguf"]["reason"].startswith("not a GGUF file")
+
+    table = council("models", "list").stdout
+    assert "demo model (random weights: output is noise)" in table
+    assert "INVALID: truncated" in table
+
+
+def test_engine_status_reports_the_build_and_its_features(engine_binary: EngineBinary) -> None:
+    result = council("engine", "status", "--json", "--llama-server", str(engine_binary.path))
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["path"] == str(engine_binary.path)
+    assert status["commit"].startswith(LLAMA_CPP_COMMIT[:7])
+    assert {"rpc", "gguf-split"} <= set(status["features"])
+
+    human = council("engine", "status", "--llama-server", str(engine_binary.path)).stdout
+    assert f"binary    {engine_binary.path} (--llama-server)" in human
+
+
+def test_a_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:
+    expected = [
+        f"Error: data folder {tmp_path / 'nowhere'} does not exist: create it, or leave out "
+        "--data and COUNCIL_DATA to use the portable folder beside council"
+    ]
+    for command in (["up", "--no-browser"], ["models", "list"], ["engine", "status"]):
+        result = council(*command, "--data", str(tmp_path / "nowhere"))
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == expected
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_demo_name_with_folders_in_it_is_refused(isolated_data: DataFolder) -> None:
+    result = council("models", "demo", "--name", "../escape")
+    assert result.returncode == 2
+    assert "a plain file name, without folders" in result.stderr
+    assert not (isolated_data.root / "escape.gguf").exists()
