@@ -17,7 +17,13 @@ from council.config import SeatConfig
 from council.datafolder import DataFolder
 from council.engine.binary import EngineBinary
 from council.engine.memory import SeatEstimate, check_fits, estimate
-from council.engine.process import EngineProcess, EngineSpec, EventSink, SeatState
+from council.engine.process import (
+    EngineProcess,
+    EngineSpec,
+    EventSink,
+    SeatState,
+    loopback_client,
+)
 from council.models.catalog import ModelInfo, read_model
 
 
@@ -72,6 +78,7 @@ class Fleet:
         self.engines: dict[str, EngineProcess] = {}
         self._missing: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.client = loopback_client()
         for seat in self.planned:
             if seat.model is None:
                 self._missing[seat.config.name] = (
@@ -96,7 +103,7 @@ class Fleet:
         for name, reason in self._missing.items():
             self._on_event(name, "failed", reason)
         self._tasks = [
-            asyncio.create_task(engine.supervise(), name=f"seat:{name}")
+            asyncio.create_task(engine.supervise(self.client), name=f"seat:{name}")
             for name, engine in self.engines.items()
         ]
 
@@ -110,6 +117,7 @@ class Fleet:
         await asyncio.gather(*(engine.stop() for engine in self.engines.values()))
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.aclose()
 
     def seats(self) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = []

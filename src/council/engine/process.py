@@ -95,10 +95,10 @@ class EngineProcess:
         """Return once the first start has ended healthy or failed."""
         await self._settled.wait()
 
-    async def supervise(self) -> None:
+    async def supervise(self, client: httpx.AsyncClient) -> None:
         """Keep the engine running until stop(); the task ends when the seat stops or fails."""
         try:
-            await self._supervise()
+            await self._supervise(client)
         except Exception as exc:  # a bug here must show on the seat, not vanish with the task
             self._fail(f"council could not supervise this engine: {exc!r}")
             await self._terminate()
@@ -106,32 +106,31 @@ class EngineProcess:
         finally:
             self.spawned.set()
 
-    async def _supervise(self) -> None:
+    async def _supervise(self, client: httpx.AsyncClient) -> None:
         run = await self._spawn()
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while not self._stopping.is_set():
-                if run.process.returncode is not None:  # a crash or failed start: go again
-                    run = await self._spawn()
-                if not await self._wait_healthy(run, client):
-                    if self._stopping.is_set():
-                        break
-                    reason = self._failure_reason(run)
-                    if _BIND_FAILURE in reason and run.process.returncode is not None:
-                        continue  # someone took the port between our probe and its bind
-                    if not self._healthy.is_set() or not await self._crashed(reason):
-                        self._fail(reason)
-                        break
-                    continue
-                self._set(SeatState.HEALTHY, None, "healthy", f"answering on port {run.port}")
-                self._healthy.set()
-                self._settled.set()
-                ended = await self._wait_exit_or_stop(run)
-                if not ended:
+        while not self._stopping.is_set():
+            if run.process.returncode is not None:  # a crash or failed start: go again
+                run = await self._spawn()
+            if not await self._wait_healthy(run, client):
+                if self._stopping.is_set():
                     break
-                reason = f"{_describe_exit(run.process.returncode)}; {self._failure_reason(run)}"
-                if not await self._crashed(reason):
+                reason = self._failure_reason(run)
+                if _BIND_FAILURE in reason and run.process.returncode is not None:
+                    continue  # someone took the port between our probe and its bind
+                if not self._healthy.is_set() or not await self._crashed(reason):
                     self._fail(reason)
                     break
+                continue
+            self._set(SeatState.HEALTHY, None, "healthy", f"answering on port {run.port}")
+            self._healthy.set()
+            self._settled.set()
+            ended = await self._wait_exit_or_stop(run)
+            if not ended:
+                break
+            reason = f"{_describe_exit(run.process.returncode)}; {self._failure_reason(run)}"
+            if not await self._crashed(reason):
+                self._fail(reason)
+                break
         await self._terminate()
         if self.state is not SeatState.FAILED:
             self._set(SeatState.STOPPED, None, "stopped", "stopped")
@@ -272,6 +271,13 @@ def failure_reason(log_text: str) -> str:
             if match and "exiting due to" not in line:
                 return (match.group(1) if match.groups() else match.group(0)).strip()
     return ""
+
+
+def loopback_client() -> httpx.AsyncClient:
+    """A client for engines on 127.0.0.1: plain HTTP, so no TLS context (building one costs
+    tens of milliseconds per client), and no proxy from the environment ever sees engine traffic.
+    """
+    return httpx.AsyncClient(timeout=2.0, trust_env=False, verify=False)  # noqa: S501
 
 
 def free_port() -> int:
