@@ -37,9 +37,26 @@ class SeatConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CouncilDefaults:
+    """What a question gets when it does not say: `[council]` in config.toml."""
+
+    mode: str = "synthesize"
+    chair: str = ""  # empty: the first seat taking part
+    seats: tuple[str, ...] = ()  # empty: every seat
+    max_tokens: int = 512
+    temperature: float = 0.7
+    stage_timeout: float = 300.0
+    exclude_self: bool = True
+    layers: int = 1
+    extractor: str = "number"
+    review_ties: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     port: int = DEFAULT_PORT
     seats: tuple[SeatConfig, ...] = field(default_factory=tuple)
+    council: CouncilDefaults = field(default_factory=CouncilDefaults)
 
     @property
     def enabled_seats(self) -> tuple[SeatConfig, ...]:
@@ -62,6 +79,7 @@ def load_config(folder: DataFolder) -> HubConfig:
 def save_config(folder: DataFolder, config: HubConfig) -> None:
     document: dict[str, Any] = {
         "hub": {"port": config.port},
+        "council": {**asdict(config.council), "seats": list(config.council.seats)},
         "seats": [{**asdict(seat), "extra_args": list(seat.extra_args)} for seat in config.seats],
     }
     text = "# council configuration. Model paths are relative to models/.\n" + tomli_w.dumps(
@@ -89,7 +107,30 @@ def _parse(raw: dict[str, Any], path: Path) -> HubConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"{path}: seat names must be unique, repeated: {', '.join(duplicates)}")
-    return HubConfig(port=port, seats=seats)
+    return HubConfig(port=port, seats=seats, council=_parse_council(raw.get("council", {}), path))
+
+
+def _parse_council(raw: Any, path: Path) -> CouncilDefaults:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [council] must be a table")
+    defaults = CouncilDefaults()
+    values: dict[str, Any] = {}
+    for name in CouncilDefaults.__dataclass_fields__:
+        if name not in raw:
+            continue
+        value, expected = raw[name], type(getattr(defaults, name))
+        if expected is tuple:
+            ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+            value = tuple(value) if ok else value
+        elif expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"{path}: council.{name} has a bad value {value!r}")
+        values[name] = value
+    return CouncilDefaults(**values)
 
 
 def _parse_seat(item: Any, path: Path) -> SeatConfig:

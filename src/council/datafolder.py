@@ -120,6 +120,7 @@ class HubLock:
     def __init__(self, folder: DataFolder) -> None:
         self.path = folder.root / "council.lock"
         self._handle: BinaryIO | None = None
+        self._record: dict[str, object] = {}
 
     def acquire(self) -> list[dict[str, object]]:
         """Take the lock; return the engines the previous holder recorded."""
@@ -137,7 +138,7 @@ class HubLock:
         handle.seek(0)
         previous = _parse_record(handle.read()).get("engines", [])
         self._handle = handle
-        self.record([])
+        self.record(engines=[])
         return (
             [item for item in previous if isinstance(item, dict)]
             if isinstance(previous, list)
@@ -148,19 +149,35 @@ class HubLock:
     def root_name(self) -> str:
         return str(self.path.parent)
 
-    def record(self, engines: list[dict[str, object]]) -> None:
+    def record(self, **fields: object) -> None:
+        """Update what the file says about this hub: `engines`, and `url` once it serves."""
         if self._handle is None:
             return
+        self._record.update(fields, pid=os.getpid())
         self._handle.seek(0)
         self._handle.truncate()
-        self._handle.write(json.dumps({"pid": os.getpid(), "engines": engines}).encode())
+        self._handle.write(json.dumps(self._record).encode())
         self._handle.flush()
 
     def release(self) -> None:
         if self._handle is not None:
-            self.record([])
+            self._record.clear()
+            self.record()
             self._handle.close()  # closing drops the lock
             self._handle = None
+
+
+def running_hub(folder: DataFolder) -> dict[str, object] | None:
+    """What the hub serving this data folder recorded (its `url`), or None if none runs."""
+    path = folder.root / "council.lock"
+    if not path.exists():
+        return None
+    with open(path, "rb") as handle:
+        try:
+            _lock_exclusively(handle)
+        except OSError:  # held: a hub is running
+            return _parse_record(handle.read())
+    return None  # we could take the lock, so nobody holds it (closing the file released it)
 
 
 def _lock_exclusively(handle: BinaryIO) -> None:

@@ -8,7 +8,9 @@
     │   └── EngineBuildError     fetching, verifying or compiling llama.cpp failed
     ├── SeatError
     │   └── InsufficientMemory   the enabled seats do not fit in available RAM
-    └── PortInUse                an explicitly requested port is taken
+    ├── PortInUse                an explicitly requested port is taken
+    ├── NotFound                 no such conversation, seat or mode (HTTP 404)
+    └── BadRequest               a request the council cannot run as given (HTTP 400)
 
 Lower-level errors (OSError, subprocess failures, TOML syntax) are translated into these once,
 where they happen, so the CLI can print `str(error)` and exit non-zero without a traceback.
@@ -48,4 +50,12 @@ class InsufficientMemory(SeatError):
 
 
 class PortInUse(CouncilError):
+    pass
+
+
+class NotFound(CouncilError):
+    pass
+
+
+class BadRequest(CouncilError):
     pass

@@ -20,19 +20,26 @@ import sys
 import time
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from council import __version__
-from council.config import HubConfig
+from council.config import CouncilDefaults, HubConfig, load_config, save_config
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
+from council.deliberation.local import local_seats
+from council.deliberation.service import CouncilService
 from council.engine import orphans
 from council.engine.binary import EngineBinary, find_llama_server
 from council.engine.fleet import Fleet, plan_seats
 from council.errors import PortInUse
+from council.store import conversations
 from council.store import db as store
+
+if TYPE_CHECKING:
+    from council.server.api import ApiContext
 
 log = logging.getLogger("council")
 PORT_SEARCH = 20
@@ -45,6 +52,7 @@ class UpOptions:
     host: str = "127.0.0.1"
     llama_server: Path | None = None
     open_browser: bool = True
+    terminal_log: bool = True  # False when a CLI command runs a hub for its own duration
 
 
 @dataclass(slots=True)
@@ -64,8 +72,10 @@ class Hub:
         self.ready: _Ready | None = None
         self.url = ""
         self._stop = asyncio.Event()
+        self._serving = asyncio.Event()
         self._db: sqlite3.Connection | None = None
         self._lock: HubLock | None = None
+        self.council: CouncilService | None = None
 
     def health(self) -> dict[str, object]:
         if self.ready is None:
@@ -76,6 +86,17 @@ class Hub:
 
     def request_shutdown(self) -> None:
         self._stop.set()
+
+    async def wait_serving(self, task: asyncio.Task[None]) -> None:
+        """Wait until the hub serves and every seat has settled; re-raise if it failed to start."""
+        serving = asyncio.create_task(self._serving.wait())
+        await asyncio.wait({serving, task}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            serving.cancel()
+            await task  # raises the start-up error
+            raise RuntimeError("the hub stopped before it served")
+        assert self.ready is not None  # noqa: S101 - serving implies started
+        await self.ready.fleet.wait_settled()
 
     async def serve(self) -> None:
         ready = self.startup()
@@ -91,7 +112,7 @@ class Hub:
         self._lock = HubLock(folder)
         left_behind = self._lock.acquire()
         try:
-            configure_logging(folder.logs)
+            configure_logging(folder.logs, terminal=self.options.terminal_log)
             if stopped := orphans.reap(left_behind):
                 log.warning("stopped engines a previous council left running: %s", stopped)
             binary = find_llama_server(folder, self.options.llama_server)
@@ -100,6 +121,8 @@ class Hub:
             fleet.check_memory()
             listener = bind_listener(self.options.host, self.options.port, config.port)
             self._db = store.connect(folder.database)
+            if interrupted := conversations.mark_interrupted(self._db):
+                log.warning("%d answer(s) were interrupted when the last hub stopped", interrupted)
         except BaseException:
             self._lock.release()
             raise
@@ -122,14 +145,19 @@ class Hub:
 
         from council.server.app import create_app
 
+        api = self._api_context(ready)
+
         config = uvicorn.Config(
-            create_app(self), log_level="warning", access_log=False, lifespan="off",
-            server_header=False, ws="none",
+            create_app(self, api), log_level="warning", access_log=False, lifespan="off",
+            server_header=False, ws="none", timeout_graceful_shutdown=3,
         )  # fmt: skip
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
         host, port = ready.listener.getsockname()[:2]
         self.url = f"http://{host}:{port}"
+        if self._lock is not None:
+            self._lock.record(url=self.url)  # how `council ask` finds this hub
+        self._serving.set()
         self.say(f"council is serving {self.url}  (Ctrl-C stops it)")
         if self.options.open_browser and _has_display():
             await asyncio.to_thread(webbrowser.open, self.url)
@@ -137,6 +165,8 @@ class Hub:
         stop = asyncio.create_task(self._stop.wait())
         await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
         settled.cancel()
+        if self.council is not None:
+            await self.council.stop_all()  # rounds end as "cancelled", their streams close
         server.should_exit = True
         await serving
         stop.cancel()
@@ -149,6 +179,24 @@ class Hub:
         if self._lock is not None:
             self._lock.release()  # the next hub may start on this folder
         self.say("council stopped")
+
+    def _api_context(self, ready: _Ready) -> ApiContext:
+        from council.server.api import ApiContext
+
+        assert self._db is not None  # noqa: S101 - startup() opened it
+        seats = local_seats(ready.config, ready.fleet)
+
+        def seat_list() -> list[dict[str, Any]]:
+            return [{**row, "kind": "local", "ctx_size": seats[str(row["name"])].ctx_size}
+                    for row in ready.fleet.seats()]  # fmt: skip
+
+        def save_defaults(defaults: CouncilDefaults) -> None:
+            ready.config = replace(load_config(ready.folder), council=defaults)
+            save_config(ready.folder, ready.config)
+
+        self.council = CouncilService(self._db, lambda: seats, lambda: ready.config.council)
+        return ApiContext(self._db, self.council, seat_list, lambda: ready.config.council,
+                          save_defaults)  # fmt: skip
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
         await fleet.wait_settled()
@@ -164,7 +212,7 @@ class Hub:
             store.record_engine_event(self._db, seat, kind, message)
         if self._lock is not None and self.ready is not None:
             pids = [e.pid for e in self.ready.fleet.engines.values() if e.pid is not None]
-            self._lock.record([item for pid in pids if (item := orphans.describe(pid))])
+            self._lock.record(engines=[item for pid in pids if (item := orphans.describe(pid))])
 
     def _announce(self, folder: DataFolder, config: HubConfig, binary: EngineBinary) -> None:
         self.say(f"council {__version__}  data: {folder.root}")
@@ -213,17 +261,19 @@ def _has_display() -> bool:
     return True
 
 
-def configure_logging(logs: Path) -> None:
-    """council's own lines go to the terminal and to logs/council.log; libraries stay quiet."""
+def configure_logging(logs: Path, *, terminal: bool = True) -> None:
+    """council's own lines go to logs/council.log and the terminal; libraries stay quiet."""
     logs.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     log.handlers.clear()
-    for handler in (
-        logging.StreamHandler(sys.stderr),
+    handlers: list[logging.Handler] = [
         RotatingFileHandler(
             logs / "council.log", maxBytes=4 * 1024 * 1024, backupCount=2, encoding="utf-8"
-        ),
-    ):
+        )
+    ]
+    if terminal:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
         handler.setFormatter(formatter)
         log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -136,6 +136,16 @@ class Fleet:
             )
         return rows
 
+    def target(self, name: str) -> tuple[str, str] | str:
+        """Where seat `name` answers now (URL and per-run key), or why it cannot."""
+        engine = self.engines.get(name)
+        if engine is None:
+            return self._missing.get(name, f"{name} is not a seat")
+        if engine.state is not SeatState.HEALTHY:
+            why = f": {engine.reason}" if engine.reason else ""
+            return f"{name} is {engine.state.value}{why}"
+        return engine.base_url, engine.api_key
+
     def status(self) -> str:
         """ok: every seat answers; starting: some are still loading; degraded: otherwise."""
         states = [row["state"] for row in self.seats()]

@@ -18,6 +18,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from council.errors import CouncilError
+from council.server.api import Api, ApiContext, council_error_response
+from council.server.openapi import openapi_schema
+
 WEB = Path(__file__).resolve().parent.parent / "web"
 SECURITY_HEADERS = [
     (
@@ -53,12 +57,16 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(source: HealthSource) -> Starlette:
+def create_app(source: HealthSource, api: ApiContext | None = None) -> Starlette:
     async def index(request: Request) -> Response:
         return FileResponse(WEB / "index.html")
 
     async def health(request: Request) -> Response:
+        """The hub's status word and every seat's state."""
         return JSONResponse(source.health(), headers={"cache-control": "no-store"})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_schema(app.routes))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -68,12 +76,20 @@ def create_app(source: HealthSource) -> Starlette:
             {"error": {"status": status, "message": detail}}, status_code=status, headers=headers
         )
 
-    return Starlette(
+    async def council_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, CouncilError):
+            return council_error_response(exc)
+        return await http_error(request, exc)
+
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/health", health),
+            Route("/api/openapi.json", openapi),
+            *(Api(api).routes() if api is not None else []),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, CouncilError: council_error},
     )
+    return app

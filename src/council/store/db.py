@@ -35,6 +35,63 @@ def m001_engine_events(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_conversations(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            options TEXT NOT NULL,
+            status TEXT NOT NULL,
+            answer TEXT,
+            result TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            UNIQUE (conversation_id, position)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE outputs (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            stage TEXT NOT NULL,
+            layer INTEGER NOT NULL DEFAULT 0,
+            seat TEXT NOT NULL,
+            status TEXT NOT NULL,
+            content TEXT NOT NULL,
+            error TEXT,
+            details TEXT NOT NULL DEFAULT '{}',
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            prompt_ms REAL NOT NULL DEFAULT 0,
+            generation_ms REAL NOT NULL DEFAULT 0,
+            wall_ms REAL NOT NULL DEFAULT 0,
+            started_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX outputs_by_message ON outputs (message_id)")
+    db.execute("CREATE INDEX messages_by_conversation ON messages (conversation_id, position)")
+
+
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")

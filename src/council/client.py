@@ -1,0 +1,102 @@
+"""Talking to a hub from the command line: find the one serving this stick, or run one briefly.
+
+`council ask` and friends go through the hub's own HTTP API, so a question asked in the terminal
+is run, streamed and stored exactly like one asked in the browser. When no hub serves the data
+folder, the command starts one in-process on an ephemeral loopback port for its own duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from council.datafolder import DataFolder, running_hub
+from council.deliberation.events import Event
+from council.errors import BadRequest, CouncilError, NotFound
+
+
+class HubClient:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.AsyncClient(base_url=self.url, timeout=httpx.Timeout(30, read=None),
+                                         trust_env=False)  # fmt: skip
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def create_conversation(self, title: str = "") -> str:
+        response = await self._request("POST", "/api/conversations", json={"title": title})
+        return str(response.json()["id"])
+
+    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+        response = await self._request("GET", f"/api/conversations/{conversation_id}")
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def ask(
+        self, conversation_id: str, question: str, options: dict[str, Any]
+    ) -> AsyncIterator[Event]:
+        """The round's events as they stream; leaving early stops the round on the hub."""
+        body = {"question": question, **options}
+        path = f"/api/conversations/{conversation_id}/messages"
+        async with self._client.stream("POST", path, json=body) as response:
+            if response.status_code >= 400:
+                _raise_for(response.status_code, await response.aread())
+            kind = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:") and kind:
+                    yield Event(kind, json.loads(line[5:]))
+                    kind = ""
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CouncilError(f"cannot reach the hub at {self.url}: {exc!r}") from None
+        if response.status_code >= 400:
+            _raise_for(response.status_code, response.content)
+        return response
+
+
+def _raise_for(status: int, body: bytes) -> None:
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body[:200].decode(errors="replace") or f"HTTP {status}"
+    raise (NotFound if status == 404 else BadRequest if status < 500 else CouncilError)(message)
+
+
+@asynccontextmanager
+async def hub_for(folder: DataFolder, llama_server: Path | None = None) -> AsyncIterator[HubClient]:
+    """A client for the hub serving `folder`, starting one for the duration if none runs."""
+    record = running_hub(folder)
+    if record and isinstance(record.get("url"), str):
+        client = HubClient(str(record["url"]))
+        try:
+            yield client
+        finally:
+            await client.close()
+        return
+    from council.hub import Hub, UpOptions
+
+    hub = Hub(UpOptions(data=folder.root, port=0, llama_server=llama_server, open_browser=False,
+                        terminal_log=False), say=lambda line: None)  # fmt: skip
+    serving = asyncio.create_task(hub.serve())
+    try:
+        await hub.wait_serving(serving)
+        client = HubClient(hub.url)
+        try:
+            yield client
+        finally:
+            await client.close()
+    finally:
+        hub.request_shutdown()
+        await serving

@@ -1,0 +1,1 @@
+"""The council: seats, modes, prompts, ranking."""

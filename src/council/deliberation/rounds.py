@@ -1,0 +1,192 @@
+"""One council round's plumbing: asking seats, streaming their tokens, storing what they said.
+
+The modes (modes.py) describe *what* is asked of whom; a `Round` does the asking the same way
+for every stage: per-seat timeout, failures kept with their reason instead of dropped, every
+finished output committed to the store at once, and cancellation that stores what was produced
+so far before it lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from council.deliberation.events import Emit, Event
+from council.deliberation.prompts import history_messages
+from council.deliberation.seats import Message, Sampling, Seat, SeatFailure
+from council.store import conversations as store
+from council.types import Mode, OutputStatus, Stage, StageOutput
+
+# Room kept for the chat template's own tokens when history is trimmed to a seat's context.
+TEMPLATE_MARGIN = 64
+
+
+@dataclass(frozen=True, slots=True)
+class RoundOptions:
+    mode: Mode = Mode.SYNTHESIZE
+    seats: tuple[str, ...] = ()
+    chair: str = ""
+    sampling: Sampling = field(default_factory=Sampling)
+    stage_timeout: float = 300.0
+    exclude_self: bool = True  # a reviewer does not rank its own answer
+    layers: int = 1  # mixture-of-agents proposer layers
+    extractor: str = "number"  # vote mode: number | choice[:LETTERS] | regex:PATTERN
+    review_ties: bool = False  # vote mode: settle ties by a review round instead of the chair
+    shuffle_seed: int | None = None  # reproducible review orders (tests, benchmarks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value, "seats": list(self.seats), "chair": self.chair,
+            "max_tokens": self.sampling.max_tokens, "temperature": self.sampling.temperature,
+            "stage_timeout": self.stage_timeout, "exclude_self": self.exclude_self,
+            "layers": self.layers, "extractor": self.extractor, "review_ties": self.review_ties,
+        }  # fmt: skip
+
+
+class Round:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        seats: Mapping[str, Seat],
+        *,
+        conversation_id: str,
+        message_id: str,
+        question: str,
+        history: Sequence[tuple[str, str]],
+        options: RoundOptions,
+        emit: Emit,
+    ) -> None:
+        self.db = db
+        self.seats = seats
+        self.conversation_id = conversation_id
+        self.message_id = message_id
+        self.question = question
+        self.history = list(history)
+        self.options = options
+        self._emit = emit
+        self.notes: list[str] = []
+        self._token_counts: dict[tuple[str, str], int | None] = {}
+
+    def emit(self, kind: str, **data: Any) -> None:
+        self._emit(
+            Event(kind, {"conversation_id": self.conversation_id, "message_id": self.message_id,
+                         **data})
+        )  # fmt: skip
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self.emit("note", text=text)
+
+    async def ask_all(
+        self,
+        stage: Stage,
+        seats: Sequence[str],
+        prompt_for: Callable[[str], str],
+        layer: int = 0,
+    ) -> list[StageOutput]:
+        """Ask every seat in parallel; each result is kept, failed or not, in seat order."""
+        self.emit("stage_start", stage=stage.value, layer=layer, seats=list(seats))
+        return list(
+            await asyncio.gather(
+                *(self.ask(stage, seat, prompt_for(seat), layer=layer) for seat in seats)
+            )
+        )
+
+    async def ask(
+        self,
+        stage: Stage,
+        seat_name: str,
+        prompt: str,
+        *,
+        layer: int = 0,
+        annotate: Callable[[StageOutput], None] | None = None,
+    ) -> StageOutput:
+        """Ask one seat; `annotate` adds what the stage reads from the answer (a review's parsed
+        ranking, a vote's extracted answer) before the output is stored and announced."""
+        seat = self.seats[seat_name]
+        output = StageOutput(stage, seat_name, "", OutputStatus.DONE, layer=layer,
+                             started_at=store.now())  # fmt: skip
+        parts: list[str] = []
+        delta_event = "chair_delta" if stage is Stage.CHAIR else "seat_delta"
+
+        def on_delta(delta: str) -> None:
+            parts.append(delta)
+            self.emit(delta_event, stage=stage.value, layer=layer, seat=seat_name, delta=delta)
+
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.options.stage_timeout):
+                messages = await self.messages_for(seat, prompt)
+                completion = await seat.complete(messages, self.options.sampling, on_delta)
+            output.content, output.usage = completion.text, completion.usage
+            if not output.content.strip():
+                output.status, output.error = OutputStatus.FAILED, "the answer was empty"
+        except TimeoutError:
+            output.status = OutputStatus.TIMEOUT
+            output.error = f"no answer within {self.options.stage_timeout:g} s"
+        except SeatFailure as exc:
+            output.status, output.error = OutputStatus.FAILED, str(exc)
+        except asyncio.CancelledError:
+            output.status, output.error = OutputStatus.CANCELLED, "stopped"
+            output.content = "".join(parts)
+            self._finish(output, started)
+            raise
+        if output.status is not OutputStatus.DONE:
+            output.content = output.content or "".join(parts)
+        if annotate is not None:
+            annotate(output)
+        self._finish(output, started)
+        return output
+
+    def _finish(self, output: StageOutput, started: float) -> None:
+        output.finished_at = store.now()
+        if not output.usage.wall_ms:
+            output.usage.wall_ms = (time.monotonic() - started) * 1000
+        store.add_output(self.db, self.message_id, output)
+        payload = store.output_dict(output)
+        if output.status is OutputStatus.DONE:
+            self.emit("seat_done", **payload)
+        else:
+            self.emit("seat_error", **payload)
+
+    async def messages_for(self, seat: Seat, prompt: str) -> list[Message]:
+        """History plus this stage's prompt, oldest turns dropped until it fits the seat."""
+        if reason := seat.unavailable():
+            raise SeatFailure(reason)
+        history = history_messages(self.history)
+        current: Message = {"role": "user", "content": prompt}
+        if seat.ctx_size is None or not history:
+            return [*history, current]
+        budget = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
+        used = await self._tokens(seat, prompt)
+        if used is None:
+            return [*history, current]
+        kept: list[Message] = []
+        # Walk back from the newest turn pair; a pair is kept whole or not at all.
+        for index in range(len(history) - 2, -1, -2):
+            pair = history[index : index + 2]
+            counts = [await self._tokens(seat, message["content"]) for message in pair]
+            cost = sum(count or 0 for count in counts) + 8
+            if used + cost > budget:
+                break
+            used += cost
+            kept = pair + kept
+        if len(kept) < len(history):
+            dropped = (len(history) - len(kept)) // 2
+            self.emit("note", text=f"{seat.name}: left out the {dropped} oldest exchange(s) to "
+                      f"fit its {seat.ctx_size}-token context")  # fmt: skip
+        return [*kept, current]
+
+    async def _tokens(self, seat: Seat, text: str) -> int | None:
+        key = (seat.name, text)
+        if key not in self._token_counts:
+            self._token_counts[key] = await seat.count_tokens(text)
+        return self._token_counts[key]
+
+
+def done(outputs: Sequence[StageOutput]) -> list[StageOutput]:
+    return [output for output in outputs if output.status is OutputStatus.DONE]

@@ -1,0 +1,192 @@
+"""A seat is anything that speaks OpenAI chat completions; the council never knows which kind.
+
+`HttpSeat` streams from an OpenAI-compatible endpoint: a local engine (its per-run key and
+current port are read from the supervised process at request time, so a restart on a new port is
+invisible here), another council hub, or an opt-in cloud endpoint. A browser seat will implement
+the same `Seat` protocol over its own transport.
+
+Cancelling the task that awaits `complete()` closes the HTTP stream; llama-server notices the
+closed connection and frees the slot, so "stop" reaches the engine and not only the page.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from council.types import Usage
+
+Message = dict[str, str]
+OnDelta = Callable[[str], None]
+
+
+class SeatFailure(Exception):
+    """A seat could not answer: the message says why, in words a person can act on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    max_tokens: int = 512
+    temperature: float = 0.7
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    usage: Usage
+    finish_reason: str | None
+
+
+class Seat(Protocol):
+    name: str
+    kind: str  # "local", "remote" or "browser"
+
+    @property
+    def ctx_size(self) -> int | None: ...
+
+    def unavailable(self) -> str | None:
+        """Why this seat cannot answer right now (None when it can)."""
+        ...
+
+    async def complete(
+        self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
+    ) -> Completion: ...
+
+    async def count_tokens(self, text: str) -> int | None: ...
+
+
+Target = Callable[[], tuple[str, str] | str]  # (base URL, API key), or why it is unavailable
+
+
+class HttpSeat:
+    """An OpenAI-compatible chat endpoint, streamed."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        target: Target,
+        client: httpx.AsyncClient,
+        *,
+        model: str | None = None,
+        ctx_size: int | None = None,
+        tokenize: bool = False,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self._target = target
+        self._client = client
+        self._model = model or name
+        self._ctx_size = ctx_size
+        self._tokenize = tokenize  # llama-server's /tokenize; other endpoints have none
+
+    @property
+    def ctx_size(self) -> int | None:
+        return self._ctx_size
+
+    def unavailable(self) -> str | None:
+        target = self._target()
+        return target if isinstance(target, str) else None
+
+    async def complete(
+        self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
+    ) -> Completion:
+        base_url, key = self._resolve()
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        started = time.monotonic()
+        parts: list[str] = []
+        usage = Usage()
+        finish_reason = None
+        try:
+            async with self._client.stream(
+                "POST",
+                f"{base_url}/v1/chat/completions",
+                json=body,
+                headers=_auth(key),
+                timeout=httpx.Timeout(30.0, read=None),
+            ) as response:
+                if response.status_code >= 400:
+                    raise SeatFailure(_error_text(await response.aread(), response.status_code))
+                async for data in _sse_data(response):
+                    chunk = json.loads(data)
+                    for choice in chunk.get("choices") or ():
+                        delta = (choice.get("delta") or {}).get("content")
+                        if delta:
+                            parts.append(delta)
+                            on_delta(delta)
+                        finish_reason = choice.get("finish_reason") or finish_reason
+                    _read_usage(chunk, usage)
+        except httpx.HTTPError as exc:
+            raise SeatFailure(f"lost the connection to {self.name}: {exc!r}") from None
+        except ValueError:
+            raise SeatFailure(f"{self.name} sent a stream council cannot read") from None
+        usage.wall_ms = (time.monotonic() - started) * 1000
+        return Completion("".join(parts), usage, finish_reason)
+
+    async def count_tokens(self, text: str) -> int | None:
+        if not self._tokenize:
+            return None
+        base_url, key = self._resolve()
+        try:
+            response = await self._client.post(
+                f"{base_url}/tokenize", json={"content": text}, headers=_auth(key), timeout=30
+            )
+            response.raise_for_status()
+            return len(response.json()["tokens"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            return None
+
+    def _resolve(self) -> tuple[str, str]:
+        target = self._target()
+        if isinstance(target, str):
+            raise SeatFailure(target)
+        return target
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
+    """The `data:` payloads of a server-sent event stream, until `[DONE]`."""
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue  # comments (": ping"), event names and blank separators
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        if data:
+            yield data
+
+
+def _read_usage(chunk: dict[str, Any], usage: Usage) -> None:
+    if reported := chunk.get("usage"):
+        usage.prompt_tokens = int(reported.get("prompt_tokens") or 0)
+        usage.completion_tokens = int(reported.get("completion_tokens") or 0)
+    if timings := chunk.get("timings"):  # llama-server's own measurements
+        usage.prompt_ms = float(timings.get("prompt_ms") or 0.0)
+        usage.generation_ms = float(timings.get("predicted_ms") or 0.0)
+
+
+def _error_text(body: bytes, status: int) -> str:
+    try:
+        error = json.loads(body).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        message = None
+    return f"HTTP {status}: {message or body[:200].decode(errors='replace') or 'no details'}"

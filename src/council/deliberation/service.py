@@ -1,0 +1,180 @@
+"""Running council rounds for the hub: validation, the round's task, its event stream.
+
+A round runs in its own task and speaks through a queue of events; whoever started it (an SSE
+response, the CLI, the /v1 endpoint) reads the queue and, when it goes away, cancels the task.
+Cancelling reaches every seat's HTTP stream, so the engines stop generating too, and what was
+produced so far is stored as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from council.config import CouncilDefaults
+from council.deliberation.events import Event
+from council.deliberation.modes import RoundFailed, run_mode
+from council.deliberation.rounds import Round, RoundOptions
+from council.deliberation.seats import Sampling, Seat
+from council.errors import BadRequest, NotFound
+from council.store import conversations as store
+from council.types import MessageStatus, Mode
+
+log = logging.getLogger("council")
+MAX_QUESTION = 100_000
+
+
+@dataclass(slots=True)
+class RunHandle:
+    conversation_id: str
+    message_id: str
+    task: asyncio.Task[None]
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+
+    async def events(self) -> AsyncGenerator[Event, None]:
+        """The round's events until it ends; closing this iterator early stops the round."""
+        try:
+            while (event := await self.queue.get()) is not None:
+                yield event
+        finally:
+            if not self.task.done():
+                self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+class CouncilService:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        seats: Callable[[], Mapping[str, Seat]],
+        defaults: Callable[[], CouncilDefaults],
+    ) -> None:
+        self.db = db
+        self._seats = seats
+        self._defaults = defaults
+        self.running: dict[str, RunHandle] = {}
+
+    async def stop_all(self) -> None:
+        handles = list(self.running.values())
+        for handle in handles:
+            handle.stop()
+        await asyncio.gather(*(handle.task for handle in handles), return_exceptions=True)
+
+    def options(self, request: Mapping[str, Any]) -> RoundOptions:
+        """The request's choices over the defaults, validated; unknown names are a clear 4xx."""
+        defaults = self._defaults()
+        merged = {**asdict(defaults), **{k: v for k, v in request.items() if v is not None}}
+        seats = self._seats()
+        try:
+            mode = Mode(merged["mode"])
+        except ValueError:
+            modes = ", ".join(m.value for m in Mode)
+            raise BadRequest(f"unknown mode {merged['mode']!r}: use {modes}") from None
+        chosen = tuple(merged["seats"] or seats)
+        if not isinstance(merged["seats"], list | tuple) or not chosen:
+            raise BadRequest("'seats' must be a list of seat names")
+        unknown = [name for name in chosen if name not in seats]
+        if unknown:
+            raise NotFound(f"unknown seat {unknown[0]!r}: the seats are {', '.join(seats)}")
+        if len(set(chosen)) != len(chosen):
+            raise BadRequest("a seat may take part once per round")
+        chair = merged["chair"] or chosen[0]
+        if chair not in seats:
+            raise NotFound(f"unknown chair {chair!r}: the seats are {', '.join(seats)}")
+        seed = merged.get("seed")
+        return RoundOptions(
+            mode=mode,
+            seats=chosen,
+            chair=chair,
+            sampling=Sampling(
+                max_tokens=_int(merged, "max_tokens", 1, 32768),
+                temperature=_float(merged, "temperature", 0, 2),
+                seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            ),
+            stage_timeout=_float(merged, "stage_timeout", 1, 3600),
+            exclude_self=bool(merged["exclude_self"]),
+            layers=_int(merged, "layers", 1, 4),
+            extractor=str(merged["extractor"]),
+            review_ties=bool(merged["review_ties"]),
+            shuffle_seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        )
+
+    def start(self, conversation_id: str, question: str, options: RoundOptions) -> RunHandle:
+        question = question.strip()
+        if not question:
+            raise BadRequest("the question is empty")
+        if len(question) > MAX_QUESTION:
+            raise BadRequest(f"the question is longer than {MAX_QUESTION} characters")
+        if options.mode is Mode.VOTE:
+            from council.deliberation.extract import make_extractor
+
+            try:
+                make_extractor(options.extractor)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+        history = store.history(self.db, conversation_id)
+        message_id = store.start_message(
+            self.db, conversation_id, question, options.mode.value, options.to_dict()
+        )
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        round_ = Round(
+            self.db,
+            self._seats(),
+            conversation_id=conversation_id,
+            message_id=message_id,
+            question=question,
+            history=history,
+            options=options,
+            emit=queue.put_nowait,
+        )
+        task = asyncio.create_task(self._run(round_, queue), name=f"round:{message_id}")
+        handle = RunHandle(conversation_id, message_id, task, queue)
+        self.running[message_id] = handle
+        task.add_done_callback(lambda _: self.running.pop(message_id, None))
+        return handle
+
+    async def _run(self, round_: Round, queue: asyncio.Queue[Event | None]) -> None:
+        options = round_.options
+        round_.emit("run_start", mode=options.mode.value, seats=list(options.seats),
+                    chair=options.chair, question=round_.question)  # fmt: skip
+        status, answer, result, error = MessageStatus.DONE, None, {}, None
+        try:
+            verdict = await run_mode(round_)
+            answer, result = verdict.answer, verdict.result
+        except RoundFailed as exc:
+            status, error = MessageStatus.FAILED, str(exc)
+        except asyncio.CancelledError:
+            status, error = MessageStatus.CANCELLED, "stopped before the council finished"
+            raise
+        except Exception as exc:  # a bug must end the round visibly, never hang the stream
+            log.exception("council round %s failed", round_.message_id)
+            status, error = MessageStatus.FAILED, f"internal error: {exc!r}"
+        finally:
+            result.setdefault("notes", round_.notes)
+            store.finish_message(self.db, round_.message_id, status, answer=answer,
+                                 result=result, error=error)  # fmt: skip
+            if error and status is MessageStatus.FAILED:
+                round_.emit("error", message=error)
+            round_.emit("done", status=status.value, answer=answer, result=result, error=error)
+            queue.put_nowait(None)
+
+
+def _int(request: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    value = request[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(f"{key} must be a whole number from {low} to {high}")
+    return value
+
+
+def _float(request: Mapping[str, Any], key: str, low: float, high: float) -> float:
+    value = request[key]
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(f"{key} must be a number from {low:g} to {high:g}")
+    return float(value)

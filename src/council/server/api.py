@@ -1,0 +1,237 @@
+"""`/api`: conversations, council rounds streamed over SSE, seats and the council's defaults.
+
+Every error is a JSON body `{"error": {"status", "message"}}`; council's own errors map to their
+HTTP status once, here (`NotFound` 404, `BadRequest` 400), the way httpx maps transport errors
+at its boundary. Request bodies are read with a size limit before they are parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from council.config import CouncilDefaults
+from council.deliberation.service import CouncilService, RunHandle
+from council.errors import BadRequest, CouncilError, NotFound
+from council.store import conversations as store
+from council.store import export
+
+MAX_BODY = 1024 * 1024
+HEARTBEAT = 15.0  # seconds of silence before an SSE comment keeps proxies and clients awake
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    db: sqlite3.Connection
+    council: CouncilService
+    seats: Callable[[], list[dict[str, Any]]]
+    defaults: Callable[[], CouncilDefaults]
+    save_defaults: Callable[[CouncilDefaults], None]
+
+
+class PayloadTooLarge(CouncilError):
+    pass
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
+
+
+def council_error_response(exc: CouncilError) -> JSONResponse:
+    status = {NotFound: 404, BadRequest: 400, PayloadTooLarge: 413}.get(type(exc), 409)
+    return error_response(status, str(exc))
+
+
+async def read_json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return value
+
+
+class Api:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+
+    async def list_conversations(self, request: Request) -> Response:
+        """List conversations, newest first; `?search=` matches titles, questions, answers."""
+        search = request.query_params.get("search") or None
+        return JSONResponse({"conversations": store.list_conversations(self.db, search)})
+
+    async def create_conversation(self, request: Request) -> Response:
+        """Create an empty conversation."""
+        body = await read_json(request)
+        conversation_id = store.create_conversation(self.db, str(body.get("title") or ""))
+        return JSONResponse(store.get_conversation(self.db, conversation_id), status_code=201)
+
+    async def get_conversation(self, request: Request) -> Response:
+        """A conversation with every message and every seat's output."""
+        return JSONResponse(store.get_conversation(self.db, request.path_params["id"]))
+
+    async def rename_conversation(self, request: Request) -> Response:
+        """Rename a conversation: `{"title": "..."}`."""
+        title = str((await read_json(request)).get("title") or "").strip()
+        if not title:
+            raise BadRequest("the title is empty")
+        store.rename_conversation(self.db, request.path_params["id"], title)
+        return JSONResponse(store.get_conversation(self.db, request.path_params["id"]))
+
+    async def delete_conversation(self, request: Request) -> Response:
+        """Delete a conversation and everything in it."""
+        store.delete_conversation(self.db, request.path_params["id"])
+        return Response(status_code=204)
+
+    async def export_conversation(self, request: Request) -> Response:
+        """Download a conversation: `?format=md` (default) or `?format=json`."""
+        conversation = store.get_conversation(self.db, request.path_params["id"])
+        fmt = request.query_params.get("format", "md")
+        name = f"council-{conversation['id']}"
+        if fmt == "json":
+            return JSONResponse(
+                export.to_json_document(conversation),
+                headers={"content-disposition": f'attachment; filename="{name}.json"'},
+            )
+        if fmt == "md":
+            return Response(
+                export.to_markdown(conversation),
+                media_type="text/markdown; charset=utf-8",
+                headers={"content-disposition": f'attachment; filename="{name}.md"'},
+            )
+        raise BadRequest(f"unknown export format {fmt!r}: use md or json")
+
+    async def import_conversation(self, request: Request) -> Response:
+        """Store a JSON export as a new conversation."""
+        document = await read_json(request, limit=64 * MAX_BODY)
+        try:
+            conversation_id = store.import_conversation(
+                self.db, export.from_json_document(document)
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse(store.get_conversation(self.db, conversation_id), status_code=201)
+
+    async def ask(self, request: Request) -> Response:
+        """Run a council round on a question; the response is its SSE event stream."""
+        conversation_id = request.path_params["id"]
+        body = await read_json(request)
+        question = body.get("question")
+        if not isinstance(question, str):
+            raise BadRequest("'question' must be a string")
+        store.get_conversation(self.db, conversation_id)  # 404 before anything starts
+        handle = self.ctx.council.start(conversation_id, question, self.ctx.council.options(body))
+        return StreamingResponse(
+            _sse(handle, request),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no",
+                     "x-council-message": handle.message_id},
+        )  # fmt: skip
+
+    async def stop(self, request: Request) -> Response:
+        """Stop a running round; what was produced so far is kept as cancelled."""
+        handle = self.ctx.council.running.get(request.path_params["id"])
+        if handle is None:
+            raise NotFound(f"no running round {request.path_params['id']!r}")
+        handle.stop()
+        return JSONResponse({"stopping": handle.message_id}, status_code=202)
+
+    async def list_seats(self, request: Request) -> Response:
+        """Every seat with its kind, model, state and context size."""
+        return JSONResponse({"seats": self.ctx.seats()})
+
+    async def get_seat(self, request: Request) -> Response:
+        """One seat."""
+        for seat in self.ctx.seats():
+            if seat["name"] == request.path_params["name"]:
+                return JSONResponse(seat)
+        raise NotFound(f"no seat {request.path_params['name']!r}")
+
+    async def get_defaults(self, request: Request) -> Response:
+        """The council's defaults: mode, seats, chair, sampling, timeouts."""
+        return JSONResponse(_defaults_dict(self.ctx.defaults()))
+
+    async def put_defaults(self, request: Request) -> Response:
+        """Change the defaults (any subset of the fields); they are saved in config.toml."""
+        body = await read_json(request)
+        current = _defaults_dict(self.ctx.defaults())
+        unknown = sorted(set(body) - set(current))
+        if unknown:
+            raise BadRequest(f"unknown setting {unknown[0]!r}")
+        merged = {**current, **body}
+        options = self.ctx.council.options(merged)  # validates names, ranges and the mode
+        updated = CouncilDefaults(
+            mode=options.mode.value, chair=str(merged["chair"] or ""),
+            seats=tuple(merged["seats"] or ()), max_tokens=options.sampling.max_tokens,
+            temperature=options.sampling.temperature, stage_timeout=options.stage_timeout,
+            exclude_self=options.exclude_self, layers=options.layers,
+            extractor=options.extractor, review_ties=options.review_ties,
+        )  # fmt: skip
+        self.ctx.save_defaults(updated)
+        return JSONResponse(_defaults_dict(updated))
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/conversations", self.list_conversations, methods=["GET"]),
+            Route("/api/conversations", self.create_conversation, methods=["POST"]),
+            Route("/api/conversations/import", self.import_conversation, methods=["POST"]),
+            Route("/api/conversations/{id}", self.get_conversation, methods=["GET"]),
+            Route("/api/conversations/{id}", self.rename_conversation, methods=["PATCH"]),
+            Route("/api/conversations/{id}", self.delete_conversation, methods=["DELETE"]),
+            Route("/api/conversations/{id}/export", self.export_conversation, methods=["GET"]),
+            Route("/api/conversations/{id}/messages", self.ask, methods=["POST"]),
+            Route("/api/messages/{id}/stop", self.stop, methods=["POST"]),
+            Route("/api/seats", self.list_seats, methods=["GET"]),
+            Route("/api/seats/{name}", self.get_seat, methods=["GET"]),
+            Route("/api/council/defaults", self.get_defaults, methods=["GET"]),
+            Route("/api/council/defaults", self.put_defaults, methods=["PUT"]),
+        ]
+
+
+async def _sse(handle: RunHandle, request: Request) -> AsyncIterator[bytes]:
+    """The round's events as SSE; a client that goes away stops the round (and its engines)."""
+    watcher = asyncio.create_task(_stop_on_disconnect(handle, request))
+    events = handle.events()
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(events), timeout=HEARTBEAT)
+            except TimeoutError:
+                yield b": ping\n\n"
+                continue
+            except StopAsyncIteration:
+                return
+            yield event.sse()
+    finally:
+        watcher.cancel()
+        await events.aclose()
+
+
+async def _stop_on_disconnect(handle: RunHandle, request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            handle.stop()
+            return
+
+
+def _defaults_dict(defaults: CouncilDefaults) -> dict[str, Any]:
+    return {**asdict(defaults), "seats": list(defaults.seats)}
