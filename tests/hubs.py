@@ -7,6 +7,7 @@ stopped by name.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -119,3 +120,31 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def sse_events(lines: Any) -> Any:
+    """(type, data) pairs from an iterator of SSE lines."""
+    kind = ""
+    for line in lines:
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:") and kind:
+            yield kind, json.loads(line[5:])
+            kind = ""
+
+
+def ask_round(hub: HubProcess, conversation_id: str, question: str, **options: Any) -> list[
+    tuple[str, dict[str, Any]]
+]:  # fmt: skip
+    """Run a council round to the end and return every event it streamed."""
+    body = {"question": question, **options}
+    url = f"{hub.url}/api/conversations/{conversation_id}/messages"
+    with httpx.stream("POST", url, json=body, timeout=120) as response:
+        assert response.status_code == 200, response.read()
+        return list(sse_events(response.iter_lines()))
+
+
+def new_conversation(hub: HubProcess, title: str = "") -> str:
+    response = httpx.post(f"{hub.url}/api/conversations", json={"title": title}, timeout=10)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

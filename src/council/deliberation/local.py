@@ -13,7 +13,10 @@ def local_seats(config: HubConfig, fleet: Fleet) -> dict[str, HttpSeat]:
     seats = {}
     for planned in fleet.planned:
         seat = planned.config
-        context = seat.ctx_size or (planned.model.context_length if planned.model else None)
+        trained = planned.model.context_length if planned.model else None
+        # llama-server caps a slot's context at what the model was trained for.
+        configured = seat.ctx_size or trained
+        context = min(configured, trained) if configured and trained else configured
         seats[seat.name] = HttpSeat(
             seat.name,
             "local",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from council.deliberation.rounds import Round, done
 from council.types import Mode, OutputStatus, Stage, StageOutput
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+PromptFor = Callable[[str], Awaitable[str]]  # a stage's prompt for one seat
 
 
 class RoundFailed(Exception):
@@ -49,21 +50,21 @@ async def run_mode(round_: Round) -> Verdict:
 
 
 async def synthesize(round_: Round) -> Verdict:
-    answers = await round_.ask_all(Stage.ANSWER, round_.options.seats, lambda seat: round_.question)
+    answers = await round_.ask_all(Stage.ANSWER, round_.options.seats, _same(round_.question))
     survivors = _survivors(round_, answers)
     if len(survivors) == 1:
         return Verdict(survivors[0].content, {"chair": None, "notes": round_.notes})
     standings, reviews = await review(round_, survivors)
-    chair_text, chair = await _chair(
-        round_,
-        prompts.chair_prompt(
-            round_.question,
-            [(o.seat, o.content) for o in survivors],
-            [(o.seat, o.content) for o in reviews],
-            _standings_text(standings),
-        ),
-        standings,
-    )
+
+    async def chair_prompt(seat: str) -> str:
+        texts = await round_.fit(seat, [o.content for o in [*survivors, *reviews]])
+        shown_answers = [(o.seat, t) for o, t in zip(survivors, texts, strict=False)]
+        shown_reviews = [(o.seat, t) for o, t in zip(reviews, texts[len(survivors) :], strict=True)]
+        return prompts.chair_prompt(
+            round_.question, shown_answers, shown_reviews, _standings_text(standings)
+        )
+
+    chair_text, chair = await _chair(round_, chair_prompt, standings)
     return Verdict(
         chair_text,
         {"chair": chair, "standings": [asdict(s) for s in standings], "notes": round_.notes},
@@ -97,8 +98,8 @@ async def review(
                 ranking, problem = None, output.error
             output.details.update({"labels": labels, "ranking": ranking, "problem": problem})
 
-        shown = [(label, texts[seat]) for label, seat in labels.items()]
-        prompt = prompts.review_prompt(round_.question, shown)
+        fitted = await round_.fit(reviewer, [texts[seat] for seat in labels.values()])
+        prompt = prompts.review_prompt(round_.question, list(zip(labels, fitted, strict=True)))
         output = await round_.ask(Stage.REVIEW, reviewer, prompt, annotate=read_ranking)
         round_.emit("review_done", seat=reviewer, status=output.status.value, **output.details)
         return output
@@ -114,14 +115,12 @@ async def review(
 async def mixture_of_agents(round_: Round) -> Verdict:
     previous: list[StageOutput] = []
     for layer in range(1, max(1, round_.options.layers) + 1):
-        prompt = prompts.moa_layer_prompt(round_.question, [(o.seat, o.content) for o in previous])
-        outputs = await round_.ask_all(Stage.ANSWER, round_.options.seats, _same(prompt), layer)
+        build = _with_answers(round_, previous, prompts.moa_layer_prompt)
+        outputs = await round_.ask_all(Stage.ANSWER, round_.options.seats, build, layer)
         previous = _survivors(round_, outputs, stage=f"layer {layer}")
         if len(previous) == 1:
             return Verdict(previous[0].content, {"chair": None, "notes": round_.notes})
-    text, chair = await _chair(
-        round_, prompts.aggregate_prompt(round_.question, [(o.seat, o.content) for o in previous])
-    )
+    text, chair = await _chair(round_, _with_answers(round_, previous, prompts.aggregate_prompt))
     return Verdict(text, {"chair": chair, "layers": round_.options.layers, "notes": round_.notes})
 
 
@@ -135,9 +134,12 @@ async def majority_vote(round_: Round) -> Verdict:
         if output.status is OutputStatus.DONE:
             output.details["extracted"] = extract(output.content)
 
-    answers = await asyncio.gather(*(
-        round_.ask(Stage.ANSWER, seat, prompt, annotate=read_vote) for seat in round_.options.seats
-    ))  # fmt: skip
+    answers = await asyncio.gather(
+        *(
+            round_.ask(Stage.ANSWER, seat, prompt, annotate=read_vote)
+            for seat in round_.options.seats
+        )
+    )
     survivors = done(answers)
     if not survivors:
         raise RoundFailed(_nobody_answered(answers))
@@ -169,11 +171,11 @@ async def _break_tie(
             if answer in leaders and standing.votes:
                 return answer, "ranking", standings
     candidates = [o for o in survivors if counted.by_seat[o.seat] in leaders]
-    text, chair = await _chair(
-        round_,
-        prompts.tie_prompt(round_.question, [(o.seat, o.content) for o in candidates],
-                           sorted(leaders), round_.options.extractor),
-    )  # fmt: skip
+
+    def tie_prompt(question: str, answers: Sequence[tuple[str, str]]) -> str:
+        return prompts.tie_prompt(question, answers, sorted(leaders), round_.options.extractor)
+
+    text, chair = await _chair(round_, _with_answers(round_, candidates, tie_prompt))
     pick = make_extractor(round_.options.extractor)(text)
     if pick in leaders:
         return pick, f"the chair ({chair})", []
@@ -181,25 +183,55 @@ async def _break_tie(
     return counted.leaders[0], "first tied answer", []
 
 
-async def _chair(round_: Round, prompt: str, standings: Sequence[Standing] = ()) -> tuple[str, str]:
-    """Ask the chair; if it cannot answer, the best-ranked other seat takes the chair."""
+async def _chair(
+    round_: Round, prompt_for: PromptFor, standings: Sequence[Standing] = ()
+) -> tuple[str, str]:
+    """Ask the chair; if it cannot answer, the best-ranked seat that can takes the chair."""
     chair = round_.options.chair
+    output = await _ask_chair(round_, chair, prompt_for)
+    if output.status is OutputStatus.DONE:
+        return output.content, chair
     ranked = [s.seat for s in standings if s.votes] + list(round_.options.seats)
-    fallbacks = [seat for seat in dict.fromkeys(ranked) if seat != chair]
-    for candidate in [chair, *fallbacks[:1]]:
-        round_.emit("stage_start", stage=Stage.CHAIR.value, layer=0, seats=[candidate])
-        output = await round_.ask(Stage.CHAIR, candidate, prompt)
-        if output.status is OutputStatus.DONE:
-            return output.content, candidate
-        if candidate == chair and fallbacks:
-            round_.note(f"the chair {chair} could not answer ({output.error}); "
-                        f"{fallbacks[0]} takes the chair")  # fmt: skip
-    raise RoundFailed("neither the chair nor a stand-in could write the final answer")
+    stand_in = next(
+        (s for s in dict.fromkeys(ranked) if s != chair and not round_.seats[s].unavailable()),
+        None,
+    )
+    if stand_in is None:
+        raise RoundFailed(f"the chair {chair} could not answer ({output.error}) and no other "
+                          "seat can stand in")  # fmt: skip
+    round_.note(f"the chair {chair} could not answer ({output.error}); {stand_in} takes the chair")
+    output = await _ask_chair(round_, stand_in, prompt_for)
+    if output.status is OutputStatus.DONE:
+        return output.content, stand_in
+    raise RoundFailed(f"neither the chair nor {stand_in} could write the final answer")
 
 
-def _same(prompt: str) -> Callable[[str], str]:
+async def _ask_chair(round_: Round, seat: str, prompt_for: PromptFor) -> StageOutput:
+    round_.emit("stage_start", stage=Stage.CHAIR.value, layer=0, seats=[seat])
+    return await round_.ask(Stage.CHAIR, seat, await prompt_for(seat))
+
+
+def _with_answers(
+    round_: Round,
+    answers: Sequence[StageOutput],
+    render: Callable[[str, Sequence[tuple[str, str]]], str],
+) -> PromptFor:
+    """A prompt builder showing `answers` to each seat, shortened to fit that seat."""
+
+    async def build(seat: str) -> str:
+        texts = await round_.fit(seat, [o.content for o in answers])
+        return render(round_.question, [(o.seat, t) for o, t in zip(answers, texts, strict=True)])
+
+    return build
+
+
+def _same(prompt: str) -> PromptFor:
     """Every seat gets this prompt."""
-    return lambda seat: prompt
+
+    async def build(seat: str) -> str:
+        return prompt
+
+    return build
 
 
 def _survivors(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,9 @@ from council.types import Mode, OutputStatus, Stage, StageOutput
 
 # Room kept for the chat template's own tokens when history is trimmed to a seat's context.
 TEMPLATE_MARGIN = 64
+# Room kept for a stage's instructions around the answers it shows (review, chair prompts).
+INSTRUCTIONS = 320
+SHORTENED = " […shortened to fit this seat's context]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +88,16 @@ class Round:
         self,
         stage: Stage,
         seats: Sequence[str],
-        prompt_for: Callable[[str], str],
+        prompt_for: Callable[[str], Awaitable[str]],
         layer: int = 0,
     ) -> list[StageOutput]:
         """Ask every seat in parallel; each result is kept, failed or not, in seat order."""
         self.emit("stage_start", stage=stage.value, layer=layer, seats=list(seats))
-        return list(
-            await asyncio.gather(
-                *(self.ask(stage, seat, prompt_for(seat), layer=layer) for seat in seats)
-            )
-        )
+
+        async def one(seat: str) -> StageOutput:
+            return await self.ask(stage, seat, await prompt_for(seat), layer=layer)
+
+        return list(await asyncio.gather(*(one(seat) for seat in seats)))
 
     async def ask(
         self,
@@ -180,6 +183,33 @@ class Round:
             self.emit("note", text=f"{seat.name}: left out the {dropped} oldest exchange(s) to "
                       f"fit its {seat.ctx_size}-token context")  # fmt: skip
         return [*kept, current]
+
+    async def fit(self, seat_name: str, texts: Sequence[str]) -> list[str]:
+        """Shorten the answers a stage shows one seat so that its prompt fits the seat's
+        context with room left to answer; every text gets an equal share of what is left."""
+        seat = self.seats[seat_name]
+        if seat.ctx_size is None or not texts or seat.unavailable():
+            return list(texts)
+        question = await self._tokens(seat, self.question)
+        counts = [await self._tokens(seat, text) for text in texts]
+        if question is None or any(count is None for count in counts):
+            return list(texts)
+        budget = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
+        budget -= INSTRUCTIONS + question
+        if sum(count or 0 for count in counts) <= budget:
+            return list(texts)
+        share = max(16, budget // len(texts))
+        fitted = []
+        for text, count in zip(texts, counts, strict=True):
+            if count is None or count <= share:
+                fitted.append(text)
+                continue
+            # Characters per token vary; cut by the text's own ratio, with a safety margin.
+            keep = int(len(text) * share / count * 0.9)
+            fitted.append(text[:keep].rstrip() + SHORTENED)
+        self.emit("note", text=f"{seat_name}: shortened the answers it was shown to fit its "
+                  f"{seat.ctx_size}-token context")  # fmt: skip
+        return fitted
 
     async def _tokens(self, seat: Seat, text: str) -> int | None:
         key = (seat.name, text)

@@ -127,7 +127,7 @@ class EngineProcess:
             ended = await self._wait_exit_or_stop(run)
             if not ended:
                 break
-            reason = f"{_describe_exit(run.process.returncode)}; {self._failure_reason(run)}"
+            reason = self._failure_reason(run, exited=True)
             if not await self._crashed(reason):
                 self._fail(reason)
                 break
@@ -235,11 +235,15 @@ class EngineProcess:
             _signal_group(run.process, graceful=False)
             await run.process.wait()
 
-    def _failure_reason(self, run: _Run) -> str:
+    def _failure_reason(self, run: _Run, *, exited: bool = False) -> str:
+        """llama-server's own words; after a crash, how it ended comes first."""
         reason = failure_reason(_read_from(self.spec.log, run.log_offset))
         # The data folder moves between laptops: keep its absolute path out of stored reasons.
         reason = reason.replace(str(self.spec.model), self.spec.model.name)
-        return reason or _describe_exit(run.process.returncode)
+        ending = _describe_exit(run.process.returncode)
+        if exited:
+            return f"{ending}; {reason}" if reason else ending
+        return reason or ending
 
     def _append_log(self, run: _Run, line: str) -> None:
         with open(self.spec.log, "a", encoding="utf-8") as log:

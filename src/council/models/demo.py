@@ -95,7 +95,9 @@ def _weights(seed: int, n_vocab: int) -> list[tuple[str, np.ndarray]]:
     return tensors
 
 
-def write_demo_model(path: Path, *, seed: int = 0, name: str = "demo") -> Path:
+def write_demo_model(
+    path: Path, *, seed: int = 0, name: str = "demo", context_length: int = DEMO_CONTEXT_LENGTH
+) -> Path:
     """Write the demo model to `path` atomically (via a `.gguf.part` beside it); return `path`."""
     if not 0 <= seed < 2**32:
         raise ValueError(f"demo seed must fit in 32 bits, got {seed}")
@@ -109,7 +111,7 @@ def write_demo_model(path: Path, *, seed: int = 0, name: str = "demo") -> Path:
         writer.add_bool(DEMO_KEY, True)
         writer.add_uint32(DEMO_SEED_KEY, seed)
         writer.add_file_type(int(LlamaFileType.MOSTLY_F16))
-        writer.add_context_length(DEMO_CONTEXT_LENGTH)
+        writer.add_context_length(context_length)
         writer.add_embedding_length(DEMO_EMBEDDING_LENGTH)
         writer.add_block_count(DEMO_BLOCK_COUNT)
         writer.add_feed_forward_length(DEMO_FEED_FORWARD_LENGTH)

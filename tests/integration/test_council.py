@@ -1,0 +1,292 @@
+"""Council rounds against three real llama-server demo seats, through the hub's HTTP API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from council.config import CouncilDefaults, HubConfig, SeatConfig, save_config
+from council.datafolder import DataFolder
+from council.models.demo import write_demo_model
+from tests.hubs import HubProcess, ask_round, new_conversation, sse_events
+
+StartHub = Callable[..., HubProcess]
+Events = list[tuple[str, dict[str, Any]]]
+
+
+def kinds(events: Events) -> Counter[str]:
+    return Counter(kind for kind, _ in events)
+
+
+def final(events: Events) -> dict[str, Any]:
+    kind, data = events[-1]
+    assert kind == "done"
+    return data
+
+
+def stored(hub: HubProcess, conversation_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{hub.url}/api/conversations/{conversation_id}", timeout=10)
+    assert response.status_code == 200
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_a_synthesize_round_streams_every_stage_and_stores_every_output(
+    start_hub: StartHub,
+) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    conversation = new_conversation(hub)
+    events = ask_round(hub, conversation, "Name three primary colours.", max_tokens=16, seed=3)
+
+    assert all(data["conversation_id"] == conversation for _, data in events)
+    assert len({data["message_id"] for _, data in events}) == 1
+    counts = kinds(events)
+    assert counts["run_start"] == 1
+    assert counts["stage_start"] == 3  # answers, reviews, chair
+    assert counts["seat_done"] == 7  # 3 answers, 3 reviews, 1 chair
+    assert counts["review_done"] == 3
+    assert counts["ranking"] == 1
+    assert counts["seat_delta"] >= 6
+    assert counts["chair_delta"] >= 1
+    done = final(events)
+    assert done["status"] == "done"
+    chair_text = "".join(data["delta"] for kind, data in events if kind == "chair_delta")
+    assert done["answer"] == chair_text
+    assert done["result"]["chair"] == "demo-1"
+
+    reviews = [data for kind, data in events if kind == "review_done"]
+    for review in reviews:
+        assert review["seat"] not in review["labels"].values()  # its own answer is excluded
+        assert review["ranking"] is None  # the demo models write noise, never a ranking
+        assert review["problem"] == "no FINAL RANKING block"
+
+    message = stored(hub, conversation)["messages"][0]
+    assert message["status"] == "done"
+    assert message["answer"] == chair_text
+    stages = Counter(output["stage"] for output in message["outputs"])
+    assert stages == {"answer": 3, "review": 3, "chair": 1}
+    for output in message["outputs"]:
+        assert output["completion_tokens"] > 0
+        assert output["generation_ms"] > 0
+        assert output["wall_ms"] > 0
+    assert all(o["details"]["problem"] for o in message["outputs"] if o["stage"] == "review")
+
+
+def test_a_follow_up_question_carries_the_history(start_hub: StartHub) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    conversation = new_conversation(hub)
+    ask_round(hub, conversation, "First question about rivers?", max_tokens=8)
+    ask_round(hub, conversation, "And the longest one?", max_tokens=8)
+    fresh = new_conversation(hub)
+    ask_round(hub, fresh, "And the longest one?", max_tokens=8)
+
+    def answers(message: dict[str, Any]) -> dict[str, int]:
+        return {o["seat"]: o["prompt_tokens"] for o in message["outputs"] if o["stage"] == "answer"}
+
+    follow_up = answers(stored(hub, conversation)["messages"][1])
+    alone = answers(stored(hub, fresh)["messages"][0])
+    assert follow_up.keys() == alone.keys() == {"demo-1", "demo-2", "demo-3"}
+    for seat, tokens in follow_up.items():
+        # The follow-up's prompt holds the first question and the council's answer too.
+        assert tokens > alone[seat] + 20
+
+
+def test_a_mixture_of_agents_round_runs_its_layers_then_the_aggregator(
+    start_hub: StartHub,
+) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    conversation = new_conversation(hub)
+    events = ask_round(hub, conversation, "Explain tides.", mode="moa", layers=2, max_tokens=8,
+                       chair="demo-3")  # fmt: skip
+    done = final(events)
+    assert done["status"] == "done"
+    assert done["result"]["chair"] == "demo-3"
+    outputs = stored(hub, conversation)["messages"][0]["outputs"]
+    assert Counter((o["stage"], o["layer"]) for o in outputs) == {
+        ("answer", 1): 3, ("answer", 2): 3, ("chair", 0): 1,
+    }  # fmt: skip
+
+
+def seats_sharing_a_model(folder: DataFolder) -> None:
+    """Two seats on one model answer alike at temperature 0; the third differs."""
+    write_demo_model(folder.models / "twin.gguf", seed=11)
+    write_demo_model(folder.models / "other.gguf", seed=12)
+    save_config(
+        folder,
+        HubConfig(
+            seats=(
+                SeatConfig("twin-a", "twin.gguf"),
+                SeatConfig("twin-b", "twin.gguf"),
+                SeatConfig("other", "other.gguf"),
+            ),
+            council=CouncilDefaults(temperature=0.0),
+        ),
+    )
+
+
+def test_a_vote_goes_to_the_majority_and_reports_the_tally(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    seats_sharing_a_model(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    conversation = new_conversation(hub)
+    events = ask_round(hub, conversation, "Pick one.", mode="vote", max_tokens=12,
+                       extractor=r"regex:(?s)(.{6})$")  # fmt: skip
+    (tally,) = [data for kind, data in events if kind == "vote"]
+    twin = tally["by_seat"]["twin-a"]
+    assert twin is not None
+    assert tally["by_seat"]["twin-b"] == twin
+    assert tally["by_seat"]["other"] != twin
+    assert tally["counts"][twin] == 2
+    done = final(events)
+    assert done["result"]["winner"] == twin
+    assert done["result"]["decided_by"] == "majority"
+    assert done["answer"].startswith(twin)
+    assert "votes: 2 of 3" in done["answer"]
+
+
+def test_a_tied_vote_is_settled_by_the_chair(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    seats_sharing_a_model(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    conversation = new_conversation(hub)
+    events = ask_round(hub, conversation, "Pick one.", mode="vote", max_tokens=12,
+                       seats=["twin-a", "other"], chair="twin-b",
+                       extractor=r"regex:(?s)(.{6})$")  # fmt: skip
+    (tally,) = [data for kind, data in events if kind == "vote"]
+    assert len(tally["leaders"]) == 2
+    done = final(events)
+    assert done["status"] == "done"
+    assert done["result"]["winner"] in tally["leaders"]
+    assert done["result"]["decided_by"] in {"the chair (twin-b)", "first tied answer"}
+    assert [o["stage"] for o in stored(hub, conversation)["messages"][0]["outputs"]][-1] == "chair"
+
+
+def test_a_seat_killed_mid_answer_is_reported_failed_and_the_round_completes(
+    start_hub: StartHub,
+) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    victim = next(e for e in hub.engines() if "demo-2" in e.cmdline())
+    conversation = new_conversation(hub)
+    body = {"question": "Tell a long story.", "max_tokens": 1500}
+    url = f"{hub.url}/api/conversations/{conversation}/messages"
+    events: Events = []
+    with httpx.stream("POST", url, json=body, timeout=120) as response:
+        for kind, data in sse_events(response.iter_lines()):
+            events.append((kind, data))
+            if kind == "seat_delta" and data["seat"] == "demo-2" and victim.is_running():
+                os.kill(victim.pid, signal.SIGKILL)
+    (error,) = [data for kind, data in events if kind == "seat_error"]
+    assert error["seat"] == "demo-2"
+    assert error["stage"] == "answer"
+    assert error["status"] == "failed"
+    assert error["error"]
+    done = final(events)
+    assert done["status"] == "done"
+    reviewers = [data["seat"] for kind, data in events if kind == "review_done"]
+    assert sorted(reviewers) == ["demo-1", "demo-3"]
+    failed = [o for o in stored(hub, conversation)["messages"][0]["outputs"]
+              if o["status"] == "failed"]  # fmt: skip
+    assert [(o["seat"], o["stage"]) for o in failed] == [("demo-2", "answer")]
+
+
+def long_context_seats(folder: DataFolder) -> None:
+    """One seat with room for a long answer, so a round is still generating when we act."""
+    write_demo_model(folder.models / "slow.gguf", seed=21, context_length=65536)
+    save_config(folder, HubConfig(seats=(SeatConfig("slow", "slow.gguf", ctx_size=32768),
+                                         SeatConfig("quick", "slow.gguf"))))  # fmt: skip
+
+
+def slot_busy(engine: Any) -> bool:
+    from tests.hubs import engine_endpoint
+
+    url, key = engine_endpoint(engine)
+    slots = httpx.get(f"{url}/slots", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+    return any(slot["is_processing"] for slot in slots.json())
+
+
+def test_a_client_that_disconnects_stops_generation_in_the_engine(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    long_context_seats(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    engine = next(e for e in hub.engines() if "slow" in e.cmdline())
+    conversation = new_conversation(hub)
+    body = {"question": "Go on forever.", "max_tokens": 30000, "seats": ["slow"]}
+    url = f"{hub.url}/api/conversations/{conversation}/messages"
+    with httpx.stream("POST", url, json=body, timeout=120) as response:
+        deltas = 0
+        for kind, _ in sse_events(response.iter_lines()):
+            deltas += kind == "seat_delta"
+            if deltas == 200:
+                assert slot_busy(engine)
+                break  # leaving the block closes the connection
+    deadline = threading.Event()
+    for _ in range(40):
+        if not slot_busy(engine):
+            break
+        deadline.wait(0.05)
+    assert not slot_busy(engine)
+    message = hub.wait_for(lambda h: True) and stored(hub, conversation)["messages"][0]
+    for _ in range(40):
+        if message["status"] != "running":
+            break
+        deadline.wait(0.05)
+        message = stored(hub, conversation)["messages"][0]
+    assert message["status"] == "cancelled"
+    (output,) = message["outputs"]
+    assert output["status"] == "cancelled"
+    assert len(output["content"]) >= 150  # what was produced so far is kept
+
+
+def test_the_stop_endpoint_cancels_a_running_round(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    long_context_seats(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    conversation = new_conversation(hub)
+    body = {"question": "Go on forever.", "max_tokens": 30000, "seats": ["slow"]}
+    url = f"{hub.url}/api/conversations/{conversation}/messages"
+    events: Events = []
+    with httpx.stream("POST", url, json=body, timeout=120) as response:
+        message_id = response.headers["x-council-message"]
+        for kind, data in sse_events(response.iter_lines()):
+            events.append((kind, data))
+            if kind == "seat_delta" and len(events) == 50:
+                stop = httpx.post(f"{hub.url}/api/messages/{message_id}/stop", timeout=10)
+                assert stop.status_code == 202
+    assert final(events)["status"] == "cancelled"
+    assert stored(hub, conversation)["messages"][0]["status"] == "cancelled"
+
+
+def test_a_seat_slower_than_the_stage_timeout_is_shown_as_timed_out(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    long_context_seats(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    conversation = new_conversation(hub)
+    events = ask_round(hub, conversation, "Go on.", max_tokens=30000, stage_timeout=1.5,
+                       seats=["slow", "quick"], chair="quick")  # fmt: skip
+    timeouts = [data for kind, data in events if kind == "seat_error"]
+    assert [(e["seat"], e["status"]) for e in timeouts][0] == ("slow", "timeout")
+    assert timeouts[0]["error"] == "no answer within 1.5 s"
+    assert timeouts[0]["content"]  # the partial answer is kept
+    notes = [data["text"] for kind, data in events if kind == "note"]
+    assert any("only quick answered" in note for note in notes)
+    assert final(events)["status"] == "done"
