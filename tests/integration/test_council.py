@@ -283,10 +283,10 @@ def test_a_seat_slower_than_the_stage_timeout_is_shown_as_timed_out(
     conversation = new_conversation(hub)
     events = ask_round(hub, conversation, "Go on.", max_tokens=30000, stage_timeout=1.5,
                        seats=["slow", "quick"], chair="quick")  # fmt: skip
-    timeouts = [data for kind, data in events if kind == "seat_error"]
-    assert [(e["seat"], e["status"]) for e in timeouts][0] == ("slow", "timeout")
-    assert timeouts[0]["error"] == "no answer within 1.5 s"
-    assert timeouts[0]["content"]  # the partial answer is kept
+    (timeout,) = [data for kind, data in events if kind == "seat_error"]
+    assert (timeout["seat"], timeout["stage"], timeout["status"]) == ("slow", "answer", "timeout")
+    assert timeout["error"] == "no answer within 1.5 s"
+    assert timeout["content"]  # the partial answer is kept
     notes = [data["text"] for kind, data in events if kind == "note"]
     assert any("only quick answered" in note for note in notes)
     assert final(events)["status"] == "done"
