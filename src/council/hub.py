@@ -40,6 +40,7 @@ from council.store import db as store
 
 if TYPE_CHECKING:
     from council.server.api import ApiContext
+    from council.server.openai_api import OpenAIApi
 
 log = logging.getLogger("council")
 PORT_SEARCH = 20
@@ -146,9 +147,10 @@ class Hub:
         from council.server.app import create_app
 
         api = self._api_context(ready)
+        openai = self._openai_api(ready)
 
         config = uvicorn.Config(
-            create_app(self, api), log_level="warning", access_log=False, lifespan="off",
+            create_app(self, api, openai), log_level="warning", access_log=False, lifespan="off",
             server_header=False, ws="none", timeout_graceful_shutdown=3,
         )  # fmt: skip
         server = uvicorn.Server(config)
@@ -197,6 +199,13 @@ class Hub:
         self.council = CouncilService(self._db, lambda: seats, lambda: ready.config.council)
         return ApiContext(self._db, self.council, seat_list, lambda: ready.config.council,
                           save_defaults)  # fmt: skip
+
+    def _openai_api(self, ready: _Ready) -> OpenAIApi:
+        from council.server.openai_api import OpenAIApi
+
+        assert self.council is not None  # noqa: S101 - _api_context() made it
+        names = [seat.config.name for seat in ready.fleet.planned]
+        return OpenAIApi(self.council, lambda: names, ready.fleet.target, ready.fleet.client)
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
         await fleet.wait_settled()

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from council.errors import CouncilError
 from council.server.api import Api, ApiContext, council_error_response
+from council.server.openai_api import OpenAIApi, openai_error
 from council.server.openapi import openapi_schema
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -57,7 +58,9 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(source: HealthSource, api: ApiContext | None = None) -> Starlette:
+def create_app(
+    source: HealthSource, api: ApiContext | None = None, openai: OpenAIApi | None = None
+) -> Starlette:
     async def index(request: Request) -> Response:
         return FileResponse(WEB / "index.html")
 
@@ -72,6 +75,8 @@ def create_app(source: HealthSource, api: ApiContext | None = None) -> Starlette
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         headers = exc.headers if isinstance(exc, HTTPException) else None
+        if request.url.path.startswith("/v1/"):
+            return openai_error(status, str(detail))
         return JSONResponse(
             {"error": {"status": status, "message": detail}}, status_code=status, headers=headers
         )
@@ -87,6 +92,7 @@ def create_app(source: HealthSource, api: ApiContext | None = None) -> Starlette
             Route("/api/health", health),
             Route("/api/openapi.json", openapi),
             *(Api(api).routes() if api is not None else []),
+            *(openai.routes() if openai is not None else []),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -140,6 +140,25 @@ def start_message(
             (stamp, title_from(question), conversation_id),
         )
     return message_id
+
+
+def seed_history(
+    db: sqlite3.Connection, conversation_id: str, pairs: Sequence[tuple[str, str]]
+) -> None:
+    """Earlier turns a client sends along (the /v1 surface), stored as answered messages so
+    the round sees them as history; marked as coming from the client, not the council."""
+    if not pairs:
+        return
+    stamp = now()
+    with transaction(db):
+        for position, (question, answer) in enumerate(pairs, 1):
+            db.execute(
+                """INSERT INTO messages (id, conversation_id, position, question, mode, options,
+                       status, answer, result, created_at, finished_at)
+                   VALUES (?, ?, ?, ?, 'history', '{}', ?, ?, ?, ?, ?)""",
+                (new_id(), conversation_id, position, question, MessageStatus.DONE.value,
+                 answer, json.dumps({"source": "client"}), stamp, stamp),
+            )  # fmt: skip
 
 
 def add_output(db: sqlite3.Connection, message_id: str, output: StageOutput) -> None:
