@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from council import __version__
 from council.config import CouncilDefaults, HubConfig, load_config, save_config
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
-from council.deliberation.local import local_seats
+from council.deliberation.roster import Roster
 from council.deliberation.service import CouncilService
 from council.engine import orphans
 from council.engine.binary import EngineBinary, find_llama_server
@@ -77,6 +77,7 @@ class Hub:
         self._db: sqlite3.Connection | None = None
         self._lock: HubLock | None = None
         self.council: CouncilService | None = None
+        self.roster: Roster | None = None
 
     def health(self) -> dict[str, object]:
         if self.ready is None:
@@ -176,6 +177,8 @@ class Hub:
     async def shutdown(self, ready: _Ready) -> None:
         self.say("stopping seats…")
         await ready.fleet.stop()  # SIGTERM each engine's process group, SIGKILL after 5 s
+        if self.roster is not None:
+            await self.roster.aclose()
         if self._db is not None:
             self._db.close()  # a clean close checkpoints the WAL
         if self._lock is not None:
@@ -186,25 +189,21 @@ class Hub:
         from council.server.api import ApiContext
 
         assert self._db is not None  # noqa: S101 - startup() opened it
-        seats = local_seats(ready.config, ready.fleet)
-
-        def seat_list() -> list[dict[str, Any]]:
-            return [{**row, "kind": "local", "ctx_size": seats[str(row["name"])].ctx_size}
-                    for row in ready.fleet.seats()]  # fmt: skip
+        self.roster = roster = Roster(ready.folder, ready.config, ready.fleet)
 
         def save_defaults(defaults: CouncilDefaults) -> None:
             ready.config = replace(load_config(ready.folder), council=defaults)
             save_config(ready.folder, ready.config)
 
-        self.council = CouncilService(self._db, lambda: seats, lambda: ready.config.council)
-        return ApiContext(self._db, self.council, seat_list, lambda: ready.config.council,
+        self.council = CouncilService(self._db, lambda: roster, lambda: ready.config.council)
+        return ApiContext(self._db, self.council, roster, lambda: ready.config.council,
                           save_defaults)  # fmt: skip
 
     def _openai_api(self, ready: _Ready) -> OpenAIApi:
         from council.server.openai_api import OpenAIApi
 
         assert self.council is not None  # noqa: S101 - _api_context() made it
-        names = [seat.config.name for seat in ready.fleet.planned]
+        names = [seat.config.name for seat in ready.fleet.planned]  # the engines, not remotes
         return OpenAIApi(self.council, lambda: names, ready.fleet.target, ready.fleet.client)
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:

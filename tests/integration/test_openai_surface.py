@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
@@ -20,19 +20,25 @@ def hub(start_hub: StartHub) -> HubProcess:
     return hub
 
 
-def sdk(hub: HubProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{hub.url}/v1", api_key="unused-on-localhost", max_retries=0)
+@pytest.fixture
+def sdk(hub: HubProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=f"{hub.url}/v1", api_key="unused-on-localhost", max_retries=0
+    ) as client:
+        yield client
 
 
-def test_the_models_are_the_council_and_every_seat(hub: HubProcess) -> None:
-    names = [model.id for model in sdk(hub).models.list()]
+def test_the_models_are_the_council_and_every_seat(hub: HubProcess, sdk: openai.OpenAI) -> None:
+    names = [model.id for model in sdk.models.list()]
     assert names[0] == "council"
     assert {"council:synthesize", "council:moa", "council:vote"} <= set(names)
     assert names[-3:] == ["demo-1", "demo-2", "demo-3"]
 
 
-def test_the_council_streams_the_chairs_answer_to_the_sdk(hub: HubProcess) -> None:
-    stream = sdk(hub).chat.completions.create(
+def test_the_council_streams_the_chairs_answer_to_the_sdk(
+    hub: HubProcess, sdk: openai.OpenAI
+) -> None:
+    stream = sdk.chat.completions.create(
         model="council",
         messages=[{"role": "user", "content": "What is the council?"}],
         max_tokens=12,
@@ -49,8 +55,10 @@ def test_the_council_streams_the_chairs_answer_to_the_sdk(hub: HubProcess) -> No
     assert message["answer"] == text
 
 
-def test_the_council_answers_without_streaming_and_keeps_the_history(hub: HubProcess) -> None:
-    completion = sdk(hub).chat.completions.create(
+def test_the_council_answers_without_streaming_and_keeps_the_history(
+    hub: HubProcess, sdk: openai.OpenAI
+) -> None:
+    completion = sdk.chat.completions.create(
         model="council:moa",
         messages=[
             {"role": "system", "content": "Be brief."},
@@ -67,8 +75,8 @@ def test_the_council_answers_without_streaming_and_keeps_the_history(hub: HubPro
                                                               ("Second?", "moa")]  # fmt: skip
 
 
-def test_a_seat_is_a_model_too(hub: HubProcess) -> None:
-    completion = sdk(hub).chat.completions.create(
+def test_a_seat_is_a_model_too(hub: HubProcess, sdk: openai.OpenAI) -> None:
+    completion = sdk.chat.completions.create(
         model="demo-2", messages=[{"role": "user", "content": "hi"}], max_tokens=5
     )
     assert completion.model == "demo-2"
@@ -76,9 +84,9 @@ def test_a_seat_is_a_model_too(hub: HubProcess) -> None:
     assert completion.usage.completion_tokens == 5
 
 
-def test_an_unknown_model_is_an_openai_shaped_404(hub: HubProcess) -> None:
+def test_an_unknown_model_is_an_openai_shaped_404(hub: HubProcess, sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as error:
-        sdk(hub).chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "x"}])
+        sdk.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "x"}])
     assert "gpt-9" in str(error.value)
     response = httpx.post(f"{hub.url}/v1/chat/completions", json={"model": "council"})
     assert response.status_code == 400

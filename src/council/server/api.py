@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from council.config import CouncilDefaults
+from council.deliberation.roster import Roster
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, CouncilError, NotFound
 from council.store import conversations as store
@@ -32,7 +33,7 @@ HEARTBEAT = 15.0  # seconds of silence before an SSE comment keeps proxies and c
 class ApiContext:
     db: sqlite3.Connection
     council: CouncilService
-    seats: Callable[[], list[dict[str, Any]]]
+    roster: Roster
     defaults: Callable[[], CouncilDefaults]
     save_defaults: Callable[[CouncilDefaults], None]
 
@@ -155,15 +156,30 @@ class Api:
         return JSONResponse({"stopping": handle.message_id}, status_code=202)
 
     async def list_seats(self, request: Request) -> Response:
-        """Every seat with its kind, model, state and context size."""
-        return JSONResponse({"seats": self.ctx.seats()})
+        """Every seat with its kind, model, state and context size (never a token)."""
+        return JSONResponse({"seats": self.ctx.roster.describe()})
 
     async def get_seat(self, request: Request) -> Response:
         """One seat."""
-        for seat in self.ctx.seats():
+        for seat in self.ctx.roster.describe():
             if seat["name"] == request.path_params["name"]:
                 return JSONResponse(seat)
         raise NotFound(f"no seat {request.path_params['name']!r}")
+
+    async def add_seat(self, request: Request) -> Response:
+        """Add a remote seat: `{"name", "url", "model", "token", "ctx_size"}`."""
+        added = self.ctx.roster.add_remote(await read_json(request))
+        return JSONResponse(added, status_code=201)
+
+    async def update_seat(self, request: Request) -> Response:
+        """Change a remote seat's URL, model, token, context size or `enabled`."""
+        name = request.path_params["name"]
+        return JSONResponse(self.ctx.roster.update_remote(name, await read_json(request)))
+
+    async def remove_seat(self, request: Request) -> Response:
+        """Remove a remote seat."""
+        self.ctx.roster.remove_remote(request.path_params["name"])
+        return Response(status_code=204)
 
     async def get_defaults(self, request: Request) -> Response:
         """The council's defaults: mode, seats, chair, sampling, timeouts."""
@@ -200,7 +216,10 @@ class Api:
             Route("/api/conversations/{id}/messages", self.ask, methods=["POST"]),
             Route("/api/messages/{id}/stop", self.stop, methods=["POST"]),
             Route("/api/seats", self.list_seats, methods=["GET"]),
+            Route("/api/seats", self.add_seat, methods=["POST"]),
             Route("/api/seats/{name}", self.get_seat, methods=["GET"]),
+            Route("/api/seats/{name}", self.update_seat, methods=["PATCH"]),
+            Route("/api/seats/{name}", self.remove_seat, methods=["DELETE"]),
             Route("/api/council/defaults", self.get_defaults, methods=["GET"]),
             Route("/api/council/defaults", self.put_defaults, methods=["PUT"]),
         ]

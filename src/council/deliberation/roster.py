@@ -1,0 +1,125 @@
+"""The hub's seats: its own engines and its remote seats, all as `Seat`s.
+
+Local seats read their engine's current port and per-run key at each request, so a restarted
+engine is invisible here. Remote seats can be added, changed and removed while the hub runs;
+each change is written to `remotes.toml` before it takes effect.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from council.config import HubConfig
+from council.datafolder import DataFolder
+from council.deliberation.seats import HttpSeat, Seat
+from council.engine.fleet import Fleet
+from council.errors import BadRequest, NotFound
+from council.remotes import (
+    RemoteSeatConfig,
+    from_request,
+    load_remotes,
+    save_remotes,
+    validate,
+)
+
+
+def local_seats(config: HubConfig, fleet: Fleet) -> dict[str, HttpSeat]:
+    seats = {}
+    for planned in fleet.planned:
+        seat = planned.config
+        trained = planned.model.context_length if planned.model else None
+        # llama-server caps a slot's context at what the model was trained for.
+        configured = seat.ctx_size or trained
+        context = min(configured, trained) if configured and trained else configured
+        seats[seat.name] = HttpSeat(
+            seat.name,
+            "local",
+            functools.partial(fleet.target, seat.name),
+            fleet.client,
+            model=seat.name,
+            ctx_size=context,
+            tokenize=True,
+        )
+    return seats
+
+
+def remote_seat(remote: RemoteSeatConfig, client: httpx.AsyncClient) -> HttpSeat:
+    def target() -> tuple[str, str] | str:
+        return (remote.url, remote.token) if remote.enabled else f"{remote.name} is disabled"
+
+    return HttpSeat(remote.name, "remote", target, client, model=remote.model,
+                    ctx_size=remote.ctx_size or None)  # fmt: skip
+
+
+class Roster(Mapping[str, Seat]):
+    """Every seat by name, local first, in a stable order."""
+
+    def __init__(self, folder: DataFolder, config: HubConfig, fleet: Fleet) -> None:
+        self.folder = folder
+        self.fleet = fleet
+        self.local = local_seats(config, fleet)
+        # Remote endpoints get their own client: real TLS checks, the user's proxy settings.
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
+        self.remotes = {remote.name: remote for remote in load_remotes(folder)}
+        self._remote_seats = {name: remote_seat(r, self.client) for name, r in self.remotes.items()}
+
+    def __getitem__(self, name: str) -> Seat:
+        if name in self.local:
+            return self.local[name]
+        return self._remote_seats[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.local
+        yield from self._remote_seats
+
+    def __len__(self) -> int:
+        return len(self.local) + len(self._remote_seats)
+
+    def describe(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = [
+            {**row, "kind": "local", "ctx_size": self.local[str(row["name"])].ctx_size}
+            for row in self.fleet.seats()
+        ]
+        for remote in self.remotes.values():
+            state = "ready" if remote.enabled else "disabled"
+            rows.append({**remote.public(), "kind": "remote", "state": state, "demo": False,
+                         "ctx_size": remote.ctx_size or None})  # fmt: skip
+        return rows
+
+    def add_remote(self, body: dict[str, Any]) -> dict[str, Any]:
+        remote = from_request(body)
+        validate(remote, set(self))
+        self._apply({**self.remotes, remote.name: remote})
+        return remote.public()
+
+    def update_remote(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        current = self._remote(name)
+        if body.get("name", name) != name:
+            raise BadRequest("a seat cannot be renamed; remove it and add it again")
+        remote = from_request(body, current)
+        validate(remote, set(self) - {name})
+        self._apply({**self.remotes, name: remote})
+        return remote.public()
+
+    def remove_remote(self, name: str) -> None:
+        self._remote(name)
+        self._apply({key: value for key, value in self.remotes.items() if key != name})
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def _remote(self, name: str) -> RemoteSeatConfig:
+        if name in self.local:
+            raise BadRequest(f"{name} is a local seat: its model and options live in config.toml")
+        if name not in self.remotes:
+            raise NotFound(f"no seat {name!r}")
+        return self.remotes[name]
+
+    def _apply(self, remotes: dict[str, RemoteSeatConfig]) -> None:
+        save_remotes(self.folder, list(remotes.values()))  # on the stick first, then live
+        self.remotes = remotes
+        self._remote_seats = {name: remote_seat(r, self.client) for name, r in remotes.items()}

@@ -1,0 +1,104 @@
+"""Remote seats (a cloud seat, played by a loopback fake) join real local seats in a council."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.fakes import cloud_seat, url_of
+from tests.hubs import HubProcess, ask_round, new_conversation
+
+StartHub = Callable[..., HubProcess]
+
+
+def add_remote(hub: HubProcess, **body: Any) -> httpx.Response:
+    return httpx.post(f"{hub.url}/api/seats", json=body, timeout=10)
+
+
+def test_remote_seats_review_and_rank_alongside_local_ones(start_hub: StartHub) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    with cloud_seat() as cloud:
+        for name in ("cloud-a", "cloud-b"):
+            added = add_remote(hub, name=name, url=url_of(cloud), model=name, token=cloud.token)
+            assert added.status_code == 201, added.text
+            assert added.json()["has_token"] is True
+            assert "token" not in added.json()
+        conversation = new_conversation(hub)
+        events = ask_round(hub, conversation, "What is the capital of France?", max_tokens=16,
+                           seats=["demo-1", "cloud-a", "cloud-b"], chair="cloud-a")  # fmt: skip
+
+    reviews = {data["seat"]: data for kind, data in events if kind == "review_done"}
+    assert reviews["cloud-a"]["ranking"] == ["cloud-b", "demo-1"]
+    assert reviews["cloud-b"]["ranking"] == ["cloud-a", "demo-1"]
+    assert reviews["demo-1"]["ranking"] is None
+    (ranking,) = [data for kind, data in events if kind == "ranking"]
+    standings = {s["seat"]: s for s in ranking["standings"]}
+    assert ranking["valid"] == 2
+    assert standings["cloud-a"]["mean_rank"] == 1.0
+    assert standings["cloud-b"]["mean_rank"] == 1.0
+    assert standings["demo-1"]["mean_rank"] == 2.0
+    assert standings["demo-1"]["votes"] == 2
+    assert [s["seat"] for s in ranking["standings"]][-1] == "demo-1"
+    done = events[-1][1]
+    assert done["status"] == "done"
+    assert done["answer"].startswith("Scripted answer from cloud-a")
+
+
+def test_remote_tokens_stay_in_a_private_file_and_out_of_the_api(
+    start_hub: StartHub,
+) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    with cloud_seat() as cloud:
+        add_remote(hub, name="cloud", url=url_of(cloud), model="gpt", token=cloud.token)
+    listing = httpx.get(f"{hub.url}/api/seats").text
+    assert cloud.token not in listing
+    remotes = hub.data / "remotes.toml"
+    assert cloud.token in remotes.read_text()
+    assert stat.S_IMODE(remotes.stat().st_mode) == 0o600
+    assert cloud.token not in (hub.data / "config.toml").read_text()
+
+
+def test_a_remote_seat_with_a_wrong_token_fails_with_the_servers_reason(
+    start_hub: StartHub,
+) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    with cloud_seat() as cloud:
+        add_remote(hub, name="cloud", url=url_of(cloud), model="m", token="wrong")
+        conversation = new_conversation(hub)
+        events = ask_round(hub, conversation, "hi", max_tokens=4, seats=["demo-1", "cloud"])
+    (error,) = [data for kind, data in events if kind == "seat_error"]
+    assert (error["seat"], error["error"]) == ("cloud", "HTTP 401: invalid API key")
+    assert events[-1][1]["status"] == "done"
+
+
+def test_remote_seats_can_be_changed_disabled_and_removed(start_hub: StartHub) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    assert (
+        add_remote(hub, name="cloud", url="https://api.example.invalid", model="m").status_code
+        == 201
+    )
+    assert add_remote(hub, name="cloud", url="https://x.invalid", model="m").status_code == 400
+    assert add_remote(hub, name="demo-1", url="https://x.invalid", model="m").status_code == 400
+    bad_url = add_remote(hub, name="leaky", url="https://user:secret@x.invalid", model="m")
+    assert bad_url.status_code == 400
+    assert "not in the URL" in bad_url.json()["error"]["message"]
+
+    changed = httpx.patch(f"{hub.url}/api/seats/cloud", json={"enabled": False, "ctx_size": 8192})
+    assert changed.json()["enabled"] is False
+    assert httpx.get(f"{hub.url}/api/seats/cloud").json()["state"] == "disabled"
+    conversation = new_conversation(hub)
+    events = ask_round(hub, conversation, "hi", max_tokens=4, seats=["demo-1", "cloud"])
+    errors = [data for kind, data in events if kind == "seat_error"]
+    assert errors[0]["error"] == "cloud is disabled"
+
+    assert httpx.patch(f"{hub.url}/api/seats/demo-1", json={"model": "x"}).status_code == 400
+    assert httpx.delete(f"{hub.url}/api/seats/cloud").status_code == 204
+    assert httpx.get(f"{hub.url}/api/seats/cloud").status_code == 404
+    assert "cloud" not in (hub.data / "remotes.toml").read_text()
