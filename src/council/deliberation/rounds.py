@@ -165,6 +165,8 @@ class Round:
         if seat.ctx_size is None or not history:
             return [*history, current]
         budget = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
+        if byte_bound([prompt, *(m["content"] for m in history)], len(history)) <= budget:
+            return [*history, current]  # fits even at one token per byte: nothing to count
         used = await self._tokens(seat, prompt)
         if used is None:
             return [*history, current]
@@ -190,6 +192,9 @@ class Round:
         seat = self.seats[seat_name]
         if seat.ctx_size is None or not texts or seat.unavailable():
             return list(texts)
+        room = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN - INSTRUCTIONS
+        if byte_bound([self.question, *texts], 0) <= room:
+            return list(texts)  # fits even at one token per byte: nothing to count
         question = await self._tokens(seat, self.question)
         counts = [await self._tokens(seat, text) for text in texts]
         if question is None or any(count is None for count in counts):
@@ -216,6 +221,12 @@ class Round:
         if key not in self._token_counts:
             self._token_counts[key] = await seat.count_tokens(text)
         return self._token_counts[key]
+
+
+def byte_bound(texts: Sequence[str], messages: int) -> int:
+    """An upper bound on tokens that needs no tokenizer: a token covers at least one byte (byte
+    fallback guarantees it), plus a few template tokens per message."""
+    return sum(len(text.encode()) for text in texts) + 8 * messages
 
 
 def done(outputs: Sequence[StageOutput]) -> list[StageOutput]:

@@ -138,7 +138,7 @@ class Api:
         question = body.get("question")
         if not isinstance(question, str):
             raise BadRequest("'question' must be a string")
-        store.get_conversation(self.db, conversation_id)  # 404 before anything starts
+        store.require_conversation(self.db, conversation_id)  # 404 before anything starts
         handle = self.ctx.council.start(conversation_id, question, self.ctx.council.options(body))
         return StreamingResponse(
             _sse(handle, request),

@@ -92,6 +92,14 @@ def list_conversations(
     return [dict(zip(keys, row, strict=True)) for row in db.execute(query, params)]
 
 
+def require_conversation(db: sqlite3.Connection, conversation_id: str) -> None:
+    if (
+        db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        is None
+    ):
+        raise NotFound(f"no conversation {conversation_id!r}")
+
+
 def rename_conversation(db: sqlite3.Connection, conversation_id: str, title: str) -> None:
     with transaction(db):
         updated = db.execute(
@@ -118,11 +126,7 @@ def start_message(
 ) -> str:
     message_id, stamp = new_id(), now()
     with transaction(db):
-        exists = db.execute(
-            "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
-        ).fetchone()
-        if exists is None:
-            raise NotFound(f"no conversation {conversation_id!r}")
+        require_conversation(db, conversation_id)
         (position,) = db.execute(
             "SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE conversation_id = ?",
             (conversation_id,),

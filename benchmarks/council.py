@@ -1,0 +1,119 @@
+"""A council round's wall time next to its critical path, measured in the same run.
+
+The critical path is what the engines could not avoid: for each stage, the slowest seat's own
+prompt + generation time as llama-server reports it (`timings`), summed over the stages. The wall
+time is what a client sees, from its POST to the `done` event. Their ratio is council's
+orchestration overhead: HTTP and SSE, prompt building, token counting, parsing, and committing
+each output to SQLite with `synchronous=FULL`.
+
+    .venv/bin/python benchmarks/council.py [--rounds 5] [--max-tokens 512] [--mode synthesize]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and "council" would be this file.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from typing import Any
+
+import httpx
+
+from council.config import CouncilDefaults, HubConfig, SeatConfig, save_config
+from council.datafolder import DataFolder
+from council.models.demo import write_demo_model
+
+SEATS = ("bench-1", "bench-2", "bench-3")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def critical_path_ms(outputs: list[dict[str, Any]]) -> float:
+    slowest: dict[tuple[str, int], float] = defaultdict(float)
+    for output in outputs:
+        engine_ms = output["prompt_ms"] + output["generation_ms"]
+        key = (output["stage"], output["layer"])
+        slowest[key] = max(slowest[key], engine_ms)
+    return sum(slowest.values())
+
+
+def one_round(url: str, question: str, mode: str, max_tokens: int) -> tuple[float, float]:
+    conversation = httpx.post(f"{url}/api/conversations", json={}).json()["id"]
+    body = {"question": question, "mode": mode, "max_tokens": max_tokens, "temperature": 0.0}
+    started = time.perf_counter()
+    with httpx.stream("POST", f"{url}/api/conversations/{conversation}/messages", json=body,
+                      timeout=600) as response:  # fmt: skip
+        for line in response.iter_lines():
+            if line == "event: done":
+                break
+    wall_ms = (time.perf_counter() - started) * 1000
+    message = httpx.get(f"{url}/api/conversations/{conversation}").json()["messages"][0]
+    assert message["status"] == "done", message
+    return wall_ms, critical_path_ms(message["outputs"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--mode", default="synthesize", choices=["synthesize", "moa", "vote"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temp:
+        folder = DataFolder(Path(temp) / "stick")
+        folder.root.mkdir()
+        folder.prepare()
+        for seed, name in enumerate(SEATS, 1):
+            write_demo_model(folder.models / f"{name}.gguf", seed=seed, context_length=16384)
+        seats = tuple(SeatConfig(name, f"{name}.gguf", ctx_size=16384) for name in SEATS)
+        council = CouncilDefaults(extractor="regex:(.)")
+        save_config(folder, HubConfig(seats=seats, council=council))
+        port = free_port()
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(port),
+             "--data", str(folder.root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/api/health").json()["status"] == "ok":
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            one_round(url, "warm-up", args.mode, 8)
+            print(f"mode {args.mode}, 3 seats, max_tokens {args.max_tokens}, "
+                  f"{args.rounds} rounds")  # fmt: skip
+            print(f"{'round':>5}  {'wall':>10}  {'critical path':>14}  {'ratio':>6}")
+            ratios = []
+            for n in range(1, args.rounds + 1):
+                wall, critical = one_round(url, f"Question {n}?", args.mode, args.max_tokens)
+                ratios.append(wall / critical)
+                print(f"{n:>5}  {wall:>8.0f} ms  {critical:>11.0f} ms  {wall / critical:>6.3f}")
+            median = statistics.median(ratios)
+            print(f"median ratio {median:.3f}: orchestration overhead {100 * (median - 1):.1f}%")
+        finally:
+            hub.send_signal(signal.SIGTERM)
+            hub.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
