@@ -85,9 +85,8 @@ async def review(
             seat for seat in reviewers if not (round_.options.exclude_self and seat == reviewer)
         ]
         shuffler.shuffle(pool)
-        labels = {
-            LETTERS[i]: seat for i, seat in enumerate(pool)
-        }  # label → seat, this reviewer only
+        # Each reviewer gets its own label → seat map, so position bias averages out.
+        labels = {LETTERS[i]: seat for i, seat in enumerate(pool)}
 
         def read_ranking(output: StageOutput) -> None:
             parsed = parse_ranking(output.content, list(labels)) if output.content else None
