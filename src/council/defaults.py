@@ -12,7 +12,6 @@ from dataclasses import replace
 from council.config import HubConfig, SeatConfig, load_config, save_config
 from council.datafolder import DataFolder
 from council.models.catalog import scan
-from council.models.demo import write_demo_model
 
 DEMO_SEATS = (("demo-1", 1), ("demo-2", 2), ("demo-3", 3))
 DEMO_FOLDER = "demo"
@@ -56,6 +55,8 @@ def _ensure_demo_models(folder: DataFolder, seats: tuple[SeatConfig, ...]) -> No
         path = seat.model_path(folder)
         stem = path.stem
         if seat.model == demo_model_path(stem) and not path.exists():
+            from council.models.demo import write_demo_model  # numpy: only when one is missing
+
             path.parent.mkdir(parents=True, exist_ok=True)
             write_demo_model(path, seed=seeds.get(stem, 0), name=stem)
 

@@ -29,8 +29,6 @@ from council import __version__
 from council.config import CouncilDefaults, HubConfig, load_config, save_config
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
-from council.deliberation.roster import Roster
-from council.deliberation.service import CouncilService
 from council.engine import orphans
 from council.engine.binary import EngineBinary, find_llama_server
 from council.engine.fleet import Fleet, plan_seats
@@ -39,6 +37,8 @@ from council.store import conversations
 from council.store import db as store
 
 if TYPE_CHECKING:
+    from council.deliberation.roster import Roster
+    from council.deliberation.service import CouncilService
     from council.server.api import ApiContext
     from council.server.openai_api import OpenAIApi
 
@@ -186,6 +186,9 @@ class Hub:
         self.say("council stopped")
 
     def _api_context(self, ready: _Ready) -> ApiContext:
+        # Imported here, after the engines were spawned, so they load while the models do.
+        from council.deliberation.roster import Roster
+        from council.deliberation.service import CouncilService
         from council.server.api import ApiContext
 
         assert self._db is not None  # noqa: S101 - startup() opened it

@@ -21,8 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from gguf import LlamaFileType
-
+from council.models.gguf_constants import LlamaFileType
 from council.models.gguf_header import (
     Header,
     Invalid,
@@ -65,7 +64,8 @@ def _quantization(metadata: dict[str, object], matrix_types: Counter[str]) -> st
     file_type = metadata_int(metadata, "general.file_type")
     if file_type is not None and file_type != LlamaFileType.GUESSED:
         try:
-            return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+            name = str(LlamaFileType(file_type).name)
+            return name.removeprefix("MOSTLY_").removeprefix("ALL_")
         except ValueError:
             pass
     if matrix_types:

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
-
+from council.models.gguf_constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 from council.units import human_size
 
 GGUF_MAGIC = b"GGUF"
