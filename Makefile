@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: up test engine lint format clean help
+VENDOR := src/council/web/vendor
+
+.PHONY: up test engine web lint format clean help
 
 help:
 	@echo "make up     set up (venv, engine build) and start council on http://127.0.0.1:8710"
@@ -13,16 +15,26 @@ help:
 	@echo "make lint   ruff and mypy --strict"
 	@echo "make clean  remove the venv and the engine build (keeps council-data/)"
 
-up: $(VENV)/.runtime engine
+up: $(VENV)/.runtime engine web
 	$(BIN)/council up $(ARGS)
 
-test: $(VENV)/.test engine
+test: $(VENV)/.test engine web
 	@scripts/system-deps.sh browser
 	$(MAKE) lint
 	$(BIN)/pytest $(ARGS)
 
 engine: $(VENV)/.runtime
 	$(BIN)/council engine build
+
+# Browser code from npm, pinned by package-lock.json, copied where the hub serves it.
+web: $(VENDOR)/.installed
+
+$(VENDOR)/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/marked/lib/marked.esm.js node_modules/marked/lib/marked.esm.js.map $(VENDOR)/
+	cp node_modules/dompurify/dist/purify.es.mjs node_modules/dompurify/dist/purify.es.mjs.map $(VENDOR)/
+	@touch $@
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
@@ -49,4 +61,4 @@ $(VENV)/.test: $(VENV)/.runtime requirements/test.lock
 	@touch $@
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) build node_modules $(VENDOR)

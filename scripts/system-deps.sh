@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what council needs from the system, or says exactly what to install.
-#   build:   a C/C++ toolchain, CMake and OpenSSL headers (to build llama.cpp), Python's venv
+#   build:   a C/C++ toolchain, CMake and OpenSSL headers (to build llama.cpp), Python's venv,
+#            npm (the browser code)
 #   browser: Debian's chromium (for the browser tests)
 # As root on Debian/Ubuntu it installs with apt-get; otherwise it prints the command and fails.
 set -euo pipefail
@@ -12,6 +13,7 @@ case "${1:-build}" in
     command -v c++ >/dev/null && command -v make >/dev/null || missing+=(build-essential)
     [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
     python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+    command -v npm >/dev/null || missing+=(npm)
     ;;
   browser)
     [ -x /usr/bin/chromium ] || missing+=(chromium)

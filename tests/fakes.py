@@ -48,7 +48,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             self._json(404, {"error": {"message": "no such route"}})
             return
-        text = reply_for(body["model"], body["messages"][-1]["content"])
+        fixed = self.server.replies.get(body["model"])
+        text = (
+            fixed
+            if fixed is not None
+            else reply_for(body["model"], body["messages"][-1]["content"])
+        )
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.end_headers()
@@ -78,12 +83,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     token: str
     requests: list[dict[str, Any]]
+    replies: dict[str, str]  # model → exactly this text, whatever was asked
 
 
 @contextmanager
-def cloud_seat(token: str = "sk-test-cloud-token") -> Iterator[_Server]:  # noqa: S107
+def cloud_seat(
+    token: str = "sk-test-cloud-token",  # noqa: S107
+    replies: dict[str, str] | None = None,
+) -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
-    server.token, server.requests = token, []
+    server.token, server.requests, server.replies = token, [], dict(replies or {})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

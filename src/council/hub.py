@@ -146,17 +146,18 @@ class Hub:
         import uvicorn
 
         from council.server.app import create_app
+        from council.server.guard import local_hosts
 
         api = self._api_context(ready)
         openai = self._openai_api(ready)
-
+        host, port = ready.listener.getsockname()[:2]
+        app = create_app(self, api, openai, allowed_hosts=local_hosts(host, port))
         config = uvicorn.Config(
-            create_app(self, api, openai), log_level="warning", access_log=False, lifespan="off",
+            app, log_level="warning", access_log=False, lifespan="off",
             server_header=False, ws="none", timeout_graceful_shutdown=3,
         )  # fmt: skip
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
-        host, port = ready.listener.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         if self._lock is not None:
             self._lock.record(url=self.url)  # how `council ask` finds this hub

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
@@ -32,10 +34,10 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page whose console errors fail the test."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+@contextmanager
+def new_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
+    """A fresh page in a fresh context; any console error or page error fails the test."""
+    context = browser.new_context(accept_downloads=True, **context_options)
     page = context.new_page()
     errors: list[str] = []
 
@@ -48,6 +50,12 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == []
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with new_page(browser, viewport={"width": 1440, "height": 900}) as page:
+        yield page
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -80,10 +80,15 @@ class Roster(Mapping[str, Seat]):
         return len(self.local) + len(self._remote_seats)
 
     def describe(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = [
-            {**row, "kind": "local", "ctx_size": self.local[str(row["name"])].ctx_size}
-            for row in self.fleet.seats()
-        ]
+        models = {seat.config.name: seat.model for seat in self.fleet.planned}
+        rows: list[dict[str, Any]] = []
+        for row in self.fleet.seats():
+            name = str(row["name"])
+            model = models.get(name)
+            rows.append({**row, "kind": "local", "ctx_size": self.local[name].ctx_size,
+                         "size_bytes": model.size_bytes if model else None,
+                         "quantization": model.quantization if model else None,
+                         "parameters": model.parameters if model else None})  # fmt: skip
         for remote in self.remotes.values():
             state = "ready" if remote.enabled else "disabled"
             rows.append({**remote.public(), "kind": "remote", "state": state, "demo": False,

@@ -156,12 +156,18 @@ class Api:
         return JSONResponse({"stopping": handle.message_id}, status_code=202)
 
     async def list_seats(self, request: Request) -> Response:
-        """Every seat with its kind, model, state and context size (never a token)."""
-        return JSONResponse({"seats": self.ctx.roster.describe()})
+        """Every seat: kind, model, size, quantization, context, state, last answer's tokens/s
+        (never a token)."""
+        return JSONResponse({"seats": self._seats()})
+
+    def _seats(self) -> list[dict[str, Any]]:
+        speeds = store.last_speeds(self.db)
+        return [{**seat, "tokens_per_second": speeds.get(seat["name"])}
+                for seat in self.ctx.roster.describe()]  # fmt: skip
 
     async def get_seat(self, request: Request) -> Response:
         """One seat."""
-        for seat in self.ctx.roster.describe():
+        for seat in self._seats():
             if seat["name"] == request.path_params["name"]:
                 return JSONResponse(seat)
         raise NotFound(f"no seat {request.path_params['name']!r}")

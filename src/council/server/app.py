@@ -6,6 +6,7 @@ script) holds from the first release; it polls `/api/health` to show the seats c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from council.errors import CouncilError
 from council.server.api import Api, ApiContext, council_error_response
+from council.server.guard import LocalGuard
 from council.server.openai_api import OpenAIApi, openai_error
 from council.server.openapi import openapi_schema
 
@@ -59,10 +61,18 @@ class SecurityHeaders:
 
 
 def create_app(
-    source: HealthSource, api: ApiContext | None = None, openai: OpenAIApi | None = None
+    source: HealthSource,
+    api: ApiContext | None = None,
+    openai: OpenAIApi | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
     async def index(request: Request) -> Response:
-        return FileResponse(WEB / "index.html")
+        return FileResponse(WEB / "index.html", headers={"cache-control": "no-cache"})
+
+    async def service_worker(request: Request) -> Response:
+        # Served from the root so that it may control the whole page, not only /static/.
+        return FileResponse(WEB / "sw.js", media_type="text/javascript",
+                            headers={"cache-control": "no-cache"})  # fmt: skip
 
     async def health(request: Request) -> Response:
         """The hub's status word and every seat's state."""
@@ -89,13 +99,21 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", index),
+            Route("/sw.js", service_worker),
             Route("/api/health", health),
             Route("/api/openapi.json", openapi),
             *(Api(api).routes() if api is not None else []),
             *(openai.routes() if openai is not None else []),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            *(
+                [Middleware(LocalGuard, allowed_hosts=allowed_hosts)]
+                if allowed_hosts is not None
+                else []
+            ),
+        ],
         exception_handlers={HTTPException: http_error, CouncilError: council_error},
     )
     return app

@@ -217,6 +217,16 @@ def history(db: sqlite3.Connection, conversation_id: str) -> list[tuple[str, str
     return [(str(question), str(answer)) for question, answer in rows]
 
 
+def last_speeds(db: sqlite3.Connection) -> dict[str, float]:
+    """Each seat's generation speed (tokens/s) in its most recent finished output."""
+    rows = db.execute(
+        """SELECT seat, completion_tokens, generation_ms FROM outputs
+           WHERE id IN (SELECT MAX(id) FROM outputs
+                        WHERE status = 'done' AND generation_ms > 0 GROUP BY seat)"""
+    )
+    return {seat: tokens / (ms / 1000) for seat, tokens, ms in rows}
+
+
 def get_conversation(db: sqlite3.Connection, conversation_id: str) -> dict[str, Any]:
     row = db.execute(
         "SELECT id, title, created_at, updated_at FROM conversations WHERE id = ?",

@@ -1,59 +1,290 @@
-"use strict";
+// The council page: conversations on the left, the current one in the middle, the composer below.
+import { api, ApiError, streamRound } from "/static/api.js";
+import { el, humanSize } from "/static/dom.js";
+import { RoundView } from "/static/round.js";
+import { registerServiceWorker } from "/static/pwa.js";
 
-const STATUS_WORDS = {
-  ok: "All seats are ready.",
-  starting: "Seats are starting…",
-  degraded: "Some seats are not answering.",
-};
+const $ = (id) => document.getElementById(id);
+const state = { conversation: null, seats: [], defaults: null, running: null };
+const EMPTY = $("empty");
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
-function renderSeats(seats) {
-  const body = document.querySelector("#seats tbody");
-  body.replaceChildren(
-    ...seats.map((seat) => {
-      const row = document.createElement("tr");
-      const name = cell(seat.name);
-      if (seat.demo) {
-        const tag = document.createElement("span");
-        tag.className = "tag";
-        tag.textContent = "demo model: noise";
-        name.append(tag);
-      }
-      const state = cell(seat.state, `state-${seat.state}`);
-      if (seat.reason) {
-        const reason = document.createElement("span");
-        reason.className = "reason";
-        reason.textContent = seat.reason;
-        state.append(reason);
-      }
-      row.append(name, cell(seat.model), state);
-      return row;
-    }),
-  );
-}
-
-async function refresh() {
-  const status = document.getElementById("status");
-  try {
-    const response = await fetch("/api/health", { cache: "no-store" });
-    const health = await response.json();
-    status.textContent = STATUS_WORDS[health.status] || health.status;
-    status.dataset.status = health.status;
-    renderSeats(health.seats);
-    const banner = document.getElementById("demo-banner");
-    banner.hidden = !health.demo_hint;
-    banner.textContent = health.demo_hint || "";
-  } catch (error) {
-    status.textContent = "The hub is not answering.";
-    status.dataset.status = "degraded";
+// ---- conversations ------------------------------------------------------------------------
+async function loadConversations() {
+  const search = $("search").value.trim();
+  const query = search ? `?search=${encodeURIComponent(search)}` : "";
+  const { conversations } = await api("GET", `/api/conversations${query}`);
+  $("conversations").replaceChildren(...conversations.map((c) => el("li", {},
+    el("button", { type: "button", class: "conversation",
+      "aria-current": c.id === state.conversation?.id ? "true" : null,
+      onclick: () => openConversation(c.id) },
+    el("span", { class: "conversation-title", text: c.title || "Untitled" }),
+    el("span", { class: "conversation-date", text: c.updated_at.slice(0, 16).replace("T", " ") })))));
+  if (!conversations.length) {
+    $("conversations").append(el("li", { class: "hint", text: search ? "Nothing found." : "No conversations yet." }));
   }
 }
 
-refresh();
-setInterval(refresh, 1000);
+async function openConversation(id) {
+  const conversation = await api("GET", `/api/conversations/${id}`);
+  showConversation(conversation);
+  closeSidebar();
+}
+
+function showConversation(conversation) {
+  state.conversation = conversation;
+  $("title").textContent = conversation ? conversation.title || "Untitled" : "New conversation";
+  $("conversation-actions").hidden = !conversation;
+  $("thread").replaceChildren();
+  if (conversation) {
+    $("export-md").href = `/api/conversations/${conversation.id}/export?format=md`;
+    $("export-json").href = `/api/conversations/${conversation.id}/export?format=json`;
+    for (const message of conversation.messages) {
+      if (message.mode === "history") continue;
+      $("thread").append(RoundView.fromStored(message).element);
+    }
+  } else {
+    $("thread").append(EMPTY);
+  }
+  loadConversations();
+}
+
+async function renameConversation() {
+  const heading = $("title");
+  const input = el("input", { class: "title-input", value: heading.textContent,
+    "aria-label": "Conversation title" });
+  heading.replaceChildren(input);
+  input.focus();
+  input.select();
+  const finish = async (save) => {
+    if (!input.isConnected) return;
+    const title = input.value.trim();
+    if (save && title && title !== state.conversation.title) {
+      state.conversation = await api("PATCH", `/api/conversations/${state.conversation.id}`, { title });
+      loadConversations();
+    }
+    heading.textContent = state.conversation.title;
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") finish(true);
+    if (event.key === "Escape") finish(false);
+  });
+  input.addEventListener("blur", () => finish(true));
+}
+
+let deleteArmed = null;
+async function deleteConversation() {
+  const button = $("delete");
+  if (!deleteArmed) {
+    button.textContent = "Confirm delete";
+    deleteArmed = setTimeout(() => { button.textContent = "Delete"; deleteArmed = null; }, 4000);
+    return;
+  }
+  clearTimeout(deleteArmed);
+  deleteArmed = null;
+  button.textContent = "Delete";
+  await api("DELETE", `/api/conversations/${state.conversation.id}`);
+  showConversation(null);
+}
+
+// ---- asking -------------------------------------------------------------------------------
+function chosenSeats() {
+  return [...$("seat-choice").querySelectorAll("input:checked")].map((box) => box.value);
+}
+
+function showComposerError(message) {
+  $("composer-error").hidden = !message;
+  $("composer-error").textContent = message || "";
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const question = $("question").value.trim();
+  if (!question || state.running) return;
+  showComposerError("");
+  const seats = chosenSeats();
+  if (!seats.length) return showComposerError("Choose at least one seat.");
+  const body = { question, mode: $("mode").value, seats, chair: $("chair").value || undefined };
+  try {
+    if (!state.conversation) {
+      state.conversation = await api("POST", "/api/conversations", {});
+      $("thread").replaceChildren();
+    }
+    const view = new RoundView(question, { mode: body.mode, seats, chair: body.chair });
+    $("thread").append(view.element);
+    view.element.scrollIntoView({ block: "start", behavior: "smooth" });
+    $("question").value = "";
+    setRunning({ view, controller: new AbortController(), messageId: null });
+    await streamRound(state.conversation.id, body, (type, data) => view.handle(type, data),
+      (id) => { state.running.messageId = id; }, state.running.controller.signal);
+  } catch (error) {
+    if (error.name !== "AbortError") showComposerError(error.message);
+    if (state.running?.view && error instanceof ApiError) state.running.view.element.remove();
+  } finally {
+    setRunning(null);
+    const id = state.conversation?.id;
+    if (id) {
+      state.conversation = await api("GET", `/api/conversations/${id}`).catch(() => state.conversation);
+      $("title").textContent = state.conversation.title;
+      $("conversation-actions").hidden = false;
+      $("export-md").href = `/api/conversations/${id}/export?format=md`;
+      $("export-json").href = `/api/conversations/${id}/export?format=json`;
+      loadConversations();
+    }
+  }
+}
+
+function setRunning(running) {
+  state.running = running;
+  $("send").hidden = Boolean(running);
+  $("stop").hidden = !running;
+  $("question").disabled = Boolean(running);
+  if (!running) $("question").focus();
+}
+
+async function stop() {
+  const running = state.running;
+  if (!running) return;
+  $("stop").disabled = true;
+  try {
+    if (running.messageId) await api("POST", `/api/messages/${running.messageId}/stop`);
+    else running.controller.abort();
+  } catch {
+    running.controller.abort();
+  } finally {
+    $("stop").disabled = false;
+  }
+}
+
+// ---- seats and defaults -------------------------------------------------------------------
+async function loadSeats() {
+  const [{ seats }, defaults] = await Promise.all([api("GET", "/api/seats"),
+    api("GET", "/api/council/defaults")]);
+  state.seats = seats;
+  state.defaults = state.defaults || defaults;
+  renderComposerOptions();
+  renderSeatsTable();
+}
+
+function renderComposerOptions() {
+  const defaults = state.defaults;
+  const previous = new Set(chosenSeats());
+  const picked = previous.size ? previous : new Set(defaults.seats.length ? defaults.seats
+    : state.seats.map((s) => s.name));
+  $("seat-choice").replaceChildren(el("legend", { text: "Seats" }), ...state.seats.map((seat) =>
+    el("label", { class: "chip" }, el("input", { type: "checkbox", value: seat.name,
+      checked: picked.has(seat.name) }), seat.name)));
+  const chair = $("chair").value || defaults.chair;
+  $("chair").replaceChildren(el("option", { value: "", text: "first seat" }),
+    ...state.seats.map((seat) => el("option", { value: seat.name, text: seat.name,
+      selected: seat.name === chair })));
+  if (!$("mode").dataset.touched) $("mode").value = defaults.mode;
+}
+
+function renderSeatsTable() {
+  $("seats-table").querySelector("tbody").replaceChildren(...state.seats.map((seat) => el("tr",
+    { "data-seat": seat.name, "data-state": seat.state },
+    el("th", { scope: "row" }, seat.name, seat.demo ? el("span", { class: "tag",
+      text: "demo model: noise" }) : null, el("span", { class: "kind", text: seat.kind })),
+    el("td", { text: seat.model }),
+    el("td", { text: humanSize(seat.size_bytes) }),
+    el("td", { text: seat.quantization || "–" }),
+    el("td", { text: seat.ctx_size ? String(seat.ctx_size) : "–" }),
+    el("td", { class: `state state-${seat.state}` }, seat.state,
+      seat.reason ? el("span", { class: "reason", text: seat.reason }) : null),
+    el("td", { text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–" }),
+    el("td", {}, seat.kind === "remote" ? el("button", { type: "button", class: "danger",
+      "aria-label": `Remove ${seat.name}`, text: "Remove",
+      onclick: () => removeSeat(seat.name) }) : null))));
+}
+
+async function removeSeat(name) {
+  await api("DELETE", `/api/seats/${encodeURIComponent(name)}`);
+  await loadSeats();
+}
+
+async function addRemote(event) {
+  event.preventDefault();
+  const form = event.target;
+  const data = Object.fromEntries(new FormData(form));
+  data.ctx_size = Number(data.ctx_size || 0);
+  try {
+    await api("POST", "/api/seats", data);
+    form.reset();
+    $("remote-error").hidden = true;
+    await loadSeats();
+  } catch (error) {
+    $("remote-error").hidden = false;
+    $("remote-error").textContent = error.message;
+  }
+}
+
+async function saveDefaults() {
+  const body = { mode: $("mode").value, seats: chosenSeats(), chair: $("chair").value };
+  try {
+    state.defaults = await api("PUT", "/api/council/defaults", body);
+    showComposerError("");
+    $("save-defaults").textContent = "Saved as the defaults";
+    setTimeout(() => { $("save-defaults").textContent = "Make these the defaults"; }, 2000);
+  } catch (error) {
+    showComposerError(error.message);
+  }
+}
+
+// ---- the hub's health ---------------------------------------------------------------------
+const STATUS_WORDS = { ok: "all seats ready", starting: "seats starting…",
+  degraded: "some seats are not answering" };
+
+async function refreshHealth() {
+  try {
+    const health = await api("GET", "/api/health");
+    $("hub-status").textContent = STATUS_WORDS[health.status] || health.status;
+    $("hub-status").dataset.status = health.status;
+    $("demo-banner").hidden = !health.demo_hint;
+    $("demo-banner").textContent = health.demo_hint || "";
+    const changed = health.seats.some((s) => state.seats.find((t) => t.name === s.name)?.state !== s.state);
+    if (changed) await loadSeats();
+  } catch {
+    $("hub-status").textContent = "the hub is not answering";
+    $("hub-status").dataset.status = "degraded";
+  }
+}
+
+// ---- layout -------------------------------------------------------------------------------
+function openSidebar() {
+  document.body.classList.add("sidebar-open");
+  $("menu").setAttribute("aria-expanded", "true");
+}
+
+function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+  $("menu").setAttribute("aria-expanded", "false");
+}
+
+function wire() {
+  $("composer").addEventListener("submit", ask);
+  $("question").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("stop").addEventListener("click", stop);
+  $("new-conversation").addEventListener("click", () => { showConversation(null); closeSidebar(); $("question").focus(); });
+  $("search").addEventListener("input", () => loadConversations());
+  $("rename").addEventListener("click", renameConversation);
+  $("delete").addEventListener("click", deleteConversation);
+  $("mode").addEventListener("change", () => { $("mode").dataset.touched = "1"; });
+  $("save-defaults").addEventListener("click", saveDefaults);
+  $("show-seats").addEventListener("click", () => { $("seats-panel").hidden = false; closeSidebar(); loadSeats(); });
+  $("close-seats").addEventListener("click", () => { $("seats-panel").hidden = true; });
+  $("remote-form").addEventListener("submit", addRemote);
+  $("menu").addEventListener("click", () =>
+    document.body.classList.contains("sidebar-open") ? closeSidebar() : openSidebar());
+}
+
+wire();
+showConversation(null);
+loadSeats().catch((error) => showComposerError(error.message));
+refreshHealth();
+setInterval(refreshHealth, 2000);
+registerServiceWorker();

@@ -1,0 +1,58 @@
+// The hub's HTTP API, and a reader for the server-sent events a council round streams.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["content-type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new ApiError(response.status, data?.error?.message || `HTTP ${response.status}`);
+  }
+  return data;
+}
+
+// POST a question; calls onEvent(type, data) for each event until the round ends.
+// Returns the message id as soon as the hub names it (a header), for the stop button.
+export async function streamRound(conversationId, body, onEvent, onMessageId, signal) {
+  const response = await fetch(`/api/conversations/${conversationId}/messages`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify(body),
+    signal,
+  });
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, data?.error?.message || `HTTP ${response.status}`);
+  }
+  onMessageId(response.headers.get("x-council-message"));
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let type = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+      if (line.startsWith("event:")) type = line.slice(6).trim();
+      else if (line.startsWith("data:") && type) {
+        onEvent(type, JSON.parse(line.slice(5)));
+        type = "";
+      }
+    }
+  }
+}
