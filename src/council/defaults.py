@@ -34,7 +34,7 @@ def ensure_seats(folder: DataFolder) -> HubConfig:
     real = [model for model in scan(folder.models) if model.valid and not model.demo]
     if real:
         seats = tuple(
-            SeatConfig(name=_seat_name(model.path), model=model.path, ctx_size=2048)
+            SeatConfig(name=seat_name_for(model.path), model=model.path, ctx_size=2048)
             for model in real
         )
     else:
@@ -61,7 +61,7 @@ def _ensure_demo_models(folder: DataFolder, seats: tuple[SeatConfig, ...]) -> No
             write_demo_model(path, seed=seeds.get(stem, 0), name=stem)
 
 
-def _seat_name(model_path: str) -> str:
+def seat_name_for(model_path: str) -> str:
     stem = model_path.rsplit("/", 1)[-1].removesuffix(".gguf")
     cleaned = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in stem).strip("-.")
     return (cleaned or "seat")[:64]

@@ -193,7 +193,11 @@ class Hub:
         from council.server.api import ApiContext
 
         assert self._db is not None  # noqa: S101 - startup() opened it
-        self.roster = roster = Roster(ready.folder, ready.config, ready.fleet)
+
+        def config_changed(config: HubConfig) -> None:
+            ready.config = config
+
+        self.roster = roster = Roster(ready.folder, ready.config, ready.fleet, config_changed)
 
         def save_defaults(defaults: CouncilDefaults) -> None:
             ready.config = replace(load_config(ready.folder), council=defaults)
@@ -207,8 +211,11 @@ class Hub:
         from council.server.openai_api import OpenAIApi
 
         assert self.council is not None  # noqa: S101 - _api_context() made it
-        names = [seat.config.name for seat in ready.fleet.planned]  # the engines, not remotes
-        return OpenAIApi(self.council, lambda: names, ready.fleet.target, ready.fleet.client)
+
+        def engine_seats() -> list[str]:  # the engines, not remote seats
+            return [seat.config.name for seat in ready.fleet.planned]
+
+        return OpenAIApi(self.council, engine_seats, ready.fleet.target, ready.fleet.client)
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
         await fleet.wait_settled()

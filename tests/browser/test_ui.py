@@ -227,6 +227,8 @@ def test_the_seats_panel_lists_seats_and_adds_and_removes_a_remote_one(
     page.locator("#show-seats").click()
     rows = page.locator("#seats-table tbody tr")
     expect(rows).to_have_count(3)
+    expect(page.locator("#local-model option")).to_have_count(0)
+    expect(page.locator("#seats-hint")).to_contain_text("Every model on the stick is seated")
     expect(rows.first).to_contain_text("demo model: noise")
     expect(rows.first).to_contain_text("F16")
     expect(rows.first).to_contain_text("healthy")
@@ -241,3 +243,46 @@ def test_the_seats_panel_lists_seats_and_adds_and_removes_a_remote_one(
     screenshot(page, "seats-laptop")
     page.locator('button[aria-label="Remove cloud"]').click()
     expect(rows).to_have_count(3)
+
+
+def test_a_model_on_the_stick_is_seated_from_the_seats_panel(
+    start_hub: StartHub, page: Page, isolated_data: DataFolder
+) -> None:
+    hub = start_hub()
+    open_hub(page, hub)
+    write_demo_model(isolated_data.models / "extra.gguf", seed=8)
+    page.locator("#show-seats").click()
+    expect(page.locator("#local-model option")).to_have_count(1)
+    page.locator("#local-form button[type=submit]").click()
+    row = page.locator('#seats-table tr[data-seat="extra"]')
+    expect(row).to_be_visible()
+    expect(row).to_have_attribute("data-state", "healthy", timeout=30_000)
+    expect(page.locator('#seat-choice input[value="extra"]')).to_be_checked()
+    page.locator('button[aria-label="Remove extra"]').click()
+    expect(row).to_have_count(0)
+
+
+def test_the_page_is_an_installable_app_with_an_offline_shell(
+    start_hub: StartHub, page: Page
+) -> None:
+    hub = start_hub()
+    open_hub(page, hub)
+    manifest = page.locator('link[rel="manifest"]').get_attribute("href")
+    assert manifest is not None
+    response = httpx.get(f"{hub.url}{manifest}")
+    assert response.json()["display"] == "standalone"
+    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+    assert scope == f"{hub.url}/"
+    cached = page.evaluate("caches.keys().then((keys) => keys.length)")
+    assert cached >= 1
+
+
+def test_the_hub_refuses_a_foreign_host_and_cross_origin_writes(start_hub: StartHub) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    rebound = httpx.get(f"{hub.url}/api/conversations", headers={"host": "attacker.example"})
+    assert rebound.status_code == 403
+    forged = httpx.post(f"{hub.url}/api/conversations", json={},
+                        headers={"origin": "http://attacker.example"})  # fmt: skip
+    assert forged.status_code == 403
+    assert httpx.get(f"{hub.url}/api/conversations").json()["conversations"] == []

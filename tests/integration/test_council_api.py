@@ -158,3 +158,35 @@ def test_the_openapi_schema_lists_the_api(hub: HubProcess) -> None:
     assert schema["paths"]["/api/conversations/{id}/messages"]["post"]["summary"].startswith(
         "Run a council round"
     )
+
+
+def test_a_model_on_the_stick_can_be_seated_and_unseated_while_the_hub_runs(
+    hub: HubProcess,
+) -> None:
+    from council.models.demo import write_demo_model
+
+    write_demo_model(hub.data / "models" / "extra.gguf", seed=42)
+    models = httpx.get(f"{hub.url}/api/models").json()["models"]
+    assert {m["path"]: m["seats"] for m in models}["extra.gguf"] == []
+
+    added = httpx.post(f"{hub.url}/api/seats", json={"kind": "local", "model": "extra.gguf"})
+    assert added.status_code == 201, added.text
+    assert added.json()["name"] == "extra"
+    health = hub.wait_for(lambda h: len(h["seats"]) == 4 and h["status"] == "ok")
+    assert health["seats"][-1]["name"] == "extra"
+    assert 'model = "extra.gguf"' in (hub.data / "config.toml").read_text()
+    conversation = new_conversation(hub)
+    events = ask_round(hub, conversation, "hi", max_tokens=4, seats=["extra", "demo-1"])
+    assert events[-1][1]["status"] == "done"
+    engine = next(e for e in hub.engines() if "extra" in " ".join(e.cmdline()))
+
+    assert httpx.delete(f"{hub.url}/api/seats/extra").status_code == 204
+    engine.wait(timeout=10)
+    assert "extra.gguf" not in (hub.data / "config.toml").read_text()
+    assert [s["name"] for s in hub.health()["seats"]] == ["demo-1", "demo-2", "demo-3"]
+
+    again = httpx.post(f"{hub.url}/api/seats", json={"kind": "local", "model": "nope.gguf"})
+    assert again.status_code == 404
+    taken = httpx.post(f"{hub.url}/api/seats",
+                       json={"kind": "local", "model": "extra.gguf", "name": "demo-1"})  # fmt: skip
+    assert taken.status_code == 400

@@ -8,16 +8,20 @@ each change is written to `remotes.toml` before it takes effect.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from council.config import HubConfig
+from council.config import HubConfig, SeatConfig, load_config, save_config, validate_seat
 from council.datafolder import DataFolder
+from council.defaults import seat_name_for
 from council.deliberation.seats import HttpSeat, Seat
-from council.engine.fleet import Fleet
-from council.errors import BadRequest, NotFound
+from council.engine.fleet import Fleet, estimates, plan_seats
+from council.engine.memory import check_fits
+from council.errors import BadRequest, ConfigError, NotFound
+from council.models.catalog import scan
 from council.remotes import (
     RemoteSeatConfig,
     from_request,
@@ -27,10 +31,12 @@ from council.remotes import (
 )
 
 
-def local_seats(config: HubConfig, fleet: Fleet) -> dict[str, HttpSeat]:
+def local_seats(config: HubConfig, fleet: Fleet, only: str | None = None) -> dict[str, HttpSeat]:
     seats = {}
     for planned in fleet.planned:
         seat = planned.config
+        if only is not None and seat.name != only:
+            continue
         trained = planned.model.context_length if planned.model else None
         # llama-server caps a slot's context at what the model was trained for.
         configured = seat.ctx_size or trained
@@ -58,9 +64,16 @@ def remote_seat(remote: RemoteSeatConfig, client: httpx.AsyncClient) -> HttpSeat
 class Roster(Mapping[str, Seat]):
     """Every seat by name, local first, in a stable order."""
 
-    def __init__(self, folder: DataFolder, config: HubConfig, fleet: Fleet) -> None:
+    def __init__(
+        self,
+        folder: DataFolder,
+        config: HubConfig,
+        fleet: Fleet,
+        on_config: Callable[[HubConfig], None] = lambda config: None,
+    ) -> None:
         self.folder = folder
         self.fleet = fleet
+        self._on_config = on_config
         self.local = local_seats(config, fleet)
         # Remote endpoints get their own client: real TLS checks, the user's proxy settings.
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
@@ -113,6 +126,46 @@ class Roster(Mapping[str, Seat]):
     def remove_remote(self, name: str) -> None:
         self._remote(name)
         self._apply({key: value for key, value in self.remotes.items() if key != name})
+
+    def add_local(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Seat a model from the stick's catalog; its engine starts at once."""
+        model = str(body.get("model") or "")
+        try:
+            seat = SeatConfig(name=str(body.get("name") or seat_name_for(model)), model=model,
+                              ctx_size=int(body.get("ctx_size") or 0))  # fmt: skip
+        except (TypeError, ValueError):
+            raise BadRequest("'ctx_size' must be a whole number") from None
+        try:
+            validate_seat(seat)
+        except ConfigError as exc:
+            raise BadRequest(str(exc).removeprefix("config.toml: ")) from None
+        if seat.name in self:
+            raise BadRequest(f"there is already a seat called {seat.name!r}")
+        info = next((m for m in scan(self.folder.models) if m.path == seat.model), None)
+        if info is None:
+            raise NotFound(f"no model {seat.model!r} in models/: see GET /api/models")
+        if not info.valid:
+            raise BadRequest(f"{seat.model} cannot be loaded: {info.reason}")
+        config = load_config(self.folder)
+        seats = (*config.seats, seat)
+        planned = plan_seats(self.folder, [s for s in seats if s.enabled])[-1]
+        check_fits(estimates([planned]))
+        config = replace(config, seats=seats)
+        save_config(self.folder, config)  # on the stick first, then live
+        self.fleet.add(planned)
+        self.local.update(local_seats(config, self.fleet, only=seat.name))
+        self._on_config(config)
+        return {"name": seat.name, "model": seat.model, "kind": "local"}
+
+    async def remove_local(self, name: str) -> None:
+        if name not in self.local:
+            raise NotFound(f"no local seat {name!r}")
+        config = load_config(self.folder)
+        config = replace(config, seats=tuple(s for s in config.seats if s.name != name))
+        save_config(self.folder, config)
+        del self.local[name]
+        await self.fleet.remove(name)
+        self._on_config(config)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -73,39 +73,63 @@ class Fleet:
         on_event: EventSink | None = None,
     ) -> None:
         self.folder = folder
-        self.planned = list(planned)
+        self.binary = binary
+        self.planned: list[PlannedSeat] = []
         self._on_event = on_event or (lambda seat, kind, message: None)
         self.engines: dict[str, EngineProcess] = {}
         self._missing: dict[str, str] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started = False
         self.client = loopback_client()
-        for seat in self.planned:
-            if seat.model is None:
-                self._missing[seat.config.name] = (
-                    f"model file not found: models/{seat.config.model}"
-                )
-                continue
-            spec = EngineSpec(
-                name=seat.config.name,
-                binary=binary.path,
-                model=seat.config.model_path(folder),
-                log=folder.logs / f"{seat.config.name}.log",
-                ctx_size=seat.config.ctx_size,
-                threads=seat.threads,
-                extra_args=seat.config.extra_args,
-            )
-            self.engines[seat.config.name] = EngineProcess(spec, self._on_event)
+        for seat in planned:
+            self._plan(seat)
+
+    def _plan(self, seat: PlannedSeat) -> None:
+        self.planned.append(seat)
+        name = seat.config.name
+        if seat.model is None:
+            self._missing[name] = f"model file not found: models/{seat.config.model}"
+            return
+        spec = EngineSpec(
+            name=name,
+            binary=self.binary.path,
+            model=seat.config.model_path(self.folder),
+            log=self.folder.logs / f"{name}.log",
+            ctx_size=seat.config.ctx_size,
+            threads=seat.threads,
+            extra_args=seat.config.extra_args,
+        )
+        self.engines[name] = EngineProcess(spec, self._on_event)
+
+    def add(self, seat: PlannedSeat) -> None:
+        """Seat one more engine while the hub runs (its memory was checked by the caller)."""
+        self._plan(seat)
+        if self._started and seat.config.name in self.engines:
+            self._supervise(seat.config.name)
+
+    async def remove(self, name: str) -> None:
+        """Stop a seat's engine and forget the seat."""
+        engine = self.engines.pop(name, None)
+        if engine is not None:
+            await engine.stop()
+        if task := self._tasks.pop(name, None):
+            await asyncio.gather(task, return_exceptions=True)
+        self._missing.pop(name, None)
+        self.planned = [seat for seat in self.planned if seat.config.name != name]
+
+    def _supervise(self, name: str) -> None:
+        engine = self.engines[name]
+        self._tasks[name] = asyncio.create_task(engine.supervise(self.client), name=f"seat:{name}")
 
     def check_memory(self, available: int | None = None) -> None:
         check_fits(estimates(self.planned), available)
 
     def start(self) -> None:
+        self._started = True
         for name, reason in self._missing.items():
             self._on_event(name, "failed", reason)
-        self._tasks = [
-            asyncio.create_task(engine.supervise(self.client), name=f"seat:{name}")
-            for name, engine in self.engines.items()
-        ]
+        for name in self.engines:
+            self._supervise(name)
 
     async def wait_spawned(self) -> None:
         await asyncio.gather(*(engine.spawned.wait() for engine in self.engines.values()))
@@ -116,7 +140,7 @@ class Fleet:
     async def stop(self) -> None:
         await asyncio.gather(*(engine.stop() for engine in self.engines.values()))
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await self.client.aclose()
 
     def seats(self) -> list[dict[str, object]]:

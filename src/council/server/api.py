@@ -173,8 +173,12 @@ class Api:
         raise NotFound(f"no seat {request.path_params['name']!r}")
 
     async def add_seat(self, request: Request) -> Response:
-        """Add a remote seat: `{"name", "url", "model", "token", "ctx_size"}`."""
-        added = self.ctx.roster.add_remote(await read_json(request))
+        """Add a seat: a model from the stick (`{"kind": "local", "model", "name", "ctx_size"}`,
+        its engine starts at once) or a remote one (`{"name", "url", "model", "token",
+        "ctx_size"}`)."""
+        body = await read_json(request)
+        roster = self.ctx.roster
+        added = roster.add_local(body) if body.get("kind") == "local" else roster.add_remote(body)
         return JSONResponse(added, status_code=201)
 
     async def update_seat(self, request: Request) -> Response:
@@ -183,9 +187,24 @@ class Api:
         return JSONResponse(self.ctx.roster.update_remote(name, await read_json(request)))
 
     async def remove_seat(self, request: Request) -> Response:
-        """Remove a remote seat."""
-        self.ctx.roster.remove_remote(request.path_params["name"])
+        """Remove a seat (a local seat's engine is stopped; its model file stays)."""
+        name = request.path_params["name"]
+        if name in self.ctx.roster.local:
+            await self.ctx.roster.remove_local(name)
+        else:
+            self.ctx.roster.remove_remote(name)
         return Response(status_code=204)
+
+    async def list_models(self, request: Request) -> Response:
+        """The GGUF models on the stick, and which seats use them."""
+        from council.models.catalog import scan
+
+        used: dict[str, list[str]] = {}
+        for seat in self.ctx.roster.fleet.planned:
+            used.setdefault(seat.config.model, []).append(seat.config.name)
+        models = [{**model.to_dict(), "seats": used.get(model.path, [])}
+                  for model in scan(self.ctx.roster.folder.models)]  # fmt: skip
+        return JSONResponse({"models": models})
 
     async def get_defaults(self, request: Request) -> Response:
         """The council's defaults: mode, seats, chair, sampling, timeouts."""
@@ -226,6 +245,7 @@ class Api:
             Route("/api/seats/{name}", self.get_seat, methods=["GET"]),
             Route("/api/seats/{name}", self.update_seat, methods=["PATCH"]),
             Route("/api/seats/{name}", self.remove_seat, methods=["DELETE"]),
+            Route("/api/models", self.list_models, methods=["GET"]),
             Route("/api/council/defaults", self.get_defaults, methods=["GET"]),
             Route("/api/council/defaults", self.put_defaults, methods=["PUT"]),
         ]

@@ -167,12 +167,14 @@ async function loadSeats() {
 
 function renderComposerOptions() {
   const defaults = state.defaults;
+  const shown = new Set([...$("seat-choice").querySelectorAll("input")].map((box) => box.value));
   const previous = new Set(chosenSeats());
-  const picked = previous.size ? previous : new Set(defaults.seats.length ? defaults.seats
-    : state.seats.map((s) => s.name));
+  // A seat the page has not shown before is picked as the defaults say (none listed: all).
+  const byDefault = (name) => !defaults.seats.length || defaults.seats.includes(name);
+  const picked = (name) => (shown.has(name) ? previous.has(name) : byDefault(name));
   $("seat-choice").replaceChildren(el("legend", { text: "Seats" }), ...state.seats.map((seat) =>
     el("label", { class: "chip" }, el("input", { type: "checkbox", value: seat.name,
-      checked: picked.has(seat.name) }), seat.name)));
+      checked: picked(seat.name) }), seat.name)));
   const chair = $("chair").value || defaults.chair;
   $("chair").replaceChildren(el("option", { value: "", text: "first seat" }),
     ...state.seats.map((seat) => el("option", { value: seat.name, text: seat.name,
@@ -192,9 +194,37 @@ function renderSeatsTable() {
     el("td", { class: `state state-${seat.state}` }, seat.state,
       seat.reason ? el("span", { class: "reason", text: seat.reason }) : null),
     el("td", { text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–" }),
-    el("td", {}, seat.kind === "remote" ? el("button", { type: "button", class: "danger",
+    el("td", {}, el("button", { type: "button", class: "danger",
       "aria-label": `Remove ${seat.name}`, text: "Remove",
-      onclick: () => removeSeat(seat.name) }) : null))));
+      onclick: () => removeSeat(seat.name) })))));
+  renderLocalModels();
+}
+
+async function renderLocalModels() {
+  const { models } = await api("GET", "/api/models");
+  const free = models.filter((model) => model.valid && !model.seats.length);
+  $("local-model").replaceChildren(...free.map((model) => el("option", { value: model.path,
+    text: `${model.path}${model.demo ? " (demo)" : ""} · ${humanSize(model.size_bytes)}` })));
+  $("local-form").querySelector("button").disabled = !free.length;
+  $("seats-hint").textContent = free.length ? "" :
+    "Every model on the stick is seated. Copy more GGUF files into the data folder's models/ folder to seat them.";
+}
+
+async function addLocal(event) {
+  event.preventDefault();
+  const form = event.target;
+  const data = Object.fromEntries(new FormData(form));
+  const body = { kind: "local", model: data.model, ctx_size: Number(data.ctx_size || 0) };
+  if (data.name) body.name = data.name;
+  try {
+    await api("POST", "/api/seats", body);
+    form.reset();
+    $("local-error").hidden = true;
+    await loadSeats();
+  } catch (error) {
+    $("local-error").hidden = false;
+    $("local-error").textContent = error.message;
+  }
 }
 
 async function removeSeat(name) {
@@ -278,6 +308,7 @@ function wire() {
   $("show-seats").addEventListener("click", () => { $("seats-panel").hidden = false; closeSidebar(); loadSeats(); });
   $("close-seats").addEventListener("click", () => { $("seats-panel").hidden = true; });
   $("remote-form").addEventListener("submit", addRemote);
+  $("local-form").addEventListener("submit", addLocal);
   $("menu").addEventListener("click", () =>
     document.body.classList.contains("sidebar-open") ? closeSidebar() : openSidebar());
 }
