@@ -71,6 +71,11 @@ def test_a_follow_up_stays_in_the_conversation_and_is_there_after_a_reload(
 ) -> None:
     hub = start_hub()
     open_hub(page, hub)
+    page.locator("#question").fill("line one")
+    page.locator("#question").press("Shift+Enter")
+    page.locator("#question").press_sequentially("line two")
+    expect(page.locator("#question")).to_have_value("line one\nline two")
+    expect(page.locator(".round")).to_have_count(0)  # Shift+Enter is a newline, not send
     ask(page, "First question")
     expect(last_round(page)).to_have_attribute("data-state", "done", timeout=60_000)
     ask(page, "A follow-up")
@@ -152,6 +157,10 @@ def test_model_output_cannot_run_script(start_hub: StartHub, page: Page) -> None
         for name in ("demo-2", "demo-3"):
             page.locator(f'#seat-choice input[value="{name}"]').uncheck()
         page.locator("#chair").select_option("xss")
+        page.locator("#save-defaults").click()
+        expect(page.locator("#save-defaults")).to_have_text("Saved as the defaults")
+        defaults = httpx.get(f"{hub.url}/api/council/defaults").json()
+        assert (defaults["seats"], defaults["chair"]) == (["demo-1", "xss"], "xss")
         ask(page, "Say something dangerous")
         expect(last_round(page)).to_have_attribute("data-state", "done", timeout=60_000)
     pane = last_round(page).locator('.stage-answer .pane[data-seat="xss"] .pane-text')
