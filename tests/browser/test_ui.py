@@ -197,6 +197,12 @@ def test_a_conversation_exports_and_can_be_renamed_and_deleted(
     expect(page.locator("#title")).to_have_text("Renamed")
     expect(page.locator(".conversation-title").first).to_have_text("Renamed")
 
+    page.locator("#search").fill("no such words")
+    expect(page.locator("#conversations")).to_have_text("Nothing found.")
+    page.locator("#search").fill("renam")
+    expect(page.locator(".conversation-title")).to_have_text(["Renamed"])
+    page.locator("#search").fill("")
+
     page.locator("#delete").click()
     expect(page.locator("#delete")).to_have_text("Confirm delete")
     page.locator("#delete").click()

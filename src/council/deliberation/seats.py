@@ -11,6 +11,7 @@ closed connection and frees the slot, so "stop" reaches the engine and not only 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -113,13 +114,15 @@ class HttpSeat:
         usage = Usage()
         finish_reason = None
         try:
-            async with self._client.stream(
+            request = self._client.build_request(
                 "POST",
                 f"{base_url}/v1/chat/completions",
                 json=body,
                 headers=_auth(key),
                 timeout=httpx.Timeout(30.0, read=None),
-            ) as response:
+            )
+            response = await self._client.send(request, stream=True)
+            try:
                 if response.status_code >= 400:
                     raise SeatFailure(_error_text(await response.aread(), response.status_code))
                 async for data in _sse_data(response):
@@ -131,6 +134,10 @@ class HttpSeat:
                             on_delta(delta)
                         finish_reason = choice.get("finish_reason") or finish_reason
                     _read_usage(chunk, usage)
+            finally:
+                # Closing the connection is how the engine learns to stop generating: shield it,
+                # so that a second cancellation cannot leave the socket open and the slot busy.
+                await asyncio.shield(response.aclose())
         except httpx.HTTPError as exc:
             raise SeatFailure(f"lost the connection to {self.name}: {exc!r}") from None
         except ValueError:

@@ -41,12 +41,13 @@ class RunHandle:
             while (event := await self.queue.get()) is not None:
                 yield event
         finally:
-            if not self.task.done():
-                self.task.cancel()
+            self.stop()
             await asyncio.gather(self.task, return_exceptions=True)
 
     def stop(self) -> None:
-        self.task.cancel()
+        """Cancel the round, once: a second cancellation could cut its clean-up short."""
+        if not self.task.done() and not self.task.cancelling():
+            self.task.cancel()
 
 
 class CouncilService:
