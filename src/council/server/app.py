@@ -1,7 +1,8 @@
-"""The hub's web app: a first page and `/api/health`.
+"""The hub's web app: the page, its static files, `/api` and `/v1`, behind two pure-ASGI layers.
 
-The page is static HTML plus one script file, so a strict Content-Security-Policy (no inline
-script) holds from the first release; it polls `/api/health` to show the seats coming up.
+The page is static HTML plus ES modules (no inline script), so a strict Content-Security-Policy
+holds; `SecurityHeaders` adds it to every response, and `LocalGuard` (guard.py) refuses foreign
+Host headers and cross-origin writes. Neither buffers a response, so SSE streams pass through.
 """
 
 from __future__ import annotations
