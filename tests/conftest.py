@@ -57,3 +57,11 @@ def start_hub(
     yield start
     for hub in hubs:
         hub.kill_everything()
+
+
+@pytest.fixture
+def hub(start_hub: Callable[..., HubProcess]) -> HubProcess:
+    """A hub on the empty test stick (three demo seats), every seat healthy."""
+    started = start_hub()
+    started.wait_ok()
+    return started

@@ -37,11 +37,7 @@ def stored(hub: HubProcess, conversation_id: str) -> dict[str, Any]:
     return result
 
 
-def test_a_synthesize_round_streams_every_stage_and_stores_every_output(
-    start_hub: StartHub,
-) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_a_synthesize_round_streams_every_stage_and_stores_every_output(hub: HubProcess) -> None:
     conversation = new_conversation(hub)
     events = ask_round(hub, conversation, "Name three primary colours.", max_tokens=16, seed=3)
 
@@ -79,9 +75,7 @@ def test_a_synthesize_round_streams_every_stage_and_stores_every_output(
     assert all(o["details"]["problem"] for o in message["outputs"] if o["stage"] == "review")
 
 
-def test_a_follow_up_question_carries_the_history(start_hub: StartHub) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_a_follow_up_question_carries_the_history(hub: HubProcess) -> None:
     conversation = new_conversation(hub)
     ask_round(hub, conversation, "First question about rivers?", max_tokens=8)
     ask_round(hub, conversation, "And the longest one?", max_tokens=8)
@@ -99,11 +93,7 @@ def test_a_follow_up_question_carries_the_history(start_hub: StartHub) -> None:
         assert tokens > alone[seat] + 20
 
 
-def test_a_mixture_of_agents_round_runs_its_layers_then_the_aggregator(
-    start_hub: StartHub,
-) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_a_mixture_of_agents_round_runs_its_layers_then_the_aggregator(hub: HubProcess) -> None:
     conversation = new_conversation(hub)
     events = ask_round(hub, conversation, "Explain tides.", mode="moa", layers=2, max_tokens=8,
                        chair="demo-3")  # fmt: skip
@@ -175,10 +165,8 @@ def test_a_tied_vote_is_settled_by_the_chair(
 
 
 def test_a_seat_killed_mid_answer_is_reported_failed_and_the_round_completes(
-    start_hub: StartHub,
+    hub: HubProcess,
 ) -> None:
-    hub = start_hub()
-    hub.wait_ok()
     victim = next(e for e in hub.engines() if "demo-2" in e.cmdline())
     conversation = new_conversation(hub)
     body = {"question": "Tell a long story.", "max_tokens": 1500}

@@ -13,13 +13,6 @@ from tests.hubs import HubProcess, ask_round, new_conversation
 StartHub = Callable[..., HubProcess]
 
 
-@pytest.fixture
-def hub(start_hub: StartHub) -> HubProcess:
-    hub = start_hub()
-    hub.wait_ok()
-    return hub
-
-
 def messages_in(hub: HubProcess, conversation: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{hub.url}/api/conversations/{conversation}", timeout=10)
     messages: list[dict[str, Any]] = response.json()["messages"]

@@ -50,9 +50,7 @@ def test_an_empty_stick_gets_three_healthy_demo_seats_that_answer(start_hub: Sta
     assert reply.json()["usage"]["completion_tokens"] > 0
 
 
-def test_engines_refuse_requests_without_the_per_run_key(start_hub: StartHub) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_engines_refuse_requests_without_the_per_run_key(hub: HubProcess) -> None:
     engine = hub.engines()[0]
     url, key = engine_endpoint(engine)
     assert httpx.post(f"{url}/v1/chat/completions", json=CHAT, timeout=30).status_code == 401
@@ -60,9 +58,7 @@ def test_engines_refuse_requests_without_the_per_run_key(start_hub: StartHub) ->
     assert all(conn.laddr.ip == "127.0.0.1" for conn in engine.net_connections("tcp"))
 
 
-def test_a_killed_engine_is_restarted_and_answers_again(start_hub: StartHub) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_a_killed_engine_is_restarted_and_answers_again(hub: HubProcess) -> None:
     victim = hub.engines()[1]
     os.kill(victim.pid, signal.SIGKILL)
 
@@ -75,9 +71,7 @@ def test_a_killed_engine_is_restarted_and_answers_again(start_hub: StartHub) -> 
     assert "killed by signal SIGKILL" in hub.text()
 
 
-def test_sigkill_of_council_leaves_no_llama_server_behind(start_hub: StartHub) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_sigkill_of_council_leaves_no_llama_server_behind(hub: HubProcess) -> None:
     pids = [engine.pid for engine in hub.engines()]
     assert len(pids) == 3
     os.kill(hub.process.pid, signal.SIGKILL)
@@ -89,9 +83,7 @@ def test_sigkill_of_council_leaves_no_llama_server_behind(start_hub: StartHub) -
     assert [pid for pid in pids if not gone(pid)] == []
 
 
-def test_sigterm_stops_council_and_every_engine(start_hub: StartHub) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_sigterm_stops_council_and_every_engine(hub: HubProcess) -> None:
     pids = [engine.pid for engine in hub.engines()]
     assert hub.stop() == 0
     assert all(gone(pid) for pid in pids)

@@ -14,13 +14,6 @@ StartHub = Callable[..., HubProcess]
 
 
 @pytest.fixture
-def hub(start_hub: StartHub) -> HubProcess:
-    hub = start_hub()
-    hub.wait_ok()
-    return hub
-
-
-@pytest.fixture
 def sdk(hub: HubProcess) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(
         base_url=f"{hub.url}/v1", api_key="unused-on-localhost", max_retries=0

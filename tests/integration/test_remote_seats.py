@@ -18,9 +18,7 @@ def add_remote(hub: HubProcess, **body: Any) -> httpx.Response:
     return httpx.post(f"{hub.url}/api/seats", json=body, timeout=10)
 
 
-def test_remote_seats_review_and_rank_alongside_local_ones(start_hub: StartHub) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_remote_seats_review_and_rank_alongside_local_ones(hub: HubProcess) -> None:
     with cloud_seat() as cloud:
         for name in ("cloud-a", "cloud-b"):
             added = add_remote(hub, name=name, url=url_of(cloud), model=name, token=cloud.token)
@@ -48,11 +46,7 @@ def test_remote_seats_review_and_rank_alongside_local_ones(start_hub: StartHub) 
     assert done["answer"].startswith("Scripted answer from cloud-a")
 
 
-def test_remote_tokens_stay_in_a_private_file_and_out_of_the_api(
-    start_hub: StartHub,
-) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_remote_tokens_stay_in_a_private_file_and_out_of_the_api(hub: HubProcess) -> None:
     with cloud_seat() as cloud:
         add_remote(hub, name="cloud", url=url_of(cloud), model="gpt", token=cloud.token)
     listing = httpx.get(f"{hub.url}/api/seats").text
@@ -63,11 +57,7 @@ def test_remote_tokens_stay_in_a_private_file_and_out_of_the_api(
     assert cloud.token not in (hub.data / "config.toml").read_text()
 
 
-def test_a_remote_seat_with_a_wrong_token_fails_with_the_servers_reason(
-    start_hub: StartHub,
-) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_a_remote_seat_with_a_wrong_token_fails_with_the_servers_reason(hub: HubProcess) -> None:
     with cloud_seat() as cloud:
         add_remote(hub, name="cloud", url=url_of(cloud), model="m", token="wrong")
         conversation = new_conversation(hub)
@@ -77,9 +67,7 @@ def test_a_remote_seat_with_a_wrong_token_fails_with_the_servers_reason(
     assert events[-1][1]["status"] == "done"
 
 
-def test_remote_seats_can_be_changed_disabled_and_removed(start_hub: StartHub) -> None:
-    hub = start_hub()
-    hub.wait_ok()
+def test_remote_seats_can_be_changed_disabled_and_removed(hub: HubProcess) -> None:
     assert (
         add_remote(hub, name="cloud", url="https://api.example.invalid", model="m").status_code
         == 201
