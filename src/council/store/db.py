@@ -92,6 +92,54 @@ def m002_conversations(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX messages_by_conversation ON messages (conversation_id, position)")
 
 
+@migration
+def m003_devices(db: sqlite3.Connection) -> None:
+    """Paired phones, the one-time codes that pair them, and an audit trail (hashes only)."""
+    db.execute(
+        """
+        CREATE TABLE devices (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT,
+            last_address TEXT,
+            revoked_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE pairing_codes (
+            code_hash TEXT PRIMARY KEY,
+            name TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT,
+            needs_confirmation INTEGER NOT NULL DEFAULT 0,
+            confirmed_at TEXT,
+            comparison TEXT NOT NULL,
+            claimed_at TEXT,
+            claimed_name TEXT,
+            claimed_address TEXT,
+            device_id TEXT REFERENCES devices(id) ON DELETE SET NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            event TEXT NOT NULL,
+            device_id TEXT,
+            address TEXT,
+            detail TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+
+
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")

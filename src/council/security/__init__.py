@@ -1,0 +1,1 @@
+"""Keys, tokens, pairing codes and TLS material; secrets never leave the stick."""
