@@ -61,16 +61,36 @@ def cli() -> None:
 )
 @llama_server_option
 @click.option("--no-browser", is_flag=True, help="Do not open the page in a browser.")
+@click.option("--lan", is_flag=True, help="Also serve phones over HTTPS on the LAN.")
+@click.option("--lan-host", default="0.0.0.0", show_default=True,  # noqa: S104
+              help="Address the LAN listener binds.")  # fmt: skip
+@click.option("--lan-port", type=click.IntRange(1, 65535), default=8711, show_default=True,
+              help="Port of the LAN listener.")  # fmt: skip
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="Your own LAN certificate (PEM, with its chain).")  # fmt: skip
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="The key of --tls-cert (PEM).")  # fmt: skip
 @reports_errors
-def up(data: Path | None, port: int | None, llama_server: Path | None, no_browser: bool) -> None:
+def up(
+    data: Path | None,
+    port: int | None,
+    llama_server: Path | None,
+    no_browser: bool,
+    lan: bool,
+    lan_host: str,
+    lan_port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
     """Start the seats' engines and serve the hub on http://127.0.0.1:8710."""
     import asyncio
 
     from council.hub import Hub, UpOptions
 
-    hub = Hub(UpOptions(data=data, port=port, llama_server=llama_server,
-                        open_browser=not no_browser), say=_say)  # fmt: skip
-    asyncio.run(hub.serve())
+    options = UpOptions(data=data, port=port, llama_server=llama_server,
+                        open_browser=not no_browser, lan=lan, lan_host=lan_host,
+                        lan_port=lan_port, tls_cert=tls_cert, tls_key=tls_key)  # fmt: skip
+    asyncio.run(Hub(options, say=_say).serve())
 
 
 @cli.group()

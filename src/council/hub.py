@@ -9,8 +9,6 @@ first and the web server second, so the page is up while models load and `/api/h
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import logging
 import os
 import signal
@@ -32,18 +30,19 @@ from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
 from council.engine import orphans
 from council.engine.binary import EngineBinary, find_llama_server
 from council.engine.fleet import Fleet, plan_seats
-from council.errors import PortInUse
+from council.server.listeners import LanListener, bind_listener, open_lan_listener
 from council.store import conversations
 from council.store import db as store
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from council.deliberation.roster import Roster
     from council.deliberation.service import CouncilService
     from council.server.api import ApiContext
     from council.server.openai_api import OpenAIApi
 
 log = logging.getLogger("council")
-PORT_SEARCH = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +53,11 @@ class UpOptions:
     llama_server: Path | None = None
     open_browser: bool = True
     terminal_log: bool = True  # False when a CLI command runs a hub for its own duration
+    lan: bool = False  # also serve phones over HTTPS on the LAN
+    lan_host: str = "0.0.0.0"  # noqa: S104 - every interface is the point of --lan
+    lan_port: int = 8711
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 @dataclass(slots=True)
@@ -64,6 +68,7 @@ class _Ready:
     config: HubConfig
     fleet: Fleet
     listener: socket.socket
+    lan: LanListener | None = None
 
 
 class Hub:
@@ -78,6 +83,7 @@ class Hub:
         self._lock: HubLock | None = None
         self.council: CouncilService | None = None
         self.roster: Roster | None = None
+        self._renewing: asyncio.Task[None] | None = None
 
     def health(self) -> dict[str, object]:
         if self.ready is None:
@@ -122,6 +128,7 @@ class Hub:
             fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
             fleet.check_memory()
             listener = bind_listener(self.options.host, self.options.port, config.port)
+            lan = self._open_lan(folder) if self.options.lan else None
             self._db = store.connect(folder.database)
             if interrupted := conversations.mark_interrupted(self._db):
                 log.warning("%d answer(s) were interrupted when the last hub stopped", interrupted)
@@ -129,7 +136,7 @@ class Hub:
             self._lock.release()
             raise
         self._announce(folder, config, binary)
-        self.ready = _Ready(folder, config, fleet, listener)
+        self.ready = _Ready(folder, config, fleet, listener, lan)
         return self.ready
 
     async def main_loop(self, ready: _Ready) -> None:
@@ -158,22 +165,56 @@ class Hub:
         )  # fmt: skip
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
+        servers = [(server, serving)]
         self.url = f"http://{host}:{port}"
         if self._lock is not None:
             self._lock.record(url=self.url)  # how `council ask` finds this hub
-        self._serving.set()
         self.say(f"council is serving {self.url}  (Ctrl-C stops it)")
+        if ready.lan is not None:
+            servers.append(self._serve_lan(ready, api, openai))
+        self._serving.set()
         if self.options.open_browser and _has_display():
             await asyncio.to_thread(webbrowser.open, self.url)
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
         stop = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({*(task for _, task in servers), stop},
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         settled.cancel()
+        if self._renewing is not None:
+            self._renewing.cancel()
         if self.council is not None:
             await self.council.stop_all()  # rounds end as "cancelled", their streams close
-        server.should_exit = True
-        await serving
+        for each, _ in servers:
+            each.should_exit = True
+        await asyncio.gather(*(task for _, task in servers))
         stop.cancel()
+
+    def _open_lan(self, folder: DataFolder) -> LanListener:
+        options = self.options
+        return open_lan_listener(
+            folder, options.lan_host, options.lan_port, options.tls_cert, options.tls_key
+        )
+
+    def _serve_lan(
+        self, ready: _Ready, api: ApiContext, openai: OpenAIApi
+    ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+        from council.security.pairing import AttemptLimiter
+        from council.server.app import create_app
+        from council.server.lan import LanContext
+        from council.server.listeners import keep_certificate_fresh, uvicorn_server
+
+        lan, db = ready.lan, self._db
+        assert lan is not None  # noqa: S101 - the caller checked
+        assert db is not None  # noqa: S101 - startup() opened it
+        context = LanContext(db, lan.ca, AttemptLimiter(), ready.fleet.status)
+        server = uvicorn_server(create_app(self, api, openai, lan=context), lan.context)
+        task = asyncio.create_task(server.serve(sockets=[lan.socket]))
+        self._renewing = asyncio.create_task(keep_certificate_fresh(lan, ready.folder))
+        if self._lock is not None:
+            self._lock.record(lan_url=lan.url)  # where `council pair` sends phones
+        fingerprint = f" · CA fingerprint {lan.ca.fingerprint}" if lan.ca else ""
+        self.say(f"phones: {lan.url} (pair with `council pair`){fingerprint}")
+        return server, task
 
     async def shutdown(self, ready: _Ready) -> None:
         self.say("stopping seats…")
@@ -239,39 +280,6 @@ class Hub:
         self.say(f"seats: {', '.join(seat.name for seat in config.enabled_seats) or 'none'}")
         if only_demo(config):
             self.say(f"\n  {ADD_MODELS_HINT.format(models=folder.models)}\n")
-
-
-def bind_listener(host: str, explicit_port: int | None, default_port: int) -> socket.socket:
-    """Bind the HTTP port now, so the check happens before any engine is spawned."""
-    if explicit_port is not None:
-        try:
-            return _bind(host, explicit_port)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(
-                    f"port {explicit_port} on {host} is already in use: stop what uses it, "
-                    "or choose another with --port"
-                ) from None
-            raise PortInUse(f"cannot listen on {host}:{explicit_port}: {exc.strerror}") from None
-    for port in (*range(default_port, default_port + PORT_SEARCH), 0):
-        with contextlib.suppress(OSError):
-            return _bind(host, port)
-    raise PortInUse(f"no free port on {host} near {default_port}")
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if os.name != "nt":  # on Windows this flag would let two servers share a port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
 
 
 def _has_display() -> bool:

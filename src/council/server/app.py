@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from council.errors import CouncilError
 from council.server.api import Api, ApiContext, council_error_response
 from council.server.guard import LocalGuard
+from council.server.lan import DeviceAuth, LanContext, lan_routes
 from council.server.openai_api import OpenAIApi, openai_error
 from council.server.openapi import openapi_schema
 
@@ -66,7 +67,11 @@ def create_app(
     api: ApiContext | None = None,
     openai: OpenAIApi | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    lan: LanContext | None = None,
 ) -> Starlette:
+    """The hub's app; with `lan`, the LAN listener's variant: device tokens required except on
+    the pairing, CA and health routes."""
+
     async def index(request: Request) -> Response:
         return FileResponse(WEB / "index.html", headers={"cache-control": "no-cache"})
 
@@ -99,6 +104,7 @@ def create_app(
 
     app = Starlette(
         routes=[
+            *(lan_routes(lan, str(WEB)) if lan is not None else []),
             Route("/", index),
             Route("/sw.js", service_worker),
             Route("/api/health", health),
@@ -114,6 +120,7 @@ def create_app(
                 if allowed_hosts is not None
                 else []
             ),
+            *([Middleware(DeviceAuth, db=lan.db)] if lan is not None else []),
         ],
         exception_handlers={HTTPException: http_error, CouncilError: council_error},
     )

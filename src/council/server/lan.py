@@ -1,0 +1,171 @@
+"""The LAN listener's front door: device tokens, and the few routes that work without one.
+
+Everything on the LAN listener needs a paired device's token (`Authorization: Bearer`, or the
+`HttpOnly; Secure; SameSite=Strict` cookie the pairing page sets for browsers), except what a
+phone needs before it has one: `/pair` (the page and its exchange), `/ca` (the stick's CA, to
+trust) and `/health` (the status word only). `DeviceAuth` is pure ASGI, in front of the same
+app the laptop uses, so streams pass through unbuffered; on `/v1` its refusals use OpenAI's
+error shape so SDKs raise their usual exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from council.errors import CouncilError
+from council.security import pairing
+from council.security.tls import CertificateAuthority, ios_profile
+from council.server.api import read_json
+from council.store import devices
+
+COOKIE = "council_device"
+COOKIE_AGE = 400 * 24 * 3600  # the longest lifetime browsers keep a cookie
+PUBLIC = ("/pair", "/pair/exchange", "/pair/pair.js", "/ca", "/ca.pem", "/ca.mobileconfig",
+          "/health", "/static/app.css", "/static/icon.svg")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LanContext:
+    db: sqlite3.Connection
+    ca: CertificateAuthority | None  # None when the user brought their own certificate
+    limiter: pairing.AttemptLimiter
+    status: Callable[[], str]
+
+
+class DeviceAuth:
+    def __init__(self, app: ASGIApp, db: sqlite3.Connection) -> None:
+        self.app = app
+        self.db = db
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"} or scope["path"] in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        token = _token(scope)
+        address = (scope.get("client") or ("", 0))[0]
+        device = devices.authenticate(self.db, token, address) if token else None
+        if device is None:
+            await _unauthorized(scope, send)
+            return
+        scope.setdefault("state", {})["device"] = device
+        await self.app(scope, receive, send)
+
+
+def _token(scope: Scope) -> str | None:
+    headers = dict(scope.get("headers") or [])
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    cookie = SimpleCookie()
+    try:
+        cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
+    except Exception:  # a malformed cookie header is simply no token
+        return None
+    morsel = cookie.get(COOKIE)
+    return morsel.value if morsel else None
+
+
+async def _unauthorized(scope: Scope, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    message = "this device is not paired with the hub: scan a pairing QR code (council pair)"
+    error: dict[str, object]
+    if scope["path"].startswith("/v1/"):
+        error = {"message": message, "type": "invalid_request_error", "param": None,
+                 "code": "invalid_api_key"}  # fmt: skip
+    else:
+        error = {"status": 401, "message": message}
+    data = json.dumps({"error": error}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+        (b"www-authenticate", b'Bearer realm="council"'),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+def lan_routes(ctx: LanContext, web: str) -> list[Route]:
+    async def pair_page(request: Request) -> Response:
+        return FileResponse(f"{web}/pair.html", headers={"cache-control": "no-store"})
+
+    async def pair_script(request: Request) -> Response:
+        return FileResponse(f"{web}/pair.js", media_type="text/javascript")
+
+    async def exchange(request: Request) -> Response:
+        address = request.client.host if request.client else ""
+        if (wait := ctx.limiter.check(address)) is not None:
+            return JSONResponse(
+                {"error": {"status": 429, "message": "too many attempts: wait and try again"}},
+                status_code=429, headers={"retry-after": str(max(1, round(wait)))},
+            )  # fmt: skip
+        body = await read_json(request, limit=4096)
+        try:
+            result = pairing.exchange(ctx.db, str(body.get("code") or ""),
+                                      str(body.get("name") or "phone"), address)  # fmt: skip
+        except pairing.PairingFailed as exc:
+            ctx.limiter.failure(address, db=ctx.db)
+            return JSONResponse({"error": {"status": 403, "message": str(exc)}}, status_code=403)
+        ctx.limiter.success(address)
+        if not result.paired:
+            return JSONResponse(result.to_dict(), status_code=202)
+        response = JSONResponse(result.to_dict(), headers={"cache-control": "no-store"})
+        response.set_cookie(COOKIE, result.token or "", max_age=COOKIE_AGE, httponly=True,
+                            secure=True, samesite="strict", path="/")  # fmt: skip
+        return response
+
+    async def ca_page(request: Request) -> Response:
+        if ctx.ca is None:
+            raise CouncilError("this hub uses its own certificate; there is no CA to install")
+        return JSONResponse({
+            "fingerprint": ctx.ca.fingerprint,
+            "pem": "/ca.pem",
+            "ios_profile": "/ca.mobileconfig",
+            "install": {
+                "iOS": "Open /ca.mobileconfig, install the profile in Settings, then turn on full "
+                       "trust in Settings > General > About > Certificate Trust Settings.",
+                "Android": "Download /ca.pem, then Settings > Security > Encryption & "
+                           "credentials > Install a certificate > CA certificate.",
+                "macOS": "Open /ca.pem in Keychain Access and set it to Always Trust.",
+                "Windows": "Open /ca.pem and install it into Trusted Root Certification "
+                           "Authorities.",
+            },
+        })  # fmt: skip
+
+    async def ca_pem(request: Request) -> Response:
+        if ctx.ca is None:
+            raise CouncilError("this hub uses its own certificate; there is no CA to install")
+        return Response(
+            ctx.ca.pem,
+            media_type="application/x-pem-file",
+            headers={"content-disposition": 'attachment; filename="council-ca.pem"'},
+        )
+
+    async def ca_profile(request: Request) -> Response:
+        if ctx.ca is None:
+            raise CouncilError("this hub uses its own certificate; there is no CA to install")
+        return Response(ios_profile(ctx.ca), media_type="application/x-apple-aspen-config")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": ctx.status()}, headers={"cache-control": "no-store"})
+
+    return [
+        Route("/pair", pair_page),
+        Route("/pair/pair.js", pair_script),
+        Route("/pair/exchange", exchange, methods=["POST"]),
+        Route("/ca", ca_page),
+        Route("/ca.pem", ca_pem),
+        Route("/ca.mobileconfig", ca_profile),
+        Route("/health", health),
+    ]
