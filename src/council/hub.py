@@ -150,20 +150,16 @@ class Hub:
         ready.fleet.start()
         await ready.fleet.wait_spawned()
         # The web stack is imported while the engines load their models, not before.
-        import uvicorn
-
         from council.server.app import create_app
         from council.server.guard import local_hosts
+        from council.server.listeners import uvicorn_server
 
         api = self._api_context(ready)
         openai = self._openai_api(ready)
         host, port = ready.listener.getsockname()[:2]
-        app = create_app(self, api, openai, allowed_hosts=local_hosts(host, port))
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off",
-            server_header=False, ws="none", timeout_graceful_shutdown=3,
-        )  # fmt: skip
-        server = uvicorn.Server(config)
+        server = uvicorn_server(
+            create_app(self, api, openai, allowed_hosts=local_hosts(host, port))
+        )
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
         servers = [(server, serving)]
         self.url = f"http://{host}:{port}"
