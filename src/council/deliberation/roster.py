@@ -75,10 +75,17 @@ class Roster(Mapping[str, Seat]):
         self.fleet = fleet
         self._on_config = on_config
         self.local = local_seats(config, fleet)
-        # Remote endpoints get their own client: real TLS checks, the user's proxy settings.
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
+        self._client: httpx.AsyncClient | None = None
         self.remotes = {remote.name: remote for remote in load_remotes(folder)}
         self._remote_seats = {name: remote_seat(r, self.client) for name, r in self.remotes.items()}
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """Remote endpoints' own client (real TLS checks, the user's proxy settings), made on
+        first use: building its TLS context costs tens of milliseconds at start-up."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
+        return self._client
 
     def __getitem__(self, name: str) -> Seat:
         if name in self.local:
@@ -168,7 +175,8 @@ class Roster(Mapping[str, Seat]):
         self._on_config(config)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     def _remote(self, name: str) -> RemoteSeatConfig:
         if name in self.local:

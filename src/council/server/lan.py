@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -23,9 +24,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from council.errors import CouncilError
 from council.security import pairing
-from council.security.tls import CertificateAuthority, ios_profile
 from council.server.api import read_json
 from council.store import devices
+
+if TYPE_CHECKING:  # cryptography loads only with --lan
+    from council.security.tls import CertificateAuthority
 
 COOKIE = "council_device"
 COOKIE_AGE = 400 * 24 * 3600  # the longest lifetime browsers keep a cookie
@@ -155,6 +158,8 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
     async def ca_profile(request: Request) -> Response:
         if ctx.ca is None:
             raise CouncilError("this hub uses its own certificate; there is no CA to install")
+        from council.security.tls import ios_profile
+
         return Response(ios_profile(ctx.ca), media_type="application/x-apple-aspen-config")
 
     async def health(request: Request) -> Response:
