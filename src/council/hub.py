@@ -30,7 +30,12 @@ from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
 from council.engine import orphans
 from council.engine.binary import EngineBinary, find_llama_server
 from council.engine.fleet import Fleet, plan_seats
-from council.server.listeners import LanListener, bind_listener, open_lan_listener
+from council.server.listeners import (
+    DEFAULT_LAN_PORT,
+    LanListener,
+    bind_listener,
+    open_lan_listener,
+)
 from council.store import conversations
 from council.store import db as store
 
@@ -55,7 +60,7 @@ class UpOptions:
     terminal_log: bool = True  # False when a CLI command runs a hub for its own duration
     lan: bool = False  # also serve phones over HTTPS on the LAN
     lan_host: str = "0.0.0.0"  # noqa: S104 - every interface is the point of --lan
-    lan_port: int = 8711
+    lan_port: int = DEFAULT_LAN_PORT
     tls_cert: Path | None = None
     tls_key: Path | None = None
 

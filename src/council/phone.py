@@ -18,8 +18,7 @@ from typing import Any
 from council.datafolder import DataFolder, running_hub
 from council.security import pairing
 from council.security.tls import lan_addresses, load_or_create_ca, local_hostname
-
-DEFAULT_LAN_PORT = 8711
+from council.server.listeners import DEFAULT_LAN_PORT
 
 
 @dataclass(frozen=True, slots=True)
