@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from council.errors import NotFound
+from council.store.db import resolve_prefix
 from council.types import MessageStatus, StageOutput
 
 TITLE_LENGTH = 80
@@ -59,15 +60,8 @@ def create_conversation(db: sqlite3.Connection, title: str) -> str:
 
 
 def resolve_id(db: sqlite3.Connection, prefix: str) -> str:
-    """A full conversation id from a unique prefix (the CLI accepts the first few characters)."""
-    if len(prefix) < 4 or not all(ch in "0123456789abcdef" for ch in prefix):
-        raise NotFound(f"no conversation {prefix!r}")
-    rows = db.execute(
-        "SELECT id FROM conversations WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "g")
-    ).fetchall()
-    if len(rows) != 1:
-        raise NotFound(f"no conversation {prefix!r}" if not rows else f"{prefix!r} matches several")
-    return str(rows[0][0])
+    """A full conversation id from a unique prefix."""
+    return resolve_prefix(db, "conversations", prefix, "conversation")
 
 
 def list_conversations(

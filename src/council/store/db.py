@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from council.errors import NotFound
+
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
 
@@ -170,6 +172,22 @@ def migrate(db: sqlite3.Connection) -> list[str]:
             raise
         applied.append(function.__name__)
     return applied
+
+
+def resolve_prefix(db: sqlite3.Connection, table: str, prefix: str, what: str) -> str:
+    """A full hex id in `table` from a unique prefix of at least four characters (the CLI
+    accepts the first few characters of conversation and device ids)."""
+    if table not in {"conversations", "devices"}:
+        raise ValueError(f"ids are not resolved in {table}")
+    if len(prefix) < 4 or not all(ch in "0123456789abcdef" for ch in prefix):
+        raise NotFound(f"no {what} {prefix!r}")
+    rows = db.execute(
+        f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 2",  # noqa: S608 - fixed names
+        (prefix, prefix + "g"),
+    ).fetchall()
+    if len(rows) != 1:
+        raise NotFound(f"no {what} {prefix!r}" if not rows else f"{prefix!r} matches several")
+    return str(rows[0][0])
 
 
 def record_engine_event(db: sqlite3.Connection, seat: str, kind: str, message: str) -> None:

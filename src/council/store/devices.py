@@ -32,6 +32,7 @@ from typing import Any, Literal
 from council.errors import NotFound
 from council.security.tokens import TOKEN_PREFIX, hash_secret, plausible_secret, secrets_match
 from council.store.conversations import new_id, transaction
+from council.store.db import resolve_prefix
 
 AuditEvent = Literal[
     "paired", "pairing_failed", "locked_out", "revoked", "renamed", "code_minted", "confirmed"
@@ -93,14 +94,7 @@ def _device(row: tuple[Any, ...]) -> Device:
 
 def resolve_device_id(db: sqlite3.Connection, prefix: str) -> str:
     """A full device id from itself or a unique prefix of at least four hex characters."""
-    if len(prefix) < 4 or not all(ch in "0123456789abcdef" for ch in prefix):
-        raise NotFound(f"no device {prefix!r}")
-    rows = db.execute(
-        "SELECT id FROM devices WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "g")
-    ).fetchall()
-    if len(rows) != 1:
-        raise NotFound(f"no device {prefix!r}" if not rows else f"{prefix!r} matches several")
-    return str(rows[0][0])
+    return resolve_prefix(db, "devices", prefix, "device")
 
 
 def get_device(db: sqlite3.Connection, device_id: str) -> Device:

@@ -210,43 +210,33 @@ async function renderLocalModels() {
     "Every model on the stick is seated. Copy more GGUF files into the data folder's models/ folder to seat them.";
 }
 
-async function addLocal(event) {
-  event.preventDefault();
-  const form = event.target;
-  const data = Object.fromEntries(new FormData(form));
-  const body = { kind: "local", model: data.model, ctx_size: Number(data.ctx_size || 0) };
-  if (data.name) body.name = data.name;
-  try {
-    await api("POST", "/api/seats", body);
-    form.reset();
-    $("local-error").hidden = true;
-    await loadSeats();
-  } catch (error) {
-    $("local-error").hidden = false;
-    $("local-error").textContent = error.message;
-  }
-}
-
 async function removeSeat(name) {
   await api("DELETE", `/api/seats/${encodeURIComponent(name)}`);
   await loadSeats();
 }
 
-async function addRemote(event) {
+// Both seat forms: post what the form says, then show the seats again or the error.
+async function addSeat(event, errorId, toBody) {
   event.preventDefault();
   const form = event.target;
-  const data = Object.fromEntries(new FormData(form));
-  data.ctx_size = Number(data.ctx_size || 0);
   try {
-    await api("POST", "/api/seats", data);
+    await api("POST", "/api/seats", toBody(Object.fromEntries(new FormData(form))));
     form.reset();
-    $("remote-error").hidden = true;
+    $(errorId).hidden = true;
     await loadSeats();
   } catch (error) {
-    $("remote-error").hidden = false;
-    $("remote-error").textContent = error.message;
+    $(errorId).hidden = false;
+    $(errorId).textContent = error.message;
   }
 }
+
+const addRemote = (event) => addSeat(event, "remote-error",
+  (data) => ({ ...data, ctx_size: Number(data.ctx_size || 0) }));
+
+const addLocal = (event) => addSeat(event, "local-error", (data) => ({
+  kind: "local", model: data.model, ctx_size: Number(data.ctx_size || 0),
+  ...(data.name ? { name: data.name } : {}),
+}));
 
 async function saveDefaults() {
   const body = { mode: $("mode").value, seats: chosenSeats(), chair: $("chair").value };
