@@ -156,15 +156,18 @@ class Hub:
         await ready.fleet.wait_spawned()
         # The web stack is imported while the engines load their models, not before.
         from council.server.app import create_app
+        from council.server.devices_api import DevicesApi
         from council.server.guard import local_hosts
         from council.server.listeners import uvicorn_server
 
         api = self._api_context(ready)
         openai = self._openai_api(ready)
         host, port = ready.listener.getsockname()[:2]
-        server = uvicorn_server(
-            create_app(self, api, openai, allowed_hosts=local_hosts(host, port))
-        )
+        # The owner's device routes: on this (localhost) app only, never on the LAN one.
+        devices = DevicesApi(api.db, ready.folder, lambda: ready.lan.url if ready.lan else None)
+        local_app = create_app(self, api, openai, allowed_hosts=local_hosts(host, port),
+                               devices=devices)  # fmt: skip
+        server = uvicorn_server(local_app)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
         servers = [(server, serving)]
         self.url = f"http://{host}:{port}"

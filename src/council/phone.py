@@ -47,12 +47,20 @@ def lan_base_url(folder: DataFolder) -> str:
 
 
 def invite(
-    db: sqlite3.Connection, folder: DataFolder, *, name: str | None, ttl: int, confirm: bool
+    db: sqlite3.Connection,
+    folder: DataFolder,
+    *,
+    name: str | None,
+    ttl: int,
+    confirm: bool,
+    base_url: str | None = None,
 ) -> PairingInvite:
+    """A fresh pairing code and the URL a phone opens; `base_url` (the hub's own LAN URL, when
+    the caller knows it) wins over `lan_base_url`."""
     ca = load_or_create_ca(folder.tls)
     minted = pairing.mint_code(db, name=name, ttl=timedelta(seconds=ttl), confirm=confirm)
     fingerprint = ca.fingerprint.replace(":", "").lower()
-    url = f"{lan_base_url(folder)}/pair#code={minted.code}&fp={fingerprint}"
+    url = f"{base_url or lan_base_url(folder)}/pair#code={minted.code}&fp={fingerprint}"
     comparison = minted.comparison if confirm else None
     return PairingInvite(url, minted.code, fingerprint, minted.expires_at, comparison)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,6 +26,9 @@ from council.server.guard import LocalGuard
 from council.server.lan import DeviceAuth, LanContext, lan_routes
 from council.server.openai_api import OpenAIApi, openai_error
 from council.server.openapi import openapi_schema
+
+if TYPE_CHECKING:
+    from council.server.devices_api import DevicesApi
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 SECURITY_HEADERS = [
@@ -66,8 +69,10 @@ def create_app(
     source: HealthSource,
     api: ApiContext | None = None,
     openai: OpenAIApi | None = None,
+    *,
     allowed_hosts: Sequence[str] | None = None,
     lan: LanContext | None = None,
+    devices: DevicesApi | None = None,
 ) -> Starlette:
     """The hub's app; with `lan`, the LAN listener's variant: device tokens required except on
     the pairing, CA and health routes."""
@@ -110,6 +115,7 @@ def create_app(
             Route("/api/health", health),
             Route("/api/openapi.json", openapi),
             *(Api(api).routes() if api is not None else []),
+            *(devices.routes() if devices is not None and lan is None else []),  # owner only
             *(openai.routes() if openai is not None else []),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],

@@ -3,6 +3,7 @@ import { api, ApiError, streamRound } from "/static/api.js";
 import { el, humanSize } from "/static/dom.js";
 import { RoundView } from "/static/round.js";
 import { registerServiceWorker } from "/static/pwa.js";
+import { closeDevices, openDevices, wireDevices } from "/static/devices.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { conversation: null, seats: [], defaults: null, running: null };
@@ -295,10 +296,12 @@ function wire() {
   $("delete").addEventListener("click", deleteConversation);
   $("mode").addEventListener("change", () => { $("mode").dataset.touched = "1"; });
   $("save-defaults").addEventListener("click", saveDefaults);
-  $("show-seats").addEventListener("click", () => { $("seats-panel").hidden = false; closeSidebar(); loadSeats(); });
+  $("show-seats").addEventListener("click", () => { closeDevices(); $("seats-panel").hidden = false; closeSidebar(); loadSeats(); });
+  $("show-devices").addEventListener("click", () => { $("seats-panel").hidden = true; closeSidebar(); openDevices(); });
   $("close-seats").addEventListener("click", () => { $("seats-panel").hidden = true; });
   $("remote-form").addEventListener("submit", addRemote);
   $("local-form").addEventListener("submit", addLocal);
+  wireDevices();
   $("menu").addEventListener("click", () =>
     document.body.classList.contains("sidebar-open") ? closeSidebar() : openSidebar());
 }

@@ -18,6 +18,7 @@ const SHELL = [
   "/static/markdown.js",
   "/static/dom.js",
   "/static/round.js",
+  "/static/devices.js",
   "/static/pwa.js",
   "/static/icon.svg",
   "/static/manifest.webmanifest",
