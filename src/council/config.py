@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import tomli_w
 
@@ -53,10 +53,26 @@ class CouncilDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceLimits:
+    """What one paired device may use on the LAN listener: `[devices]` in config.toml.
+
+    Both count the requests that make the engines work: every `/v1` request and every `POST` to
+    `/api`. Over either limit a request gets `429` with `Retry-After`.
+    """
+
+    max_streams: int = 4  # open at once
+    requests_per_minute: int = 120
+
+
+Table = TypeVar("Table", CouncilDefaults, DeviceLimits)
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     port: int = DEFAULT_PORT
     seats: tuple[SeatConfig, ...] = field(default_factory=tuple)
     council: CouncilDefaults = field(default_factory=CouncilDefaults)
+    devices: DeviceLimits = field(default_factory=DeviceLimits)
 
     @property
     def enabled_seats(self) -> tuple[SeatConfig, ...]:
@@ -80,6 +96,7 @@ def save_config(folder: DataFolder, config: HubConfig) -> None:
     document: dict[str, Any] = {
         "hub": {"port": config.port},
         "council": {**asdict(config.council), "seats": list(config.council.seats)},
+        "devices": asdict(config.devices),
         "seats": [{**asdict(seat), "extra_args": list(seat.extra_args)} for seat in config.seats],
     }
     text = "# council configuration. Model paths are relative to models/.\n" + tomli_w.dumps(
@@ -107,15 +124,20 @@ def _parse(raw: dict[str, Any], path: Path) -> HubConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"{path}: seat names must be unique, repeated: {', '.join(duplicates)}")
-    return HubConfig(port=port, seats=seats, council=_parse_council(raw.get("council", {}), path))
+    council = _parse_table(CouncilDefaults, raw.get("council", {}), "council", path)
+    devices = _parse_table(DeviceLimits, raw.get("devices", {}), "devices", path)
+    if devices.max_streams < 1 or devices.requests_per_minute < 1:
+        raise ConfigError(f"{path}: [devices] limits must be at least 1")
+    return HubConfig(port=port, seats=seats, council=council, devices=devices)
 
 
-def _parse_council(raw: Any, path: Path) -> CouncilDefaults:
+def _parse_table(kind: type[Table], raw: Any, section: str, path: Path) -> Table:
+    """A `[section]` table onto a dataclass of defaults, each value checked against its type."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [council] must be a table")
-    defaults = CouncilDefaults()
+        raise ConfigError(f"{path}: [{section}] must be a table")
+    defaults = kind()
     values: dict[str, Any] = {}
-    for name in CouncilDefaults.__dataclass_fields__:
+    for name in kind.__dataclass_fields__:
         if name not in raw:
             continue
         value, expected = raw[name], type(getattr(defaults, name))
@@ -128,9 +150,9 @@ def _parse_council(raw: Any, path: Path) -> CouncilDefaults:
         else:
             ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
         if not ok:
-            raise ConfigError(f"{path}: council.{name} has a bad value {value!r}")
+            raise ConfigError(f"{path}: {section}.{name} has a bad value {value!r}")
         values[name] = value
-    return CouncilDefaults(**values)
+    return kind(**values)
 
 
 def _parse_seat(item: Any, path: Path) -> SeatConfig:

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from council.deliberation.roster import Roster
     from council.deliberation.service import CouncilService
     from council.server.api import ApiContext
+    from council.server.gate import DeviceSessions
+    from council.server.metrics import Metrics
     from council.server.openai_api import OpenAIApi
 
 log = logging.getLogger("council")
@@ -88,7 +90,8 @@ class Hub:
         self._lock: HubLock | None = None
         self.council: CouncilService | None = None
         self.roster: Roster | None = None
-        self._renewing: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.sessions: DeviceSessions | None = None  # with --lan: each device's open requests
 
     def health(self) -> dict[str, object]:
         if self.ready is None:
@@ -161,12 +164,19 @@ class Hub:
         from council.server.listeners import uvicorn_server
 
         api = self._api_context(ready)
-        openai = self._openai_api(ready)
+        metrics = self._metrics(ready)
+        openai = self._openai_api(ready, metrics)
         host, port = ready.listener.getsockname()[:2]
+
+        def end_requests(device_id: str) -> None:  # a revoked phone's open requests end now
+            if self.sessions is not None:
+                self.sessions.revoke(device_id)
+
         # The owner's device routes: on this (localhost) app only, never on the LAN one.
-        devices = DevicesApi(api.db, ready.folder, lambda: ready.lan.url if ready.lan else None)
+        devices = DevicesApi(api.db, ready.folder, lambda: ready.lan.url if ready.lan else None,
+                             end_requests)  # fmt: skip
         local_app = create_app(self, api, openai, allowed_hosts=local_hosts(host, port),
-                               devices=devices)  # fmt: skip
+                               metrics=metrics, devices=devices)  # fmt: skip
         server = uvicorn_server(local_app)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
         servers = [(server, serving)]
@@ -175,7 +185,7 @@ class Hub:
             self._lock.record(url=self.url)  # how `council ask` finds this hub
         self.say(f"council is serving {self.url}  (Ctrl-C stops it)")
         if ready.lan is not None:
-            servers.append(self._serve_lan(ready, api, openai))
+            servers.append(self._serve_lan(ready, api, openai, metrics))
         self._serving.set()
         if self.options.open_browser and _has_display():
             await asyncio.to_thread(webbrowser.open, self.url)
@@ -184,8 +194,8 @@ class Hub:
         await asyncio.wait({*(task for _, task in servers), stop},
                            return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         settled.cancel()
-        if self._renewing is not None:
-            self._renewing.cancel()
+        for task in self._background:
+            task.cancel()
         if self.council is not None:
             await self.council.stop_all()  # rounds end as "cancelled", their streams close
         for each, _ in servers:
@@ -200,20 +210,25 @@ class Hub:
         )
 
     def _serve_lan(
-        self, ready: _Ready, api: ApiContext, openai: OpenAIApi
+        self, ready: _Ready, api: ApiContext, openai: OpenAIApi, metrics: Metrics
     ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         from council.security.pairing import AttemptLimiter
         from council.server.app import create_app
         from council.server.lan import LanContext
         from council.server.listeners import keep_certificate_fresh, uvicorn_server
 
-        lan, db = ready.lan, self._db
+        lan, db, sessions = ready.lan, self._db, self.sessions
         assert lan is not None  # noqa: S101 - the caller checked
         assert db is not None  # noqa: S101 - startup() opened it
-        context = LanContext(db, lan.ca, AttemptLimiter(), ready.fleet.status)
-        server = uvicorn_server(create_app(self, api, openai, lan=context), lan.context)
+        assert sessions is not None  # noqa: S101 - _metrics() made them with --lan
+        context = LanContext(db, lan.ca, AttemptLimiter(), ready.fleet.status, sessions)
+        app = create_app(self, api, openai, lan=context, metrics=metrics)
+        server = uvicorn_server(app, lan.context)
         task = asyncio.create_task(server.serve(sockets=[lan.socket]))
-        self._renewing = asyncio.create_task(keep_certificate_fresh(lan, ready.folder))
+        self._background += [
+            asyncio.create_task(keep_certificate_fresh(lan, ready.folder)),
+            asyncio.create_task(sessions.watch_revocations(db)),
+        ]
         if self._lock is not None:
             self._lock.record(lan_url=lan.url)  # where `council pair` sends phones
         fingerprint = f" · CA fingerprint {lan.ca.fingerprint}" if lan.ca else ""
@@ -252,7 +267,24 @@ class Hub:
         return ApiContext(self._db, self.council, roster, lambda: ready.config.council,
                           save_defaults)  # fmt: skip
 
-    def _openai_api(self, ready: _Ready) -> OpenAIApi:
+    def _metrics(self, ready: _Ready) -> Metrics:
+        from council.server.metrics import Metrics
+        from council.store.devices import list_devices
+
+        db = self._db
+        assert db is not None  # noqa: S101 - startup() opened it
+        if self.options.lan:
+            from council.server.gate import DeviceSessions
+
+            self.sessions = DeviceSessions(lambda: ready.config.devices)
+        sessions = self.sessions
+
+        def paired() -> list[tuple[str, str]]:
+            return [(d.id, d.name) for d in list_devices(db, include_revoked=False)]
+
+        return Metrics(ready.fleet.seats, paired, sessions.counts if sessions else dict)
+
+    def _openai_api(self, ready: _Ready, metrics: Metrics) -> OpenAIApi:
         from council.server.openai_api import OpenAIApi
 
         assert self.council is not None  # noqa: S101 - _api_context() made it
@@ -260,7 +292,8 @@ class Hub:
         def engine_seats() -> list[str]:  # the engines, not remote seats
             return [seat.config.name for seat in ready.fleet.planned]
 
-        return OpenAIApi(self.council, engine_seats, ready.fleet.target, ready.fleet.client)
+        return OpenAIApi(self.council, engine_seats, ready.fleet.target, ready.fleet.client,
+                         metrics)  # fmt: skip
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
         await fleet.wait_settled()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import openai
@@ -14,7 +19,9 @@ import pytest
 from cryptography import x509
 
 from council.datafolder import DataFolder
-from tests.hubs import HubProcess, free_port
+from council.security import pairing
+from council.store import db as store
+from tests.hubs import HubProcess, engine_endpoint, free_port
 
 StartHub = Callable[..., HubProcess]
 
@@ -113,3 +120,168 @@ def test_the_certificate_chains_to_a_name_constrained_ca(
     _, base, trust = lan
     info = httpx.get(f"{base}/ca", verify=trust).json()
     assert info["fingerprint"].count(":") == 31
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def engines_frozen(hub: HubProcess) -> Iterator[None]:
+    """Every engine SIGSTOPped: whatever a seat was asked stays open until they thaw."""
+    engines = hub.engines()
+    for engine in engines:
+        os.kill(engine.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for engine in engines:
+            os.kill(engine.pid, signal.SIGCONT)
+
+
+def revoke_all() -> float:
+    """Revoke every device with the CLI (another process); when it returned."""
+    for device in json.loads(council("devices", "list", "--json").stdout):
+        assert council("devices", "revoke", device["id"]).returncode == 0
+    return time.monotonic()
+
+
+def test_a_phone_reaches_completions_and_embeddings_routes_too(
+    lan: tuple[HubProcess, str, ssl.SSLContext],
+) -> None:
+    hub, base, trust = lan
+    token = pair_device(base, trust)
+    with openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0,
+                       http_client=httpx.Client(verify=trust)) as client:  # fmt: skip
+        for model in ("demo-1", "council"):
+            completion = client.completions.create(model=model, prompt="Once", max_tokens=5)
+            assert completion.choices[0].text
+        with pytest.raises(openai.BadRequestError, match="embeddings"):
+            client.embeddings.create(model="council", input="hello")
+    # A seat's own answer comes back unchanged, whatever it is (this engine makes no embeddings).
+    url, key = engine_endpoint(hub.engines()[0])
+    direct = httpx.post(f"{url}/v1/embeddings", json={"model": "x", "input": "hello"},
+                        headers=bearer(key))  # fmt: skip
+    proxied = httpx.post(f"{base}/v1/embeddings", json={"model": "demo-1", "input": "hello"},
+                         headers=bearer(token), verify=trust)  # fmt: skip
+    assert (proxied.status_code, proxied.json()) == (direct.status_code, direct.json())
+
+
+def test_revoking_a_device_ends_its_open_seat_stream_within_a_second(
+    lan: tuple[HubProcess, str, ssl.SSLContext],
+) -> None:
+    hub, base, trust = lan
+    token = pair_device(base, trust)
+    body = {"model": "demo-1", "messages": [{"role": "user", "content": "Tell me everything."}],
+            "max_tokens": 1900, "ignore_eos": True, "stream": True}  # fmt: skip
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, headers=bearer(token),
+                      verify=trust, timeout=30) as stream:  # fmt: skip
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        with engines_frozen(hub):  # the engine is mid-answer and stays so
+            revoked = revoke_all()
+            rest = list(lines)
+            ended = time.monotonic()
+    assert ended - revoked < 1.0
+    last = json.loads([line for line in rest if line.startswith("data: ")][-1][6:])
+    assert last["error"]["code"] == "invalid_api_key"
+    assert "revoked" in last["error"]["message"]
+
+
+def test_revoking_a_device_ends_its_open_council_stream_and_the_sdk_raises(
+    lan: tuple[HubProcess, str, ssl.SSLContext],
+) -> None:
+    hub, base, trust = lan
+    token = pair_device(base, trust)
+    sdk = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0,
+                        http_client=httpx.Client(verify=trust))  # fmt: skip
+    with sdk as client, engines_frozen(hub):
+        stream = client.chat.completions.create(
+            model="council", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert next(iter(stream)).choices[0].delta.role == "assistant"  # the stream is open
+        revoked = revoke_all()
+        with pytest.raises(openai.APIError, match="revoked"):
+            list(stream)
+        assert time.monotonic() - revoked < 1.0
+
+
+def test_over_its_limits_a_device_gets_429_with_retry_after(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    isolated_data.config_file.write_text("[devices]\nmax_streams = 1\nrequests_per_minute = 4\n")
+    port = free_port()
+    hub = start_hub(None, "--lan", "--lan-host", "127.0.0.1", "--lan-port", str(port))
+    hub.wait_ok()
+    base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(isolated_data.tls / "ca.pem"))
+    token = pair_device(base, trust)
+    # The council's stream opens at once and, with its engines frozen, stays open.
+    body = {"model": "council", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    sdk = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0,
+                        http_client=httpx.Client(verify=trust))  # fmt: skip
+    with sdk as client:
+        opened = httpx.stream("POST", f"{base}/v1/chat/completions", json=body,
+                              headers=bearer(token), verify=trust, timeout=30)  # fmt: skip
+        with engines_frozen(hub), opened, pytest.raises(openai.RateLimitError) as busy:
+            client.models.list()
+        assert "open at once" in busy.value.message
+        assert busy.value.response.headers["retry-after"] == "1"
+        # The stream has closed: once the hub has seen it go, the device may go on (refused
+        # requests are not counted against it).
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                client.models.list()  # the second request this minute
+                break
+            except openai.RateLimitError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        client.models.list()
+        client.models.list()
+        with pytest.raises(openai.RateLimitError, match="a minute") as flood:
+            client.models.list()  # the fifth in a minute
+    assert 1 <= int(flood.value.response.headers["retry-after"]) <= 60
+    assert set(flood.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
+    # The page's own reads are not counted: the limits are on work for the engines.
+    assert httpx.get(f"{base}/api/health", headers=bearer(token), verify=trust).status_code == 200
+
+
+def test_an_expired_or_guessed_code_fails_and_guessing_locks_the_address_out(
+    lan: tuple[HubProcess, str, ssl.SSLContext], isolated_data: DataFolder
+) -> None:
+    _, base, trust = lan
+    with contextlib.closing(store.connect(isolated_data.database)) as db:
+        expired = pairing.mint_code(db, ttl=timedelta(seconds=1),
+                                    now=datetime.now(UTC) - timedelta(minutes=1))  # fmt: skip
+    answers = [
+        httpx.post(f"{base}/pair/exchange", json={"code": code, "name": "guess"}, verify=trust)
+        for code in (expired.code, *(f"council_pair_{n:032d}" for n in range(6)))
+    ]
+    assert [a.status_code for a in answers[:5]] == [403] * 5
+    assert answers[-1].status_code == 429
+    assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+def test_metrics_are_served_to_the_laptop_only_and_count_each_device(
+    lan: tuple[HubProcess, str, ssl.SSLContext],
+) -> None:
+    hub, base, trust = lan
+    token = pair_device(base, trust, "metered phone")
+    reply = httpx.post(f"{base}/v1/chat/completions", headers=bearer(token), verify=trust,
+                       json={"model": "demo-1", "max_tokens": 7, "stream": True,
+                             "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert reply.status_code == 200
+    assert httpx.get(f"{base}/metrics", headers=bearer(token), verify=trust).status_code == 404
+    metrics = httpx.get(f"{hub.url}/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    (device,) = json.loads(council("devices", "list", "--json").stdout)
+    text = metrics.text
+    assert f'council_device_info{{device="{device["id"]}",name="metered phone"}} 1.0' in text
+    assert f'council_device_tokens_total{{device="{device["id"]}",kind="completion"}} 7.0' in text
+    assert 'council_tokens_total{kind="completion",model="demo-1"} 7.0' in text
+    assert ('council_http_requests_total{listener="lan",method="POST",'
+            'route="/v1/chat/completions",status="200"} 1.0') in text  # fmt: skip
+    assert 'council_v1_first_byte_seconds_count{model="demo-1"} 1.0' in text
+    assert 'council_seat_up{seat="demo-1",state="healthy"} 1.0' in text

@@ -51,7 +51,8 @@ def council_error_response(exc: CouncilError) -> JSONResponse:
     return error_response(status, str(exc))
 
 
-async def read_json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refused as soon as it is known to be over `limit`."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
@@ -60,6 +61,14 @@ async def read_json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
+    return parse_object(await read_body(request, limit))
+
+
+def parse_object(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body or b"{}")
     except ValueError:

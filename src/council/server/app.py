@@ -7,6 +7,7 @@ Host headers and cross-origin writes. Neither buffers a response, so SSE streams
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -22,8 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from council.errors import CouncilError
 from council.server.api import Api, ApiContext, council_error_response
+from council.server.gate import DeviceGate
 from council.server.guard import LocalGuard
-from council.server.lan import DeviceAuth, LanContext, lan_routes
+from council.server.lan import LanContext, lan_routes
+from council.server.metrics import Metrics, MetricsMiddleware
 from council.server.openai_api import OpenAIApi, openai_error
 from council.server.openapi import openapi_schema
 
@@ -72,6 +75,7 @@ def create_app(
     *,
     allowed_hosts: Sequence[str] | None = None,
     lan: LanContext | None = None,
+    metrics: Metrics | None = None,
     devices: DevicesApi | None = None,
 ) -> Starlette:
     """The hub's app; with `lan`, the LAN listener's variant: device tokens required except on
@@ -91,6 +95,12 @@ def create_app(
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema(app.routes))
+
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics (the localhost listener only)."""
+        assert metrics is not None  # noqa: S101 - the route exists only with metrics
+        text, content_type = await asyncio.to_thread(metrics.render)
+        return Response(text, headers={"content-type": content_type, "cache-control": "no-store"})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -114,19 +124,25 @@ def create_app(
             Route("/sw.js", service_worker),
             Route("/api/health", health),
             Route("/api/openapi.json", openapi),
+            *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
             *(Api(api).routes() if api is not None else []),
             *(devices.routes() if devices is not None and lan is None else []),  # owner only
             *(openai.routes() if openai is not None else []),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],
         middleware=[
+            *(
+                [Middleware(MetricsMiddleware, metrics=metrics, listener="lan" if lan else "local")]
+                if metrics is not None
+                else []
+            ),
             Middleware(SecurityHeaders),
             *(
                 [Middleware(LocalGuard, allowed_hosts=allowed_hosts)]
                 if allowed_hosts is not None
                 else []
             ),
-            *([Middleware(DeviceAuth, db=lan.db)] if lan is not None else []),
+            *([Middleware(DeviceGate, db=lan.db, sessions=lan.sessions)] if lan else []),
         ],
         exception_handlers={HTTPException: http_error, CouncilError: council_error},
     )

@@ -1,39 +1,30 @@
-"""The LAN listener's front door: device tokens, and the few routes that work without one.
+"""The routes a phone needs before it is paired: `/pair`, `/ca` and `/health`.
 
-Everything on the LAN listener needs a paired device's token (`Authorization: Bearer`, or the
-`HttpOnly; Secure; SameSite=Strict` cookie the pairing page sets for browsers), except what a
-phone needs before it has one: `/pair` (the page and its exchange), `/ca` (the stick's CA, to
-trust) and `/health` (the status word only). `DeviceAuth` is pure ASGI, in front of the same
-app the laptop uses, so streams pass through unbuffered; on `/v1` its refusals use OpenAI's
-error shape so SDKs raise their usual exceptions.
+Everything else on the LAN listener needs a paired device's token (see `gate.py`): an
+`Authorization: Bearer` header, or the `HttpOnly; Secure; SameSite=Strict` cookie the pairing
+exchange sets for browsers. `/health` answers the status word only, nothing about the laptop.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from council.errors import CouncilError
 from council.security import pairing
 from council.server.api import read_json
-from council.store import devices
+from council.server.gate import COOKIE, DeviceSessions
 
 if TYPE_CHECKING:  # cryptography loads only with --lan
     from council.security.tls import CertificateAuthority
 
-COOKIE = "council_device"
 COOKIE_AGE = 400 * 24 * 3600  # the longest lifetime browsers keep a cookie
-PUBLIC = ("/pair", "/pair/exchange", "/pair/pair.js", "/ca", "/ca.pem", "/ca.mobileconfig",
-          "/health", "/static/app.css", "/static/icon.svg")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,61 +33,7 @@ class LanContext:
     ca: CertificateAuthority | None  # None when the user brought their own certificate
     limiter: pairing.AttemptLimiter
     status: Callable[[], str]
-
-
-class DeviceAuth:
-    def __init__(self, app: ASGIApp, db: sqlite3.Connection) -> None:
-        self.app = app
-        self.db = db
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in {"http", "websocket"} or scope["path"] in PUBLIC:
-            await self.app(scope, receive, send)
-            return
-        token = _token(scope)
-        address = (scope.get("client") or ("", 0))[0]
-        device = devices.authenticate(self.db, token, address) if token else None
-        if device is None:
-            await _unauthorized(scope, send)
-            return
-        scope.setdefault("state", {})["device"] = device
-        await self.app(scope, receive, send)
-
-
-def _token(scope: Scope) -> str | None:
-    headers = dict(scope.get("headers") or [])
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    if authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip() or None
-    cookie = SimpleCookie()
-    try:
-        cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
-    except Exception:  # a malformed cookie header is simply no token
-        return None
-    morsel = cookie.get(COOKIE)
-    return morsel.value if morsel else None
-
-
-async def _unauthorized(scope: Scope, send: Send) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    message = "this device is not paired with the hub: scan a pairing QR code (council pair)"
-    error: dict[str, object]
-    if scope["path"].startswith("/v1/"):
-        error = {"message": message, "type": "invalid_request_error", "param": None,
-                 "code": "invalid_api_key"}  # fmt: skip
-    else:
-        error = {"status": 401, "message": message}
-    data = json.dumps({"error": error}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(data)).encode()),
-        (b"www-authenticate", b'Bearer realm="council"'),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    sessions: DeviceSessions
 
 
 def lan_routes(ctx: LanContext, web: str) -> list[Route]:

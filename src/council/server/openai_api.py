@@ -1,10 +1,13 @@
 """`/v1`: the OpenAI-compatible surface. Every seat is a model, and so is the council.
 
 `model: "council"` (or `"council:moa"`, `"council:vote"`, `"council:synthesize"`) runs a council
-round on the last user message, with the earlier user/assistant turns as history, stores it like
-any other conversation, and answers with the chair's text, streamed as `chat.completion.chunk`s
-when asked. Any other model name is a seat: the request goes to that seat's engine with the
-engine's own per-run key, and its answer comes back byte for byte.
+round on the last user message (or the prompt, on `/v1/completions`), with the earlier
+user/assistant turns as history, stores it like any other conversation, and answers with the
+chair's text, streamed as chunks when asked. Any other model name is a seat: the request body goes
+to that seat's engine unchanged, with the engine's own per-run key (which never leaves the host),
+and the engine's answer comes back byte for byte as it arrives: `Passthrough` is pure ASGI, with
+no response object and no buffering in between, so SSE comments and pings pass too. A client
+that goes away closes the engine's stream, which frees its slot.
 
 Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so SDKs raise
 their usual exceptions.
@@ -12,26 +15,33 @@ their usual exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from council.deliberation.events import Event
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, CouncilError, NotFound
-from council.server.api import PayloadTooLarge, read_json
+from council.server.api import PayloadTooLarge, parse_object, read_body
+from council.server.metrics import Metrics, device_label
 from council.store import conversations as store
 from council.types import Mode
 
 COUNCIL_MODEL = "council"
+BODY_LIMIT = 16 * 1024 * 1024  # long contexts and embedding batches are larger than /api's 1 MB
+PASSED_HEADERS = frozenset({b"content-type", b"content-length", b"content-encoding",
+                            b"cache-control"})  # fmt: skip
+TAIL = 4096  # the end of an answer, where llama-server reports its token counts
 Target = Callable[[str], tuple[str, str] | str]
 
 
@@ -47,17 +57,20 @@ class OpenAIApi:
         seat_names: Callable[[], list[str]],
         target: Target,
         client: httpx.AsyncClient,
+        metrics: Metrics | None = None,
     ) -> None:
         self.council = council
         self.seat_names = seat_names
         self.target = target
         self.client = client
+        self.metrics = metrics or Metrics()
 
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.models, methods=["GET"]),
-            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
-        ]
+            *(Route(path, Passthrough(self, path), methods=["POST"])
+              for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")),
+        ]  # fmt: skip
 
     async def models(self, request: Request) -> Response:
         created = int(time.time())
@@ -68,28 +81,11 @@ class OpenAIApi:
                       for name in names]}
         )  # fmt: skip
 
-    async def chat_completions(self, request: Request) -> Response:
-        try:
-            body = await read_json(request)
-            model = body.get("model")
-            if not isinstance(model, str) or not model:
-                raise BadRequest("'model' is required")
-            if model == COUNCIL_MODEL or model.startswith(f"{COUNCIL_MODEL}:"):
-                return await self._council(body, model)
-            if model not in self.seat_names():
-                raise NotFound(f"the model {model!r} does not exist: see /v1/models")
-            return await self._forward(request, model, body)
-        except PayloadTooLarge as exc:
-            return openai_error(413, str(exc))
-        except NotFound as exc:
-            return openai_error(404, str(exc))
-        except BadRequest as exc:
-            return openai_error(400, str(exc))
-        except CouncilError as exc:
-            return openai_error(503, str(exc), "server_error")
-
-    async def _council(self, body: dict[str, Any], model: str) -> Response:
-        question, history = _conversation(body.get("messages"))
+    async def council_answer(self, path: str, body: dict[str, Any], model: str) -> Response:
+        if path == "/v1/embeddings":
+            raise BadRequest("the council does not make embeddings: ask a seat (see /v1/models)")
+        chat = path == "/v1/chat/completions"
+        question, history = _conversation(body.get("messages")) if chat else _prompt(body)
         request: dict[str, Any] = {"mode": model.partition(":")[2] or None}
         if isinstance(body.get("max_tokens"), int):
             request["max_tokens"] = body["max_tokens"]
@@ -99,10 +95,10 @@ class OpenAIApi:
         conversation_id = store.create_conversation(self.council.db, question)
         store.seed_history(self.council.db, conversation_id, history)
         handle = self.council.start(conversation_id, question, options)
-        completion_id = f"chatcmpl-{secrets.token_hex(12)}"
+        shape = _Shape(f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(12)}", model, chat)
         if body.get("stream"):
             return StreamingResponse(
-                _stream_chunks(handle, completion_id, model),
+                _stream_chunks(handle, shape),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-store"},
             )
@@ -113,29 +109,122 @@ class OpenAIApi:
         if done.get("status") != "done":
             return openai_error(502, f"the council could not answer: {done.get('error')}",
                                 "server_error")  # fmt: skip
-        return JSONResponse(_completion(completion_id, model, done["answer"]))
+        return JSONResponse(shape.completion(done["answer"]))
 
-    async def _forward(self, request: Request, model: str, body: dict[str, Any]) -> Response:
-        target = self.target(model)
-        if isinstance(target, str):
-            raise CouncilError(target)
+
+class Passthrough:
+    """One `/v1` POST route, as a pure ASGI app: the council, or a seat's engine, answers."""
+
+    def __init__(self, api: OpenAIApi, path: str) -> None:
+        self.api = api
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        api = self.api
+        try:
+            body = await read_body(Request(scope, receive), BODY_LIMIT)
+            payload = parse_object(body)
+            model = payload.get("model")
+            if not isinstance(model, str) or not model:
+                raise BadRequest("'model' is required")
+            if model == COUNCIL_MODEL or model.startswith(f"{COUNCIL_MODEL}:"):
+                response = await api.council_answer(self.path, payload, model)
+            elif model not in api.seat_names():
+                raise NotFound(f"the model {model!r} does not exist: see /v1/models")
+            elif isinstance(target := api.target(model), str):
+                raise CouncilError(target)
+            else:
+                await self._forward(
+                    scope, receive, send, body=body, model=model, target=target, started=started
+                )
+                return
+        except PayloadTooLarge as exc:
+            response = openai_error(413, str(exc))
+        except NotFound as exc:
+            response = openai_error(404, str(exc))
+        except BadRequest as exc:
+            response = openai_error(400, str(exc))
+        except CouncilError as exc:
+            response = openai_error(503, str(exc), "server_error")
+        await response(scope, receive, send)
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        body: bytes,
+        model: str,
+        target: tuple[str, str],
+        started: float,
+    ) -> None:
         base_url, key = target
-        upstream = await self.client.send(
-            self.client.build_request(
-                "POST", f"{base_url}/v1/chat/completions", json=body,
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=httpx.Timeout(30.0, read=None),
-            ),
-            stream=True,
+        client = self.api.client
+        request = client.build_request(
+            "POST", base_url + self.path, content=body,
+            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+            timeout=httpx.Timeout(30.0, read=None),
         )  # fmt: skip
-        headers = {k: v for k, v in upstream.headers.items()
-                   if k.lower() in {"content-type", "cache-control"}}  # fmt: skip
-        return StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            headers=headers,
-            background=BackgroundTask(upstream.aclose),
-        )
+        try:
+            upstream = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            message = f"the seat {model!r} did not answer: {exc}"
+            await openai_error(502, message, "server_error")(scope, receive, send)
+            return
+        tail = bytearray()
+        pump = asyncio.ensure_future(self._pump(upstream, send, tail, model, started))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            pump.cancel()  # the client went away (or we were cancelled): stop reading the engine
+            await asyncio.gather(pump, gone, return_exceptions=True)
+            await asyncio.shield(upstream.aclose())  # closing the stream frees the engine's slot
+        if pump.done() and not pump.cancelled() and (error := pump.exception()) is not None:
+            raise error
+        prompt, completion = _usage(bytes(tail))
+        self.api.metrics.usage(model, device_label(scope), prompt, completion)
+
+    async def _pump(
+        self, upstream: httpx.Response, send: Send, tail: bytearray, model: str, started: float
+    ) -> None:
+        headers = [(k, v) for k, v in upstream.headers.raw if k.lower() in PASSED_HEADERS]
+        await send({"type": "http.response.start", "status": upstream.status_code,
+                    "headers": headers})  # fmt: skip
+        first = True
+        async for chunk in upstream.aiter_raw():
+            if first:
+                self.api.metrics.first_token(model, time.perf_counter() - started)
+                first = False
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            tail += chunk
+            if len(tail) > 2 * TAIL:
+                del tail[:-TAIL]
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    message: Message = {}
+    while message.get("type") != "http.disconnect":
+        message = await receive()
+
+
+_COUNT = {
+    "prompt": re.compile(rb'"(?:prompt_tokens|prompt_n)"\s*:\s*(\d+)'),
+    "completion": re.compile(rb'"(?:completion_tokens|predicted_n)"\s*:\s*(\d+)'),
+}
+
+
+def _usage(tail: bytes) -> tuple[int, int]:
+    """The token counts llama-server reports at the end of an answer (`usage` or `timings`)."""
+    counts = []
+    for pattern in (_COUNT["prompt"], _COUNT["completion"]):
+        found = pattern.findall(tail)
+        counts.append(int(found[-1]) if found else 0)
+    return counts[0], counts[1]
 
 
 def _conversation(messages: Any) -> tuple[str, list[tuple[str, str]]]:
@@ -163,22 +252,54 @@ def _conversation(messages: Any) -> tuple[str, list[tuple[str, str]]]:
     return turns[-1][1], history
 
 
-async def _stream_chunks(handle: RunHandle, completion_id: str, model: str) -> AsyncIterator[bytes]:
-    created = int(time.time())
+def _prompt(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """`/v1/completions`: the prompt is the question, with no history."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BadRequest("'prompt' must be one non-empty string for the council")
+    return prompt, []
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                   "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+class _Shape:
+    """How the council's answer is dressed: chat completion or text completion."""
+
+    def __init__(self, completion_id: str, model: str, chat: bool) -> None:
+        self.id, self.model, self.chat = completion_id, model, chat
+        self.created = int(time.time())
+
+    def chunk(self, text: str | None, finish: str | None = None) -> bytes:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+        if self.chat:
+            role = {"role": "assistant"} if text == "" else {}
+            choice["delta"] = {} if text is None else {**role, "content": text}
+        else:
+            choice["text"] = text or ""
+        payload = {"id": self.id, "object": "chat.completion.chunk" if self.chat
+                   else "text_completion", "created": self.created, "model": self.model,
+                   "choices": [choice]}  # fmt: skip
         return f"data: {json.dumps(payload)}\n\n".encode()
 
-    yield chunk({"role": "assistant", "content": ""})
+    def completion(self, answer: str) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        if self.chat:
+            choice["message"] = {"role": "assistant", "content": answer}
+        else:
+            choice["text"] = answer
+        return {"id": self.id, "object": "chat.completion" if self.chat else "text_completion",
+                "created": self.created, "model": self.model, "choices": [choice]}  # fmt: skip
+
+
+async def _stream_chunks(handle: RunHandle, shape: _Shape) -> AsyncIterator[bytes]:
+    if shape.chat:
+        yield shape.chunk("")  # the role, first, as OpenAI does
     streamed = False
     event: Event
     async for event in handle.events():
         if event.type == "chair_delta":
             streamed = True
-            yield chunk({"content": event.data["delta"]})
+            yield shape.chunk(event.data["delta"])
         elif event.type == "stage_start":
             yield f": council {event.data['stage']} stage\n\n".encode()  # progress, as a comment
         elif event.type == "done":
@@ -188,17 +309,6 @@ async def _stream_chunks(handle: RunHandle, completion_id: str, model: str) -> A
                 yield f"data: {json.dumps({'error': error})}\n\n".encode()
                 return
             if not streamed and event.data["answer"]:
-                yield chunk({"content": event.data["answer"]})
-            yield chunk({}, "stop")
+                yield shape.chunk(event.data["answer"])
+            yield shape.chunk(None, "stop")
     yield b"data: [DONE]\n\n"
-
-
-def _completion(completion_id: str, model: str, answer: str) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                     "finish_reason": "stop"}],
-    }  # fmt: skip

@@ -147,6 +147,13 @@ def authenticate(
     return device
 
 
+def revoked_among(db: sqlite3.Connection, device_ids: list[str]) -> list[str]:
+    """Which of these devices are revoked (a cheap indexed read, polled while streams are open)."""
+    marks = ",".join("?" * len(device_ids))
+    query = f"SELECT id FROM devices WHERE revoked_at IS NOT NULL AND id IN ({marks})"  # noqa: S608
+    return [row[0] for row in db.execute(query, device_ids)]
+
+
 def list_devices(db: sqlite3.Connection, *, include_revoked: bool = True) -> list[Device]:
     query = f"SELECT {DEVICE_COLUMNS} FROM devices"  # noqa: S608
     if not include_revoked:

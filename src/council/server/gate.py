@@ -1,0 +1,243 @@
+"""The LAN listener's door: who a request is from, and whether that device may start it now.
+
+`DeviceGate` (pure ASGI, so streams pass through unbuffered) authenticates every request by the
+device token, except the few routes a phone needs before it has one (`PUBLIC`). Requests that
+make the engines work (every `/v1` request, every `POST` to `/api`) are *counted*: each device may
+have `max_streams` of them open at once and start `requests_per_minute` of them in any 60 s,
+else it gets `429` with `Retry-After`.
+
+Revoking a device ends its open requests within a second wherever the revocation came from: the
+UI calls `DeviceSessions.revoke` directly; `council devices revoke` (another process, same
+database) is noticed by `watch_revocations`, which polls only while the device has something
+open. An ended stream gets a last SSE `error` event, so an SDK raises instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from council.config import DeviceLimits
+from council.store import devices
+
+log = logging.getLogger("council")
+
+COOKIE = "council_device"
+PUBLIC = frozenset({
+    "/pair", "/pair/exchange", "/pair/pair.js", "/ca", "/ca.pem", "/ca.mobileconfig", "/health",
+    "/static/app.css", "/static/icon.svg",
+})  # fmt: skip
+WINDOW = 60.0
+REVOKED = "this device's pairing was revoked: pair it again to use the hub"
+UNPAIRED = "this device is not paired with the hub: scan a pairing QR code (council pair)"
+
+
+def counted(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return path.startswith("/v1/") or (scope["method"] == "POST" and path.startswith("/api/"))
+
+
+@dataclass(eq=False, slots=True)
+class OpenRequest:
+    device_id: str
+    task: asyncio.Task[object] | None
+    revoked: bool = False
+
+
+class DeviceSessions:
+    """Each device's open counted requests and recent starts, against its limits."""
+
+    def __init__(
+        self, limits: Callable[[], DeviceLimits], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._open: dict[str, set[OpenRequest]] = {}
+        self._starts: dict[str, deque[float]] = {}
+
+    def refusal(self, device_id: str) -> tuple[str, float] | None:
+        """Why a new request from this device must wait, and for how many seconds; or None."""
+        limits, now = self.limits(), self.clock()
+        starts = self._starts.get(device_id)
+        if starts is not None:
+            while starts and starts[0] <= now - WINDOW:
+                starts.popleft()
+            if len(starts) >= limits.requests_per_minute:
+                wait = starts[0] + WINDOW - now
+                return f"{limits.requests_per_minute} requests a minute", wait
+        if len(self._open.get(device_id, ())) >= limits.max_streams:
+            return f"{limits.max_streams} open at once", 1.0
+        return None
+
+    def open(self, device_id: str) -> OpenRequest:
+        try:
+            task = asyncio.current_task()  # what revoking cancels: the request's own task
+        except RuntimeError:  # no event loop, so nothing that could be cancelled
+            task = None
+        entry = OpenRequest(device_id, task)
+        self._open.setdefault(device_id, set()).add(entry)
+        self._starts.setdefault(device_id, deque()).append(self.clock())
+        return entry
+
+    def close(self, entry: OpenRequest) -> None:
+        entries = self._open.get(entry.device_id)
+        if entries is not None:
+            entries.discard(entry)
+            if not entries:
+                del self._open[entry.device_id]
+
+    def revoke(self, device_id: str) -> int:
+        """End every open request of the device; how many there were."""
+        entries = self._open.get(device_id, set())
+        for entry in entries:
+            if not entry.revoked:
+                entry.revoked = True
+                if entry.task is not None:
+                    entry.task.cancel()
+        if entries:
+            log.info("revoked device %s: ended %d open request(s)", device_id, len(entries))
+        return len(entries)
+
+    def counts(self) -> dict[str, int]:
+        return {device: len(entries) for device, entries in self._open.items()}
+
+    async def watch_revocations(self, db: sqlite3.Connection, interval: float = 0.25) -> None:
+        """Notice revocations made by another process (the CLI) while streams are open."""
+        while True:
+            await asyncio.sleep(interval)
+            if self._open:
+                for device_id in devices.revoked_among(db, list(self._open)):
+                    self.revoke(device_id)
+
+
+class DeviceGate:
+    def __init__(self, app: ASGIApp, db: sqlite3.Connection, sessions: DeviceSessions) -> None:
+        self.app = app
+        self.db = db
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"} or scope["path"] in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(scope)
+        address = (scope.get("client") or ("", 0))[0]
+        device = devices.authenticate(self.db, token, address) if token else None
+        if device is None:
+            await refuse(scope, send, 401, UNPAIRED, "invalid_api_key")
+            return
+        scope.setdefault("state", {})["device"] = device
+        if scope["type"] != "http" or not counted(scope):
+            await self.app(scope, receive, send)
+            return
+        if (refusal := self.sessions.refusal(device.id)) is not None:
+            reason, wait = refusal
+            message = f"this device is at its limit of {reason}: wait and try again"
+            await refuse(scope, send, 429, message, "rate_limit_exceeded", retry_after=wait)
+            return
+        await self._serve(scope, receive, send, self.sessions.open(device.id))
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, entry: OpenRequest) -> None:
+        response = _Progress()
+
+        async def tracked(message: Message) -> None:
+            response.saw(message)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            if not entry.revoked or entry.task is None:
+                raise
+            entry.task.uncancel()  # this cancellation was ours: end the response cleanly
+            await _end_revoked(scope, send, response)
+        finally:
+            self.sessions.close(entry)
+
+
+class _Progress:
+    __slots__ = ("ended", "event_stream", "started")
+
+    def __init__(self) -> None:
+        self.started = self.ended = self.event_stream = False
+
+    def saw(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            for name, value in message.get("headers", []):
+                if name.lower() == b"content-type" and value.startswith(b"text/event-stream"):
+                    self.event_stream = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.ended = True
+
+
+async def _end_revoked(scope: Scope, send: Send, response: _Progress) -> None:
+    if not response.started:
+        await refuse(scope, send, 401, REVOKED, "invalid_api_key")
+        return
+    if response.ended:
+        return
+    last = b""
+    if response.event_stream:
+        error = {"message": REVOKED, "type": "invalid_request_error", "param": None,
+                 "code": "invalid_api_key"}  # fmt: skip
+        last = f"data: {json.dumps({'error': error})}\n\n".encode()
+    await send({"type": "http.response.body", "body": last, "more_body": False})
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The device token from `Authorization: Bearer`, else from the pairing cookie."""
+    headers = dict(scope.get("headers") or [])
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    cookie = SimpleCookie()
+    try:
+        cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
+    except Exception:  # a malformed cookie header is simply no token
+        return None
+    morsel = cookie.get(COOKIE)
+    return morsel.value if morsel else None
+
+
+async def refuse(
+    scope: Scope,
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    *,
+    retry_after: float | None = None,
+) -> None:
+    """A refusal in the shape the route's clients expect: OpenAI's on `/v1`, council's elsewhere."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    error: dict[str, object]
+    if scope["path"].startswith("/v1/"):
+        kind = "requests" if status == 429 else "invalid_request_error"
+        error = {"message": message, "type": kind, "param": None, "code": code}
+    else:
+        error = {"status": status, "message": message}
+    data = json.dumps({"error": error}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="council"'))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
