@@ -2,7 +2,8 @@
 # Installs what council needs from the system, or says exactly what to install.
 #   build:   a C/C++ toolchain, CMake and OpenSSL headers (to build llama.cpp), Python's venv,
 #            npm (the browser code)
-#   browser: Debian's chromium (for the browser tests)
+#   browser: Debian's chromium and certutil (libnss3-tools: the phone test puts the stick's CA
+#            into a throwaway NSS trust store) for the browser tests
 # As root on Debian/Ubuntu it installs with apt-get; otherwise it prints the command and fails.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ case "${1:-build}" in
     ;;
   browser)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v certutil >/dev/null || missing+=(libnss3-tools)
     ;;
   *) echo "usage: $0 build|browser" >&2; exit 2 ;;
 esac
