@@ -292,8 +292,7 @@ class Hub:
         def engine_seats() -> list[str]:  # the engines, not remote seats
             return [seat.config.name for seat in ready.fleet.planned]
 
-        return OpenAIApi(self.council, engine_seats, ready.fleet.target, ready.fleet.client,
-                         metrics)  # fmt: skip
+        return OpenAIApi(self.council, engine_seats, ready.fleet.target, metrics)
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
         await fleet.wait_settled()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import openai
 import pytest
 
-from tests.hubs import HubProcess
+from council.datafolder import DataFolder
+from tests.hubs import HubProcess, engine_endpoint
+from tests.integration.test_council import long_context_seats, slot_busy
 
 StartHub = Callable[..., HubProcess]
 
@@ -84,3 +88,46 @@ def test_an_unknown_model_is_an_openai_shaped_404(hub: HubProcess, sdk: openai.O
     response = httpx.post(f"{hub.url}/v1/chat/completions", json={"model": "council"})
     assert response.status_code == 400
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_a_client_that_leaves_a_seat_stream_frees_the_engine_slot(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    long_context_seats(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    engine = next(e for e in hub.engines() if "slow" in e.cmdline())
+    body = {"model": "slow", "messages": [{"role": "user", "content": "Go on forever."}],
+            "max_tokens": 30000, "ignore_eos": True, "stream": True}  # fmt: skip
+    with httpx.stream("POST", f"{hub.url}/v1/chat/completions", json=body, timeout=60) as reply:
+        events = (line for line in reply.iter_lines() if line.startswith("data: "))
+        for _ in range(100):
+            next(events)
+        assert slot_busy(engine)
+    left = time.monotonic()
+    while slot_busy(engine) and time.monotonic() - left < 10:
+        time.sleep(0.02)
+    assert not slot_busy(engine)
+
+
+def test_the_seats_answer_comes_through_unchanged_streamed_or_not(hub: HubProcess) -> None:
+    (engine,) = [e for e in hub.engines() if "demo-2" in " ".join(e.cmdline())]
+    url, key = engine_endpoint(engine)
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "seed": 7,
+            "temperature": 0}  # fmt: skip
+    for stream in (False, True):
+        request = {**body, "stream": stream}
+        direct = httpx.post(f"{url}/v1/chat/completions", json={**request, "model": "demo-2"},
+                            headers={"authorization": f"Bearer {key}"})  # fmt: skip
+        proxied = httpx.post(f"{hub.url}/v1/chat/completions", json={**request, "model": "demo-2"})
+        assert proxied.status_code == direct.status_code == 200
+        assert proxied.headers["content-type"] == direct.headers["content-type"]
+        assert _content(proxied.text, stream) == _content(direct.text, stream)
+
+
+def _content(text: str, stream: bool) -> str:
+    if not stream:
+        return str(json.loads(text)["choices"][0]["message"]["content"])
+    chunks = [json.loads(line[6:]) for line in text.splitlines()
+              if line.startswith("data: {")]  # fmt: skip
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from council.engine.process import engine_headers
 from council.types import Usage
 
 Message = dict[str, str]
@@ -118,7 +119,7 @@ class HttpSeat:
                 "POST",
                 f"{base_url}/v1/chat/completions",
                 json=body,
-                headers=_auth(key),
+                headers=engine_headers(key, stream=True) if self.kind == "local" else _auth(key),
                 timeout=httpx.Timeout(30.0, read=None),
             )
             response = await self._client.send(request, stream=True)

@@ -277,11 +277,34 @@ def failure_reason(log_text: str) -> str:
     return ""
 
 
+ENGINE_KEEPALIVE = 2.0  # seconds; llama-server (cpp-httplib) closes idle connections at 5
+
+
+def engine_headers(key: str, *, stream: bool) -> dict[str, str]:
+    """The headers of a request to one of our engines.
+
+    A streamed answer gets a connection of its own (`Connection: close`): llama-server closes
+    the connection after a streamed response without announcing it, so a client that kept it
+    would, now and then, send its next request into a closing socket and fail. Measured on this
+    build: 100 of 300 back-to-back streamed requests on one kept-alive client failed; none with
+    `Connection: close`. Non-streamed answers keep their connections alive.
+    """
+    headers = {"authorization": f"Bearer {key}"}
+    if stream:
+        headers["connection"] = "close"
+    return headers
+
+
 def loopback_client() -> httpx.AsyncClient:
     """A client for engines on 127.0.0.1: plain HTTP, so no TLS context (building one costs
     tens of milliseconds per client), and no proxy from the environment ever sees engine traffic.
+
+    Idle connections are dropped after 2 s, before llama-server's own 5 s keep-alive timeout:
+    with equal timeouts the client could send a request on a connection the engine is closing.
     """
-    return httpx.AsyncClient(timeout=2.0, trust_env=False, verify=False)  # noqa: S501
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64,
+                          keepalive_expiry=ENGINE_KEEPALIVE)  # fmt: skip
+    return httpx.AsyncClient(timeout=2.0, trust_env=False, verify=False, limits=limits)  # noqa: S501
 
 
 def free_port() -> int:

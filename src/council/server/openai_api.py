@@ -22,8 +22,8 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -31,6 +31,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from council.deliberation.events import Event
 from council.deliberation.service import CouncilService, RunHandle
+from council.engine.process import engine_headers
+from council.engine.wire import EngineAnswer, EngineGone, send_request
 from council.errors import BadRequest, CouncilError, NotFound
 from council.server.api import PayloadTooLarge, parse_object, read_body
 from council.server.metrics import Metrics, device_label
@@ -56,13 +58,11 @@ class OpenAIApi:
         council: CouncilService,
         seat_names: Callable[[], list[str]],
         target: Target,
-        client: httpx.AsyncClient,
         metrics: Metrics | None = None,
     ) -> None:
         self.council = council
         self.seat_names = seat_names
         self.target = target
-        self.client = client
         self.metrics = metrics or Metrics()
 
     def routes(self) -> list[Route]:
@@ -135,9 +135,9 @@ class Passthrough:
             elif isinstance(target := api.target(model), str):
                 raise CouncilError(target)
             else:
-                await self._forward(
-                    scope, receive, send, body=body, model=model, target=target, started=started
-                )
+                stream = payload.get("stream") is True
+                await self._forward(scope, receive, send, body=body, model=model, target=target,
+                                    started=started, stream=stream)  # fmt: skip
                 return
         except PayloadTooLarge as exc:
             response = openai_error(413, str(exc))
@@ -159,43 +159,50 @@ class Passthrough:
         model: str,
         target: tuple[str, str],
         started: float,
+        stream: bool,
     ) -> None:
         base_url, key = target
-        client = self.api.client
-        request = client.build_request(
-            "POST", base_url + self.path, content=body,
-            headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
-            timeout=httpx.Timeout(30.0, read=None),
-        )  # fmt: skip
+        where = urlsplit(base_url)
+        headers = {**engine_headers(key, stream=stream), "content-type": "application/json"}
         try:
-            upstream = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            answer = await send_request(where.hostname or "127.0.0.1", where.port or 80,
+                                        self.path, body, headers)  # fmt: skip
+        except EngineGone as exc:
             message = f"the seat {model!r} did not answer: {exc}"
             await openai_error(502, message, "server_error")(scope, receive, send)
             return
+        hung_up = asyncio.Event()
+
+        async def hang_up_when_the_client_goes() -> None:
+            message: Message = {}
+            while message.get("type") != "http.disconnect":
+                message = await receive()
+            hung_up.set()
+            answer.close()  # the engine stops generating and frees the slot
+
+        watcher = asyncio.ensure_future(hang_up_when_the_client_goes())
         tail = bytearray()
-        pump = asyncio.ensure_future(self._pump(upstream, send, tail, model, started))
-        gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+            await self._pump(answer, send, tail, model, started)
+        except EngineGone as exc:
+            if not hung_up.is_set():  # the engine died mid-answer: say so, and end the answer
+                error = {"message": f"the seat {model!r} stopped answering: {exc}",
+                         "type": "server_error", "param": None, "code": None}  # fmt: skip
+                last = f"data: {json.dumps({'error': error})}\n\n".encode() if stream else b""
+                await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
-            gone.cancel()
-            pump.cancel()  # the client went away (or we were cancelled): stop reading the engine
-            await asyncio.gather(pump, gone, return_exceptions=True)
-            await asyncio.shield(upstream.aclose())  # closing the stream frees the engine's slot
-        if pump.done() and not pump.cancelled() and (error := pump.exception()) is not None:
-            raise error
+            watcher.cancel()
+            answer.close()
         prompt, completion = _usage(bytes(tail))
         self.api.metrics.usage(model, device_label(scope), prompt, completion)
 
     async def _pump(
-        self, upstream: httpx.Response, send: Send, tail: bytearray, model: str, started: float
+        self, answer: EngineAnswer, send: Send, tail: bytearray, model: str, started: float
     ) -> None:
-        headers = [(k, v) for k, v in upstream.headers.raw if k.lower() in PASSED_HEADERS]
-        await send({"type": "http.response.start", "status": upstream.status_code,
-                    "headers": headers})  # fmt: skip
+        headers = [(k, v) for k, v in answer.headers if k in PASSED_HEADERS]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         first = True
-        async for chunk in upstream.aiter_raw():
+        async for chunk in answer.body():
             if first:
                 self.api.metrics.first_token(model, time.perf_counter() - started)
                 first = False
@@ -204,12 +211,6 @@ class Passthrough:
             if len(tail) > 2 * TAIL:
                 del tail[:-TAIL]
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _disconnected(receive: Receive) -> None:
-    message: Message = {}
-    while message.get("type") != "http.disconnect":
-        message = await receive()
 
 
 _COUNT = {
