@@ -11,7 +11,7 @@ VENDOR := src/council/web/vendor
 
 help:
 	@echo "make up     set up (venv, engine build) and start council on http://127.0.0.1:8710"
-	@echo "make test   set up with test tools (and Debian's chromium), then lint and run every test"
+	@echo "make test   set up with test tools (and Debian's chromium and certutil), then lint and run every test"
 	@echo "make lint   ruff and mypy --strict"
 	@echo "make clean  remove the venv and the engine build (keeps council-data/)"
 

@@ -285,3 +285,19 @@ def test_metrics_are_served_to_the_laptop_only_and_count_each_device(
             'route="/v1/chat/completions",status="200"} 1.0') in text  # fmt: skip
     assert 'council_v1_first_byte_seconds_count{model="demo-1"} 1.0' in text
     assert 'council_seat_up{seat="demo-1",state="healthy"} 1.0' in text
+
+
+def test_a_phone_is_told_it_is_not_the_owner_and_not_where_the_laptop_keeps_files(
+    lan: tuple[HubProcess, str, ssl.SSLContext], isolated_data: DataFolder
+) -> None:
+    hub, base, trust = lan
+    token = pair_device(base, trust)
+    phone = httpx.get(f"{base}/api/health", headers=bearer(token), verify=trust).json()
+    laptop = httpx.get(f"{hub.url}/api/health").json()
+    assert (phone["owner"], laptop["owner"]) == (False, True)
+    assert str(isolated_data.root) in laptop["demo_hint"]
+    assert str(isolated_data.root) not in phone["demo_hint"]
+    for owner_only in ("/api/devices", "/api/pairings", "/metrics"):
+        assert (
+            httpx.get(f"{base}{owner_only}", headers=bearer(token), verify=trust).status_code == 404
+        )

@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from council.defaults import ADD_MODELS_HINT
 from council.errors import CouncilError
 from council.server.api import Api, ApiContext, council_error_response
 from council.server.gate import DeviceGate
@@ -90,8 +91,12 @@ def create_app(
                             headers={"cache-control": "no-cache"})  # fmt: skip
 
     async def health(request: Request) -> Response:
-        """The hub's status word and every seat's state."""
-        return JSONResponse(source.health(), headers={"cache-control": "no-store"})
+        """The hub's status word and every seat's state; `owner` is false for a paired device."""
+        payload = {**source.health(), "owner": lan is None}
+        if lan is not None and payload.get("demo_hint"):
+            # A phone is told what to do, not where the laptop keeps its files.
+            payload["demo_hint"] = ADD_MODELS_HINT.format(models="the stick's models/ folder")
+        return JSONResponse(payload, headers={"cache-control": "no-store"})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema(app.routes))

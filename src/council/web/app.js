@@ -262,6 +262,7 @@ async function refreshHealth() {
     $("hub-status").dataset.status = health.status;
     $("demo-banner").hidden = !health.demo_hint;
     $("demo-banner").textContent = health.demo_hint || "";
+    $("show-devices").hidden = !health.owner; // pairing and revoking are the laptop's business
     const changed = health.seats.some((s) => state.seats.find((t) => t.name === s.name)?.state !== s.state);
     if (changed) await loadSeats();
   } catch {
