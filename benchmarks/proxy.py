@@ -40,9 +40,15 @@ import psutil
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
-from council.models.demo import write_demo_model
+from council.models.demo import DEMO_SHAPE, DemoShape, write_demo_model
 
 SEAT = "bench"
+# "paced": a random-weight model of about 130M parameters (F16), which a laptop's CPU runs at
+# the pace of a real small model; the default demo model runs a hundred times faster, the
+# worst case for a proxy's per-token cost.
+SHAPES = {"demo": DEMO_SHAPE, "paced": DemoShape(embedding_length=1024, block_count=12,
+                                                 feed_forward_length=2816, head_count=16,
+                                                 head_count_kv=4)}  # fmt: skip
 PREDICTED = re.compile(rb'"predicted_n"\s*:\s*(\d+)')
 NGINX_CONF = """
 worker_processes 1;
@@ -224,6 +230,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="batches per level and target")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--streams", default="1,8,32")
+    parser.add_argument("--model", choices=sorted(SHAPES), default="demo",
+                        help="demo: the tiny demo model; paced: ~130M parameters")  # fmt: skip
     parser.add_argument("--engine-threads", type=int, default=0,
                         help="the engine's threads (0: all cores, a seat's default)")  # fmt: skip
     args = parser.parse_args()
@@ -232,7 +240,8 @@ def main() -> None:
         folder = DataFolder(Path(temp) / "stick")
         folder.root.mkdir()
         folder.prepare()
-        write_demo_model(folder.models / f"{SEAT}.gguf", seed=1, context_length=16384)
+        write_demo_model(folder.models / f"{SEAT}.gguf", seed=1, context_length=16384,
+                         shape=SHAPES[args.model])  # fmt: skip
         slots = max(levels)
         # Every stream gets a slot of its own, so the engine never queues one behind another.
         seat = SeatConfig(SEAT, f"{SEAT}.gguf", ctx_size=slots * (args.max_tokens + 128),
@@ -258,7 +267,7 @@ def main() -> None:
                 targets.append(Target("nginx", nginx[1], key))
             threads = args.engine_threads or os.cpu_count()
             print(f"{args.rounds} batches per level and target, {args.max_tokens} tokens a "
-                  f"stream, demo model, {threads} engine threads on {os.cpu_count()} cores"
+                  f"stream, {args.model} model, {threads} engine threads on {os.cpu_count()} cores"
                   f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
             asyncio.run(measure(targets, levels, args.rounds, args.max_tokens))
             report(targets, levels)

@@ -97,16 +97,29 @@ def test_a_paired_phone_streams_from_a_seat_and_from_the_council_over_tls(
         stranger.models.list()
 
 
-def test_a_revoked_device_is_refused_on_its_next_request(
+V1_ROUTES = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
+             ("POST", "/v1/completions"), ("POST", "/v1/embeddings")]  # fmt: skip
+
+
+def v1_statuses(base: str, trust: ssl.SSLContext, headers: dict[str, str]) -> set[int]:
+    body = {"model": "demo-1", "prompt": "hi", "input": "hi", "max_tokens": 2,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    return {httpx.request(method, f"{base}{path}", headers=headers, verify=trust,
+                          json=body if method == "POST" else None).status_code
+            for method, path in V1_ROUTES}  # fmt: skip
+
+
+def test_no_token_a_wrong_token_and_a_revoked_token_get_401_on_every_v1_route(
     lan: tuple[HubProcess, str, ssl.SSLContext],
 ) -> None:
     _, base, trust = lan
     token = pair_device(base, trust, "soon revoked")
-    headers = {"authorization": f"Bearer {token}"}
-    assert httpx.get(f"{base}/v1/models", headers=headers, verify=trust).status_code == 200
+    assert v1_statuses(base, trust, bearer(token)) <= {200, 501}  # 501: no embeddings here
+    assert v1_statuses(base, trust, {}) == {401}
+    assert v1_statuses(base, trust, bearer("council_" + "A" * 43)) == {401}
     (device,) = json.loads(council("devices", "list", "--json").stdout)
     assert council("devices", "revoke", device["id"]).returncode == 0
-    assert httpx.get(f"{base}/v1/models", headers=headers, verify=trust).status_code == 401
+    assert v1_statuses(base, trust, bearer(token)) == {401}
 
 
 def test_the_certificate_chains_to_a_name_constrained_ca(

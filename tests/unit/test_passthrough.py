@@ -103,11 +103,7 @@ def test_an_sse_comment_reaches_the_client_before_the_engine_says_more() -> None
         bodies = [m["body"] for m in client.messages[1:] if m["body"]]
         assert bodies[0] == b": ping\n\n"  # on its own, before the engine went on
         assert b"".join(bodies[1:]) == b'data: {"choices":[]}\n\ndata: [DONE]\n\n'
-        assert client.messages[-1] == {
-            "type": "http.response.body",
-            "body": b"",
-            "more_body": False,
-        }
+        assert client.messages[-1]["more_body"] is False  # the response is complete
         request = seen[0]
         assert request.endswith(BODY)  # the body goes to the engine unchanged
         assert b"authorization: Bearer k" in request.lower().replace(b"bearer", b"Bearer")

@@ -96,7 +96,9 @@ class EngineAnswer:
         self.status = answer.parser.get_status_code()
         self.headers = answer.headers
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncIterator[tuple[bytes, bool]]:
+        """The body as it arrives, each piece with whether it is the last (the answer is
+        complete), so that the last piece and the end of the response can go out together."""
         answer = self._answer
         loop = asyncio.get_running_loop()
         while True:
@@ -109,9 +111,12 @@ class EngineAnswer:
                 answer.buffered = 0
                 if answer.transport is not None:
                     answer.transport.resume_reading()
-                yield piece
+                yield piece, answer.complete
+                if answer.complete:
+                    return
                 continue
             if answer.complete:
+                yield b"", True
                 return
             if answer.error is not None:
                 raise answer.error

@@ -15,6 +15,7 @@ in `general.name` and in the `council.demo` key so no screen mistakes it for a r
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,25 @@ DEMO_HEAD_COUNT = 4
 DEMO_HEAD_COUNT_KV = 2
 DEMO_FEED_FORWARD_LENGTH = 192
 DEMO_HEAD_DIM = DEMO_EMBEDDING_LENGTH // DEMO_HEAD_COUNT
+
+
+@dataclass(frozen=True, slots=True)
+class DemoShape:
+    """A demo model's size. The default is tiny (thousands of tokens/s on a laptop); larger
+    shapes give benchmarks a model that generates at the pace of a real one."""
+
+    embedding_length: int = DEMO_EMBEDDING_LENGTH
+    block_count: int = DEMO_BLOCK_COUNT
+    feed_forward_length: int = DEMO_FEED_FORWARD_LENGTH
+    head_count: int = DEMO_HEAD_COUNT
+    head_count_kv: int = DEMO_HEAD_COUNT_KV
+
+    @property
+    def head_dim(self) -> int:
+        return self.embedding_length // self.head_count
+
+
+DEMO_SHAPE = DemoShape()
 DEMO_KEY = "council.demo"
 DEMO_SEED_KEY = "council.demo.seed"
 
@@ -53,11 +73,11 @@ def _vocabulary() -> tuple[list[bytes], list[float], list[int]]:
     return tokens, scores, types
 
 
-def _weights(seed: int, n_vocab: int) -> list[tuple[str, np.ndarray]]:
+def _weights(seed: int, n_vocab: int, shape: DemoShape) -> list[tuple[str, np.ndarray]]:
     """All tensors in llama.cpp's names; numpy shapes are ggml's `ne` reversed."""
     rng = np.random.default_rng(seed)
-    n_embd, n_ff = DEMO_EMBEDDING_LENGTH, DEMO_FEED_FORWARD_LENGTH
-    n_kv = DEMO_HEAD_COUNT_KV * DEMO_HEAD_DIM
+    n_embd, n_ff = shape.embedding_length, shape.feed_forward_length
+    n_kv = shape.head_count_kv * shape.head_dim
 
     def matrix(rows: int, cols: int) -> np.ndarray:
         return (rng.standard_normal((rows, cols)) * 0.02).astype(np.float16)
@@ -78,7 +98,7 @@ def _weights(seed: int, n_vocab: int) -> list[tuple[str, np.ndarray]]:
     output[printable, 0] = 0.5
 
     tensors: list[tuple[str, np.ndarray]] = [("token_embd.weight", embeddings)]
-    for layer in range(DEMO_BLOCK_COUNT):
+    for layer in range(shape.block_count):
         block = f"blk.{layer}"
         tensors += [
             (f"{block}.attn_norm.weight", norm()),
@@ -96,7 +116,12 @@ def _weights(seed: int, n_vocab: int) -> list[tuple[str, np.ndarray]]:
 
 
 def write_demo_model(
-    path: Path, *, seed: int = 0, name: str = "demo", context_length: int = DEMO_CONTEXT_LENGTH
+    path: Path,
+    *,
+    seed: int = 0,
+    name: str = "demo",
+    context_length: int = DEMO_CONTEXT_LENGTH,
+    shape: DemoShape = DEMO_SHAPE,
 ) -> Path:
     """Write the demo model to `path` atomically (via a `.gguf.part` beside it); return `path`."""
     if not 0 <= seed < 2**32:
@@ -112,12 +137,12 @@ def write_demo_model(
         writer.add_uint32(DEMO_SEED_KEY, seed)
         writer.add_file_type(int(LlamaFileType.MOSTLY_F16))
         writer.add_context_length(context_length)
-        writer.add_embedding_length(DEMO_EMBEDDING_LENGTH)
-        writer.add_block_count(DEMO_BLOCK_COUNT)
-        writer.add_feed_forward_length(DEMO_FEED_FORWARD_LENGTH)
-        writer.add_head_count(DEMO_HEAD_COUNT)
-        writer.add_head_count_kv(DEMO_HEAD_COUNT_KV)
-        writer.add_rope_dimension_count(DEMO_HEAD_DIM)
+        writer.add_embedding_length(shape.embedding_length)
+        writer.add_block_count(shape.block_count)
+        writer.add_feed_forward_length(shape.feed_forward_length)
+        writer.add_head_count(shape.head_count)
+        writer.add_head_count_kv(shape.head_count_kv)
+        writer.add_rope_dimension_count(shape.head_dim)
         writer.add_rope_freq_base(10000.0)
         writer.add_layer_norm_rms_eps(1e-5)
         writer.add_vocab_size(len(tokens))
@@ -133,7 +158,7 @@ def write_demo_model(
         writer.add_add_eos_token(False)
         writer.add_chat_template(CHAT_TEMPLATE)
 
-        for tensor_name, data in _weights(seed, len(tokens)):
+        for tensor_name, data in _weights(seed, len(tokens), shape):
             writer.add_tensor(tensor_name, data)
 
         writer.write_header_to_file()

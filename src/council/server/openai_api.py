@@ -171,13 +171,10 @@ class Passthrough:
             message = f"the seat {model!r} did not answer: {exc}"
             await openai_error(502, message, "server_error")(scope, receive, send)
             return
-        hung_up = asyncio.Event()
-
         async def hang_up_when_the_client_goes() -> None:
             message: Message = {}
             while message.get("type") != "http.disconnect":
                 message = await receive()
-            hung_up.set()
             answer.close()  # the engine stops generating and frees the slot
 
         watcher = asyncio.ensure_future(hang_up_when_the_client_goes())
@@ -185,7 +182,7 @@ class Passthrough:
         try:
             await self._pump(answer, send, tail, model, started)
         except EngineGone as exc:
-            if not hung_up.is_set():  # the engine died mid-answer: say so, and end the answer
+            if not watcher.done():  # the engine died mid-answer: say so, and end the answer
                 error = {"message": f"the seat {model!r} stopped answering: {exc}",
                          "type": "server_error", "param": None, "code": None}  # fmt: skip
                 last = f"data: {json.dumps({'error': error})}\n\n".encode() if stream else b""
@@ -202,15 +199,14 @@ class Passthrough:
         headers = [(k, v) for k, v in answer.headers if k in PASSED_HEADERS]
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         first = True
-        async for chunk in answer.body():
+        async for chunk, last in answer.body():
             if first:
                 self.api.metrics.first_token(model, time.perf_counter() - started)
                 first = False
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
             tail += chunk
             if len(tail) > 2 * TAIL:
                 del tail[:-TAIL]
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 _COUNT = {
