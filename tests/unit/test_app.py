@@ -27,7 +27,9 @@ def request(method: str, path: str) -> httpx.Response:
 def test_health_reports_what_the_hub_says() -> None:
     response = request("GET", "/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "starting", "seats": [{"name": "a", "state": "starting"}]}
+    assert response.json() == {
+        "status": "starting", "seats": [{"name": "a", "state": "starting"}], "owner": True,
+    }  # fmt: skip
     assert response.headers["cache-control"] == "no-store"
 
 

@@ -124,6 +124,8 @@ def create_app(
 
     app = Starlette(
         routes=[
+            # /v1 first: the router tries routes in order, and these are the busiest.
+            *(openai.routes() if openai is not None else []),
             *(lan_routes(lan, str(WEB)) if lan is not None else []),
             Route("/", index),
             Route("/sw.js", service_worker),
@@ -132,7 +134,6 @@ def create_app(
             *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
             *(Api(api).routes() if api is not None else []),
             *(devices.routes() if devices is not None and lan is None else []),  # owner only
-            *(openai.routes() if openai is not None else []),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],
         middleware=[
