@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 import httpx
 
 from council.server.app import create_app
+from tests.running import run
 
 
 class Health:
@@ -19,9 +17,7 @@ def request(method: str, path: str) -> httpx.Response:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             return await client.request(method, path)
 
-    # A thread of its own: the browser tests' Playwright keeps a loop running in this one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, send()).result()
+    return run(send())
 
 
 def test_health_reports_what_the_hub_says() -> None:

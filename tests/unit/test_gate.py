@@ -8,6 +8,7 @@ import pytest
 
 from council.config import DeviceLimits
 from council.server.gate import DeviceSessions, counted
+from tests.running import run as run_coroutine
 
 
 class Clock:
@@ -56,7 +57,7 @@ def test_a_device_may_hold_its_streams_open_and_no_more() -> None:
 
 
 def test_revoking_cancels_exactly_that_devices_open_requests() -> None:
-    asyncio.run(revoking())
+    run_coroutine(revoking())
 
 
 async def revoking() -> None:

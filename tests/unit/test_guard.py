@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -16,16 +13,10 @@ from starlette.websockets import WebSocket
 
 from council.server.app import create_app
 from council.server.guard import LocalGuard, local_hosts
+from tests.running import run
 
 HOSTS = ["127.0.0.1:8710", "localhost:8710", "[::1]:8710"]
 ORIGIN = "http://127.0.0.1:8710"
-T = TypeVar("T")
-
-
-def run(work: Coroutine[Any, Any, T]) -> T:
-    # A thread of its own: the browser tests' Playwright keeps a loop running in this one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, work).result()
 
 
 class Hub:

@@ -16,6 +16,7 @@ from typing import Any, cast
 from starlette.types import Message
 
 from council.server.openai_api import OpenAIApi, Passthrough
+from tests.running import run as run_coroutine
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -77,7 +78,7 @@ async def serve(script: Script, client: Client, port: int | None = None) -> None
 
 
 def test_an_sse_comment_reaches_the_client_before_the_engine_says_more() -> None:
-    async def run() -> None:
+    async def scenario() -> None:
         client, go_on = Client(), asyncio.Event()
         seen: list[bytes] = []
 
@@ -109,11 +110,11 @@ def test_an_sse_comment_reaches_the_client_before_the_engine_says_more() -> None
         assert b"authorization: Bearer k" in request.lower().replace(b"bearer", b"Bearer")
         assert b"Connection: close" in request
 
-    asyncio.run(asyncio.wait_for(run(), 10))
+    run_coroutine(asyncio.wait_for(scenario(), 10))
 
 
 def test_a_client_that_hangs_up_hangs_up_on_the_engine() -> None:
-    async def run() -> None:
+    async def scenario() -> None:
         client, engine_saw_hang_up = Client(), asyncio.Event()
 
         async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -130,11 +131,11 @@ def test_a_client_that_hangs_up_hangs_up_on_the_engine() -> None:
         await asyncio.gather(serve(engine, client), hang_up())
         await asyncio.wait_for(engine_saw_hang_up.wait(), 2)
 
-    asyncio.run(asyncio.wait_for(run(), 10))
+    run_coroutine(asyncio.wait_for(scenario(), 10))
 
 
 def test_an_engine_that_dies_mid_answer_ends_the_stream_with_an_error_event() -> None:
-    async def run() -> None:
+    async def scenario() -> None:
         client = Client()
 
         async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -148,11 +149,11 @@ def test_an_engine_that_dies_mid_answer_ends_the_stream_with_an_error_event() ->
         assert json.loads(last.removeprefix(b"data: "))["error"]["type"] == "server_error"
         assert client.messages[-1]["more_body"] is False
 
-    asyncio.run(asyncio.wait_for(run(), 10))
+    run_coroutine(asyncio.wait_for(scenario(), 10))
 
 
 def test_an_engine_that_cannot_be_reached_is_an_openai_shaped_502() -> None:
-    async def run() -> None:
+    async def scenario() -> None:
         client = Client()
 
         async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -167,4 +168,4 @@ def test_an_engine_that_cannot_be_reached_is_an_openai_shaped_502() -> None:
         assert client.messages[0]["status"] == 502
         assert set(json.loads(client.body())["error"]) == {"message", "type", "param", "code"}
 
-    asyncio.run(asyncio.wait_for(run(), 10))
+    run_coroutine(asyncio.wait_for(scenario(), 10))
