@@ -171,6 +171,7 @@ class Passthrough:
             message = f"the seat {model!r} did not answer: {exc}"
             await openai_error(502, message, "server_error")(scope, receive, send)
             return
+
         async def hang_up_when_the_client_goes() -> None:
             message: Message = {}
             while message.get("type") != "http.disconnect":
