@@ -115,9 +115,15 @@ class DeviceSessions:
         """Notice revocations made by another process (the CLI) while streams are open."""
         while True:
             await asyncio.sleep(interval)
-            if self._open:
-                for device_id in devices.revoked_among(db, list(self._open)):
-                    self.revoke(device_id)
+            if not self._open:
+                continue
+            try:
+                revoked = devices.revoked_among(db, list(self._open))
+            except sqlite3.Error as exc:  # a busy stick: try again on the next tick
+                log.warning("could not check for revoked devices: %s", exc)
+                continue
+            for device_id in revoked:
+                self.revoke(device_id)
 
 
 class DeviceGate:
