@@ -141,7 +141,7 @@ def engine_status(data: Path | None, llama_server: Path | None, as_json: bool) -
 
 @cli.group()
 def models() -> None:
-    """List the models on the stick, or write a demo model."""
+    """List the models on the stick, write a demo model, or split one for browsers."""
 
 
 @models.command("list")
@@ -183,6 +183,30 @@ def models_demo(data: Path | None, name: str, seed: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     path = write_demo_model(target, seed=seed, name=name)
     click.echo(f"wrote demo model {path} (random weights, seed {seed}: its output is noise)")
+
+
+@models.command("split")
+@click.argument("model")
+@data_option
+@click.option("--max-size", default="512M", show_default=True,
+              help="Largest shard, in M or G (wllama loads at most 2 GB per file).")  # fmt: skip
+@llama_server_option
+@json_option
+@reports_errors
+def models_split(
+    model: str, data: Path | None, max_size: str, llama_server: Path | None, as_json: bool
+) -> None:
+    """Write MODEL's shards beside it (llama-gguf-split), for browsers that load ≤ 2 GB a file."""
+    from council.models.split import split_model
+
+    result = split_model(_folder(data), model, max_size, llama_server)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    click.echo(f"split {result.model} into {len(result.shards)} shards:")
+    for shard, size in zip(result.shards, result.sizes, strict=True):
+        click.echo(f"  {shard}  ({size / 1024**2:.1f} MB)")
+    click.echo(f"the original stays; delete {result.model} if you only need the shards")
 
 
 @cli.command()

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from council.deliberation.roster import Roster
     from council.deliberation.service import CouncilService
+    from council.models.digests import ModelFiles
     from council.server.api import ApiContext
     from council.server.gate import DeviceSessions
     from council.server.metrics import Metrics
@@ -92,6 +93,7 @@ class Hub:
         self.roster: Roster | None = None
         self._background: list[asyncio.Task[None]] = []
         self.sessions: DeviceSessions | None = None  # with --lan: each device's open requests
+        self.model_files: ModelFiles | None = None  # the digests behind /models/…
 
     def health(self) -> dict[str, object]:
         if self.ready is None:
@@ -187,6 +189,8 @@ class Hub:
         if ready.lan is not None:
             servers.append(self._serve_lan(ready, api, openai, metrics))
         self._serving.set()
+        if self.model_files is not None:
+            self.model_files.refresh_soon()  # hashes what the cache lacks; /models grows as it goes
         if self.options.open_browser and _has_display():
             await asyncio.to_thread(webbrowser.open, self.url)
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
@@ -194,6 +198,8 @@ class Hub:
         await asyncio.wait({*(task for _, task in servers), stop},
                            return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         settled.cancel()
+        if self.model_files is not None:
+            self.model_files.stop()
         for task in self._background:
             task.cancel()
         if self.council is not None:
@@ -250,6 +256,7 @@ class Hub:
         # Imported here, after the engines were spawned, so they load while the models do.
         from council.deliberation.roster import Roster
         from council.deliberation.service import CouncilService
+        from council.models.digests import ModelFiles
         from council.server.api import ApiContext
 
         assert self._db is not None  # noqa: S101 - startup() opened it
@@ -264,8 +271,9 @@ class Hub:
             save_config(ready.folder, ready.config)
 
         self.council = CouncilService(self._db, lambda: roster, lambda: ready.config.council)
+        self.model_files = ModelFiles(self._db, ready.folder.models)
         return ApiContext(self._db, self.council, roster, lambda: ready.config.council,
-                          save_defaults)  # fmt: skip
+                          save_defaults, self.model_files)  # fmt: skip
 
     def _metrics(self, ready: _Ready) -> Metrics:
         from council.server.metrics import Metrics

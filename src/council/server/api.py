@@ -22,6 +22,7 @@ from council.config import CouncilDefaults
 from council.deliberation.roster import Roster
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, CouncilError, NotFound
+from council.models.digests import ModelFiles
 from council.store import conversations as store
 from council.store import export
 
@@ -36,6 +37,7 @@ class ApiContext:
     roster: Roster
     defaults: Callable[[], CouncilDefaults]
     save_defaults: Callable[[CouncilDefaults], None]
+    model_files: ModelFiles | None = None  # the hashed catalog files behind /models/…
 
 
 class PayloadTooLarge(CouncilError):
@@ -205,15 +207,29 @@ class Api:
         return Response(status_code=204)
 
     async def list_models(self, request: Request) -> Response:
-        """The GGUF models on the stick, and which seats use them."""
+        """The GGUF models on the stick, which seats use them, and where a browser downloads
+        them: `url` (`/models/<digest>/<name>`, null until the file is hashed) and `urls` (every
+        shard's URL, in order, for a split set; null until all are hashed)."""
         from council.models.catalog import scan
 
         used: dict[str, list[str]] = {}
         for seat in self.ctx.roster.fleet.planned:
             used.setdefault(seat.config.model, []).append(seat.config.name)
-        models = [{**model.to_dict(), "seats": used.get(model.path, [])}
-                  for model in scan(self.ctx.roster.folder.models)]  # fmt: skip
+        models = []
+        unhashed = False
+        for model in scan(self.ctx.roster.folder.models):
+            urls = self._urls(model.shards or (model.path,)) if model.valid else None
+            unhashed |= model.valid and urls is None
+            models.append({**model.to_dict(), "seats": used.get(model.path, []),
+                           "url": urls[0] if urls else None, "urls": urls})  # fmt: skip
+        if unhashed and self.ctx.model_files is not None:
+            self.ctx.model_files.refresh_soon()  # a file dropped in since the hub started
         return JSONResponse({"models": models})
+
+    def _urls(self, paths: tuple[str, ...]) -> list[str] | None:
+        files = self.ctx.model_files
+        urls = [files.url_of(path) for path in paths] if files is not None else [None]
+        return None if None in urls else [url for url in urls if url is not None]
 
     async def get_defaults(self, request: Request) -> Response:
         """The council's defaults: mode, seats, chair, sampling, timeouts."""

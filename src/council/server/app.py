@@ -28,6 +28,7 @@ from council.server.gate import DeviceGate
 from council.server.guard import LocalGuard
 from council.server.lan import LanContext, lan_routes
 from council.server.metrics import Metrics, MetricsMiddleware
+from council.server.model_files import model_file_routes
 from council.server.openai_api import OpenAIApi, openai_error
 from council.server.openapi import openapi_schema
 
@@ -132,6 +133,7 @@ def create_app(
             Route("/api/health", health),
             Route("/api/openapi.json", openapi),
             *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
+            *(model_file_routes(api.model_files) if api and api.model_files else []),
             *(Api(api).routes() if api is not None else []),
             *(devices.routes() if devices is not None and lan is None else []),  # owner only
             Mount("/static", StaticFiles(directory=WEB), name="static"),

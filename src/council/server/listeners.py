@@ -168,10 +168,13 @@ def uvicorn_server(app: ASGIApp, context: ssl.SSLContext | None = None) -> uvico
     """A uvicorn server for one of our sockets; with `context`, it speaks only TLS."""
     import uvicorn
 
+    from council.server.sendfile import SendfileProtocol
+
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="off",
         server_header=False, ws="none", timeout_graceful_shutdown=3,
     )  # fmt: skip
+    config.http = SendfileProtocol  # httptools, plus pathsend: whole files go out by sendfile
     config.load()
     if context is not None:
         config.ssl = context  # ours, so a renewed certificate reaches new connections

@@ -142,6 +142,22 @@ def m003_devices(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_model_digests(db: sqlite3.Connection) -> None:
+    """SHA-256 of the model files, so a restart hashes nothing (council.models.digests)."""
+    db.execute(
+        """
+        CREATE TABLE model_digests (
+            path TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            hashed_at TEXT NOT NULL
+        )
+        """
+    )
+
+
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")

@@ -1,0 +1,176 @@
+"""SHA-256 digests of the catalog's files, for the content-addressed `/models/…` URLs.
+
+A model file is served as `/models/<digest>/<name>`: `<digest>` is the first 16 hex characters
+(64 bits) of the file's SHA-256 and `<name>` its base name. Sixteen characters keep URLs short
+while a collision among the few files on one stick stays out of reach; the full digest is the
+response's strong `ETag`, so a browser cache (or wllama's OPFS cache) never mixes two files.
+
+Hashing a model reads every byte (seconds per gigabyte, longer on a slow stick), so it never
+happens on a request: the hub starts `ModelFiles.refresh` in the background once it serves, and
+a file is offered under `/models` only when its digest is known (until then its URL is null in
+`/api/models`, and a listing that finds an unhashed file starts another refresh). Digests are
+cached in SQLite (`model_digests`), keyed by the file's path relative to the models folder, its
+size and its `mtime_ns`, so a second start hashes nothing and a replaced file is hashed again.
+Reads go through a fixed 1 MiB buffer in a worker thread: a file is never held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from council.models.catalog import scan
+
+log = logging.getLogger("council")
+DIGEST_CHARS = 16  # the URL's share of the SHA-256: 64 bits
+BUFFER = 1024 * 1024
+
+
+class HashingStopped(Exception):
+    """The hub is stopping: the file was left half-read and nothing was recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    """One catalog file with its SHA-256, valid while the file's size and mtime_ns match."""
+
+    path: str  # relative to the models folder, with forward slashes
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+    @property
+    def url(self) -> str:
+        return f"/models/{self.sha256[:DIGEST_CHARS]}/{self.name}"
+
+
+def sha256_file(path: Path, stop: threading.Event | None = None) -> str:
+    """The file's SHA-256, read through one reused buffer (call it in a worker thread)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(BUFFER)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as file:
+        while read := file.readinto(buffer):
+            if stop is not None and stop.is_set():
+                raise HashingStopped(str(path))
+            digest.update(view[:read])  # hashlib releases the GIL for a buffer this large
+    return digest.hexdigest()
+
+
+def catalog_files(models_dir: Path) -> list[str]:
+    """Every file the catalog offers: valid models, and each shard of a valid split set."""
+    files: list[str] = []
+    for model in scan(models_dir):
+        if model.valid:
+            files += model.shards or [model.path]
+    return files
+
+
+class ModelFiles:
+    """The catalog's hashed files, by URL; `refresh()` hashes what is new or changed."""
+
+    def __init__(self, db: sqlite3.Connection, models_dir: Path) -> None:
+        self.db = db  # used on the event loop's thread only; workers only read files
+        self.models_dir = models_dir
+        self._by_path: dict[str, FileDigest] = {}
+        self._by_url: dict[tuple[str, str], FileDigest] = {}
+        self._lock = asyncio.Lock()
+        self._stop = threading.Event()
+        self._pending: asyncio.Task[None] | None = None
+        self.hashed = 0  # files hashed by this process (the rest came from the cache)
+
+    def url_of(self, path: str) -> str | None:
+        """The URL of a catalog file (relative path), or None while it is not hashed."""
+        known = self._by_path.get(path)
+        return known.url if known is not None else None
+
+    def lookup(self, digest: str, name: str) -> tuple[Path, os.stat_result, FileDigest] | None:
+        """The file behind `/models/<digest>/<name>`, if it is still the file that was hashed.
+
+        Only keys of the hashed-file table are compared: nothing from the request becomes a path.
+        """
+        known = self._by_url.get((digest, name))
+        if known is None:
+            return None
+        path = self.models_dir / known.path
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        if (stat.st_size, stat.st_mtime_ns) != (known.size, known.mtime_ns):
+            self.refresh_soon()  # changed since it was hashed: hash it again, serve it after
+            return None
+        return path, stat, known
+
+    def refresh_soon(self) -> None:
+        """Start a refresh in the background unless one is already running."""
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.get_running_loop().create_task(self.refresh())
+
+    def stop(self) -> None:
+        """Make a running refresh give up at its next buffer (the hub is stopping)."""
+        self._stop.set()
+        if self._pending is not None:
+            self._pending.cancel()
+
+    async def refresh(self) -> None:
+        """Hash every catalog file whose cached digest is missing or stale; one file at a time."""
+        async with self._lock:
+            files = await asyncio.to_thread(self._stat_catalog)
+            cached = self._cached()
+            found: dict[str, FileDigest] = {}
+            for path, (size, mtime_ns) in files.items():
+                hit = cached.get(path)
+                if hit is not None and (hit.size, hit.mtime_ns) == (size, mtime_ns):
+                    found[path] = hit
+            self._publish(found)
+            for path, (size, mtime_ns) in files.items():
+                if path in found:
+                    continue
+                try:
+                    sha = await asyncio.to_thread(sha256_file, self.models_dir / path, self._stop)
+                except HashingStopped:
+                    return
+                except OSError as exc:
+                    log.warning("could not hash %s: %s", path, exc)
+                    continue
+                found[path] = FileDigest(path, size, mtime_ns, sha)
+                self._remember(found[path])
+                self.hashed += 1
+                self._publish(found)
+
+    def _stat_catalog(self) -> dict[str, tuple[int, int]]:
+        stats: dict[str, tuple[int, int]] = {}
+        for path in catalog_files(self.models_dir):
+            try:
+                stat = (self.models_dir / path).stat()
+            except OSError:
+                continue
+            stats[path] = (stat.st_size, stat.st_mtime_ns)
+        return stats
+
+    def _cached(self) -> dict[str, FileDigest]:
+        rows = self.db.execute("SELECT path, size, mtime_ns, sha256 FROM model_digests")
+        return {row[0]: FileDigest(row[0], row[1], row[2], row[3]) for row in rows}
+
+    def _remember(self, digest: FileDigest) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO model_digests (path, size, mtime_ns, sha256, hashed_at) "
+            "VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            (digest.path, digest.size, digest.mtime_ns, digest.sha256),
+        )
+
+    def _publish(self, found: dict[str, FileDigest]) -> None:
+        # New dicts, swapped in whole: a request never sees a half-built table.
+        self._by_path = dict(found)
+        self._by_url = {(d.sha256[:DIGEST_CHARS], d.name): d for d in found.values()}

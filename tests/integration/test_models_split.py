@@ -1,0 +1,153 @@
+"""`council models split`: a model cut into shards by llama.cpp's llama-gguf-split, for browsers."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from council.datafolder import DataFolder
+from council.engine.binary import EngineBinary
+from council.models.catalog import read_model, scan
+from council.models.demo import DemoShape, write_demo_model
+from tests.hubs import HubProcess, free_port
+from tests.integration.test_model_files import served_models
+
+# About 6.6 MB in 37 tensors: with --max-size 1M it becomes several shards in well under a second.
+SHAPE = DemoShape(embedding_length=256, block_count=4, feed_forward_length=768)
+
+
+def council(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "council", *args], capture_output=True,
+                          text=True, timeout=60, check=False, env=env)  # fmt: skip
+
+
+@pytest.fixture
+def engine_env(engine_binary: EngineBinary) -> dict[str, str]:
+    return {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine_binary.path)}
+
+
+@pytest.fixture
+def model(isolated_data: DataFolder) -> Path:
+    return write_demo_model(isolated_data.models / "big.gguf", name="big", shape=SHAPE)
+
+
+def test_a_model_is_split_into_shards_of_at_most_the_size_given_and_listed_once(
+    isolated_data: DataFolder, model: Path, engine_env: dict[str, str]
+) -> None:
+    done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    count = len(result["shards"])
+    assert count > 2
+    assert result["shards"] == [f"big-{no:05d}-of-{count:05d}.gguf" for no in range(1, count + 1)]
+    assert all(size <= 1024 * 1024 for size in result["sizes"])
+    left = sorted(p.name for p in isolated_data.models.iterdir())
+    assert left == sorted(["big.gguf", *result["shards"]])  # and no hidden work folder
+
+    listed = {entry.path: entry for entry in scan(isolated_data.models)}
+    assert sorted(listed) == [f"big-00001-of-{count:05d}.gguf", "big.gguf"]
+    split = listed[result["shards"][0]]
+    assert split.valid, split.reason
+    assert split.shards == tuple(result["shards"])
+    assert split.parameters == read_model(model, isolated_data.models).parameters
+
+
+def test_llama_server_loads_the_split_model_from_its_first_shard(
+    isolated_data: DataFolder, model: Path, engine_binary: EngineBinary, engine_env: dict[str, str]
+) -> None:
+    done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
+    first = isolated_data.models / json.loads(done.stdout)["shards"][0]
+    port = free_port()
+    server = subprocess.Popen(
+        [str(engine_binary.path), "-m", str(first), "--host", "127.0.0.1", "--port", str(port),
+         "-c", "256", "-t", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        status = 0
+        while status != 200 and time.monotonic() < deadline:
+            assert server.poll() is None, "llama-server exited"
+            with contextlib.suppress(httpx.HTTPError):
+                status = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code
+            time.sleep(0.1)
+        assert status == 200
+        answer = httpx.post(f"http://127.0.0.1:{port}/completion",
+                            json={"prompt": "hello", "n_predict": 4}, timeout=30)  # fmt: skip
+        assert answer.status_code == 200
+        assert answer.json()["tokens_predicted"] == 4
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_hub_serves_every_shard_of_a_split_model_under_its_own_url(
+    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, model: Path,
+    engine_env: dict[str, str],
+) -> None:  # fmt: skip
+    done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
+    shards = json.loads(done.stdout)["shards"]
+    hub = start_hub()
+    hub.wait_serving()
+    listed = {entry["path"]: entry for entry in served_models(hub)}
+    urls = listed[shards[0]]["urls"]
+    assert len(urls) == len(shards)
+    assert listed[shards[0]]["url"] == urls[0]
+    for shard, url in zip(shards, urls, strict=True):
+        data = (isolated_data.models / shard).read_bytes()
+        assert url == f"/models/{hashlib.sha256(data).hexdigest()[:16]}/{shard}"
+        assert httpx.get(f"{hub.url}{url}").content == data
+
+
+def test_a_file_that_is_not_a_gguf_model_is_refused_with_the_reason(
+    isolated_data: DataFolder, engine_env: dict[str, str]
+) -> None:
+    (isolated_data.models / "notes.gguf").write_bytes(b"PK\x03\x04 a zip, renamed" * 100_000)
+    done = council("models", "split", "notes.gguf", "--max-size", "1M", env=engine_env)
+    assert done.returncode != 0
+    assert "notes.gguf is not a model llama.cpp can load" in done.stderr
+    assert sorted(p.name for p in isolated_data.models.iterdir()) == ["notes.gguf"]
+
+
+def test_a_model_already_small_enough_or_already_split_is_left_alone(
+    isolated_data: DataFolder, model: Path, engine_env: dict[str, str]
+) -> None:
+    small = council("models", "split", "big.gguf", "--max-size", "512M", env=engine_env)
+    assert small.returncode != 0
+    assert "within 512M: a browser loads it as is" in small.stderr
+    council("models", "split", "big.gguf", "--max-size", "1M", env=engine_env)
+    first = next(isolated_data.models.glob("big-00001-of-*.gguf"))
+    again = council("models", "split", first.name, "--max-size", "1M", env=engine_env)
+    assert again.returncode != 0
+    assert "is already split" in again.stderr
+
+
+def test_without_llama_gguf_split_beside_llama_server_the_command_says_how_to_get_it(
+    isolated_data: DataFolder, model: Path, engine_binary: EngineBinary, tmp_path: Path
+) -> None:
+    lonely = tmp_path / "engine"
+    lonely.mkdir()
+    (lonely / "llama-server").symlink_to(engine_binary.path)
+    done = council("models", "split", "big.gguf", "--max-size", "1M",
+                   "--llama-server", str(lonely / "llama-server"))  # fmt: skip
+    assert done.returncode != 0
+    assert "no llama-gguf-split beside llama-server: run `council engine build`" in done.stderr
+    assert sorted(p.name for p in isolated_data.models.iterdir()) == ["big.gguf"]
+
+
+def test_a_size_without_a_unit_is_refused_before_anything_runs(
+    model: Path, engine_env: dict[str, str]
+) -> None:
+    done = council("models", "split", "big.gguf", "--max-size", "1000", env=engine_env)
+    assert done.returncode != 0
+    assert "--max-size takes a number with M or G, like 512M" in done.stderr
