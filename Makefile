@@ -34,6 +34,11 @@ $(VENDOR)/.installed: package.json package-lock.json
 	mkdir -p $(VENDOR)
 	cp node_modules/marked/lib/marked.esm.js node_modules/marked/lib/marked.esm.js.map $(VENDOR)/
 	cp node_modules/dompurify/dist/purify.es.mjs node_modules/dompurify/dist/purify.es.mjs.map $(VENDOR)/
+	mkdir -p $(VENDOR)/wllama/compat
+	cp node_modules/@wllama/wllama/esm/index.js node_modules/@wllama/wllama/esm/wasm/wllama.wasm \
+	   node_modules/@wllama/wllama/LICENCE $(VENDOR)/wllama/
+	cp node_modules/@wllama/wllama-compat/wasm/wllama.js \
+	   node_modules/@wllama/wllama-compat/wasm/wllama.wasm $(VENDOR)/wllama/compat/
 	@touch $@
 
 lint: $(VENV)/.test

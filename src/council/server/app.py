@@ -31,6 +31,7 @@ from council.server.metrics import Metrics, MetricsMiddleware
 from council.server.model_files import model_file_routes
 from council.server.openai_api import OpenAIApi, openai_error
 from council.server.openapi import openapi_schema
+from council.server.seat import SEAT_CSP, seat_routes
 
 if TYPE_CHECKING:
     from council.server.devices_api import DevicesApi
@@ -45,6 +46,8 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+# The browser seat compiles WebAssembly and starts blob workers (seat.py says why); nothing else.
+SEAT_SECURITY_HEADERS = [(b"content-security-policy", SEAT_CSP), *SECURITY_HEADERS[1:]]
 
 
 class HealthSource(Protocol):
@@ -62,9 +65,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        seat = scope["path"].startswith("/seat/")
+        headers = SEAT_SECURITY_HEADERS if seat else SECURITY_HEADERS
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -132,6 +138,7 @@ def create_app(
             Route("/sw.js", service_worker),
             Route("/api/health", health),
             Route("/api/openapi.json", openapi),
+            *seat_routes(),
             *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
             *(model_file_routes(api.model_files) if api and api.model_files else []),
             *(Api(api).routes() if api is not None else []),

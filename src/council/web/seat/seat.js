@@ -1,0 +1,364 @@
+// The browser seat: decide whether a model can run in this tab, run it with wllama if so, and
+// otherwise let the hub's engine answer through /v1. Every decision is shown with its reasons.
+//
+// wllama and its WebAssembly come from the hub (/seat/vendor/, copied from npm by `make web`),
+// the compat build included, so nothing is ever fetched from a CDN. Downloaded models stay in
+// the browser's origin-private file system (wllama's cache) until "Clear downloaded models".
+
+import { Wllama } from "/seat/vendor/index.js";
+
+const here = (path) => new URL(path, location.href).href;
+const WASM = { default: here("/seat/vendor/wllama.wasm") };
+const COMPAT = { wasm: here("/seat/vendor/compat/wllama.wasm"), worker: here("/seat/vendor/compat/wllama.js") };
+const GB = 1024 ** 3;
+const MAX_TOKENS = 48;
+
+const $ = (id) => document.getElementById(id);
+const state = { mode: "checking", wllama: null, hostModel: null, busy: false };
+
+// --- What this browser can do -------------------------------------------------------------
+
+function hasMemory64() {
+  try {
+    new WebAssembly.Memory({ address: "i64", initial: 1n });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function webgpu() {
+  if (!navigator.gpu) return { adapter: false, shaderF16: false };
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    return { adapter: Boolean(adapter), shaderF16: Boolean(adapter?.features.has("shader-f16")) };
+  } catch {
+    return { adapter: false, shaderF16: false };
+  }
+}
+
+async function storage() {
+  try {
+    const { quota = 0, usage = 0 } = await navigator.storage.estimate();
+    return { quota, free: Math.max(0, quota - usage) };
+  } catch {
+    return { quota: 0, free: 0 };
+  }
+}
+
+export async function detect() {
+  const gpu = await webgpu();
+  const { quota, free } = await storage();
+  const jspi = typeof WebAssembly.Suspending === "function";
+  const memory64 = hasMemory64();
+  return {
+    secure: window.isSecureContext,
+    isolated: window.crossOriginIsolated === true,
+    webgpu: gpu.adapter,
+    shaderF16: gpu.shaderF16,
+    jspi,
+    memory64,
+    compat: !(jspi && memory64),
+    deviceMemoryGb: navigator.deviceMemory ?? null, // Chromium only, rounded and capped at 8
+    cores: navigator.hardwareConcurrency || 1,
+    quota,
+    free,
+  };
+}
+
+// How many bytes of model this tab may hold: half the device's memory (when the browser says),
+// at most what 32-bit WebAssembly can address in compat mode, and what storage has left.
+function budget(facts) {
+  const memory = facts.deviceMemoryGb ? (facts.deviceMemoryGb * GB) / 2 : 2 * GB;
+  const address = facts.compat ? 2 * GB : 16 * GB;
+  return Math.min(memory, address, facts.free || Infinity);
+}
+
+function bytes(n) {
+  if (n >= GB) return `${(n / GB).toFixed(1)} GB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} kB`;
+  return `${n} bytes`;
+}
+
+function label(model) {
+  return `${model.name || model.path} · ${bytes(model.size_bytes)}`;
+}
+
+function threadsFor(facts) {
+  // wllama's own default (half the cores) is one thread on a two-core laptop; leave one core
+  // for the page instead, and never fewer than two threads when threads are possible.
+  return Math.max(2, Math.min(8, facts.cores - 1));
+}
+
+// --- Which model, and where ----------------------------------------------------------------
+
+// /api/models lists each file's content-addressed URL (/models/<digest>/<name>) once the hub
+// has hashed it. A split model's shards have different digests, which wllama's one-URL shard
+// naming can't follow yet, so only single-file models run in the tab for now.
+function browserUrl(model) {
+  return typeof model.url === "string" && model.urls?.length === 1 ? here(model.url) : null;
+}
+
+async function candidates() {
+  const response = await fetch("/api/models");
+  if (!response.ok) return [];
+  const { models } = await response.json();
+  return models
+    .filter((model) => model.valid)
+    .sort((a, b) => a.size_bytes - b.size_bytes || a.path.localeCompare(b.path));
+}
+
+export function decide(facts, catalog) {
+  const reasons = [];
+  const models = catalog.filter(browserUrl);
+  const hashing = catalog.some((model) => model.url === null && (model.shards?.length ?? 0) < 2);
+  if (!facts.secure) {
+    reasons.push(
+      "this page is not a secure context (it came over plain HTTP from another address), so the " +
+        "browser withholds cross-origin isolation and WebGPU",
+    );
+  } else if (!facts.isolated) {
+    reasons.push(
+      "this page is not cross-origin isolated (the hub sent it without the COOP/COEP headers), " +
+        "so WebAssembly could use only one thread — too slow for a model",
+    );
+  }
+  const room = budget(facts);
+  const fits = models.filter((model) => model.size_bytes <= room);
+  if (reasons.length === 0 && models.length === 0) {
+    reasons.push(
+      hashing
+        ? "the hub is still preparing its models for download (reload in a moment)"
+        : "the hub offers no model that a browser can download",
+    );
+  } else if (reasons.length === 0 && fits.length === 0) {
+    reasons.push(`no model on the hub fits in this tab's ${bytes(room)}`);
+  }
+  if (reasons.length > 0) return { where: "host", reasons };
+  const model = fits[0]; // the smallest: ready soonest
+  const notes = [
+    `this page is cross-origin isolated, so WebAssembly runs on ${threadsFor(facts)} threads`,
+    `the smallest model, ${label(model)}, fits in this tab's ${bytes(room)}`,
+  ];
+  notes.push(
+    facts.compat
+      ? "this browser lacks JSPI or Memory64, so the slower compatible build runs"
+      : "this browser has JSPI and Memory64, so the fast build runs",
+  );
+  if (facts.webgpu) {
+    notes.push(`a WebGPU adapter is available${facts.shaderF16 ? " with shader-f16" : ""}, so layers run on the GPU`);
+  } else {
+    notes.push("there is no WebGPU adapter, so the CPU does the work");
+  }
+  return { where: "tab", reasons: notes, model, url: browserUrl(model) };
+}
+
+// --- The page ------------------------------------------------------------------------------
+
+function showChecks(facts) {
+  const rows = [
+    ["Secure context", facts.secure ? "yes" : "no"],
+    ["Cross-origin isolated", facts.isolated ? "yes" : "no"],
+    ["WebGPU adapter", facts.webgpu ? (facts.shaderF16 ? "yes, with shader-f16" : "yes, without shader-f16") : "no"],
+    ["JSPI", facts.jspi ? "yes" : "no"],
+    ["Memory64", facts.memory64 ? "yes" : "no"],
+    ["Build", facts.compat ? "compatible (slower)" : "default"],
+    ["Device memory", facts.deviceMemoryGb ? `about ${facts.deviceMemoryGb} GB` : "not told"],
+    ["CPU cores", String(facts.cores)],
+    ["Storage free", facts.quota ? `${bytes(facts.free)} of ${bytes(facts.quota)}` : "not told"],
+  ];
+  $("checks").replaceChildren(
+    ...rows.flatMap(([term, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }),
+  );
+}
+
+function showDecision(text, reasons, mode) {
+  state.mode = mode;
+  document.body.dataset.mode = mode;
+  $("decision").textContent = text;
+  $("reasons").replaceChildren(
+    ...reasons.map((reason) => {
+      const li = document.createElement("li");
+      li.textContent = reason;
+      return li;
+    }),
+  );
+}
+
+function enableChat() {
+  $("prompt").disabled = false;
+  $("send").disabled = false;
+}
+
+// Bytes the network delivered for the model, from the browser's own resource timing: a model
+// read back from the origin-private file system costs none (there is no request at all).
+function downloadedBytes(url) {
+  return performance
+    .getEntriesByType("resource")
+    .filter((entry) => entry.name === url)
+    .reduce((sum, entry) => sum + entry.transferSize, 0);
+}
+
+// wllama rejects with Error objects, strings and worker ErrorEvents alike.
+function why(error) {
+  return error?.message || String(error?.type ?? error);
+}
+
+const quiet = { debug() {}, log() {}, warn: console.warn.bind(console), error: console.error.bind(console) };
+
+async function runInTab(facts, decision) {
+  $("model-card").hidden = false;
+  $("model-name").textContent = label(decision.model);
+  const wllama = new Wllama(WASM, { logger: quiet, parallelDownloads: 1 });
+  wllama.setCompat(COMPAT); // the hub's copy, never the CDN default
+  const cached = (await wllama.modelManager.getModels()).some((model) => model.url === decision.url);
+  $("download-status").textContent = cached ? "Reading from this browser's storage…" : "Downloading…";
+  await wllama.loadModelFromUrl(decision.url, {
+    n_threads: threadsFor(facts),
+    n_ctx: 1024,
+    progressCallback: ({ loaded, total }) => {
+      $("download").value = total ? loaded / total : 0;
+      if (!cached) $("download-status").textContent = `Downloading… ${bytes(loaded)} of ${bytes(total)}`;
+    },
+  });
+  $("download").value = 1;
+  const downloaded = downloadedBytes(decision.url);
+  document.body.dataset.downloadedBytes = String(downloaded);
+  document.body.dataset.modelSource = cached ? "storage" : "hub";
+  $("download-status").textContent = cached
+    ? `Loaded from this browser's storage: ${bytes(downloaded)} downloaded.`
+    : `Downloaded ${bytes(downloaded)} from the hub; kept in this browser for next time.`;
+  const threads = wllama.getNumThreads();
+  document.body.dataset.threads = String(threads);
+  document.body.dataset.multithread = String(wllama.isMultithread());
+  $("runtime").textContent = wllama.isMultithread()
+    ? `Running on ${threads} WebAssembly threads.`
+    : "Running on one WebAssembly thread.";
+  state.wllama = wllama;
+}
+
+async function useHost(reasons) {
+  showDecision("The host's engine answers, not this tab, because:", reasons, "host");
+  const response = await fetch("/v1/models");
+  if (response.ok) {
+    const { data } = await response.json();
+    // A seat, not the whole council ("council", "council:<mode>"): one model answers, as here.
+    state.hostModel = data.map((model) => model.id).find((id) => !/^council(:|$)/.test(id)) ?? null;
+  }
+  if (!state.hostModel) {
+    $("answered-by").textContent = "The hub has no seat ready to answer.";
+    return;
+  }
+  $("answered-by").textContent = `Answers come from the host's seat ${state.hostModel}.`;
+  enableChat();
+}
+
+async function* hostStream(messages) {
+  const response = await fetch("/v1/chat/completions", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: state.hostModel, messages, stream: true, max_tokens: MAX_TOKENS }),
+  });
+  if (!response.ok || !response.body) throw new Error(`the host answered ${response.status}`);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    const lines = buffer.split("\n");
+    buffer = lines.pop();
+    for (const line of lines) {
+      const data = line.startsWith("data:") ? line.slice(5).trim() : "";
+      if (!data || data === "[DONE]") continue;
+      const text = JSON.parse(data).choices?.[0]?.delta?.content;
+      if (text) yield text;
+    }
+  }
+}
+
+async function* tabStream(messages) {
+  const chunks = await state.wllama.createChatCompletion({
+    messages,
+    stream: true,
+    max_tokens: MAX_TOKENS,
+    temperature: 0.7,
+  });
+  for await (const chunk of chunks) {
+    const text = chunk.choices?.[0]?.delta?.content;
+    if (text) yield text;
+  }
+}
+
+async function send(event) {
+  event.preventDefault();
+  const question = $("prompt").value.trim();
+  if (!question || state.busy) return;
+  state.busy = true;
+  $("send").disabled = true;
+  const reply = $("reply");
+  reply.textContent = "";
+  reply.dataset.state = "streaming";
+  const messages = [{ role: "user", content: question }];
+  try {
+    const stream = state.mode === "tab" ? tabStream(messages) : hostStream(messages);
+    for await (const text of stream) reply.textContent += text;
+    reply.dataset.state = "done";
+  } catch (error) {
+    reply.dataset.state = "failed";
+    reply.textContent = `No answer: ${why(error)}`;
+  } finally {
+    state.busy = false;
+    $("send").disabled = false;
+  }
+}
+
+async function clearCache() {
+  const button = $("clear-cache");
+  button.disabled = true;
+  try {
+    const manager = state.wllama?.modelManager ?? new Wllama(WASM, { logger: quiet }).modelManager;
+    await manager.clear();
+    $("download-status").textContent = "Downloaded models cleared from this browser.";
+    $("download").value = 0;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function start() {
+  $("chat").addEventListener("submit", send);
+  $("clear-cache").addEventListener("click", clearCache);
+  $("prompt").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("chat").requestSubmit();
+    }
+  });
+  const facts = await detect();
+  showChecks(facts);
+  const decision = decide(facts, await candidates());
+  if (decision.where === "host") {
+    await useHost(decision.reasons);
+    return;
+  }
+  showDecision("Loading the model into this tab…", decision.reasons, "loading");
+  try {
+    await runInTab(facts, decision);
+  } catch (error) {
+    await useHost([`the model could not load in this tab (${why(error)})`]);
+    return;
+  }
+  showDecision("Runs in this tab.", decision.reasons, "tab");
+  $("answered-by").textContent = "Answers come from the model in this tab; nothing leaves this device.";
+  enableChat();
+}
+
+start();

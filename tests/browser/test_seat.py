@@ -1,0 +1,158 @@
+"""The browser seat in Debian's Chromium (headless, CPU/WebAssembly), against a real hub."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+
+from council.server.seat import ISOLATION_ENV
+from tests.browser.conftest import new_page, screenshot
+from tests.hubs import HubProcess
+
+StartHub = Callable[..., HubProcess]
+ISOLATION = {
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-embedder-policy": "require-corp",
+    "cross-origin-resource-policy": "same-origin",
+}
+LOAD_TIMEOUT = 120_000
+
+
+def open_seat(page: Page, hub: HubProcess) -> None:
+    page.goto(f"{hub.url}/seat/")
+
+
+def wait_for_model_urls(hub: HubProcess, timeout: float = 30) -> str:
+    """The hub hashes model files after it starts; a browser can fetch them only then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        models = httpx.get(f"{hub.url}/api/models", timeout=10).json()["models"]
+        if all(model["url"] for model in models):
+            return str(min(models, key=lambda model: model["path"])["url"])
+        time.sleep(0.1)
+    pytest.fail(f"the hub never listed download URLs: {models}")
+
+
+def ask(page: Page, question: str) -> None:
+    page.locator("#prompt").fill(question)
+    page.locator("#send").click()
+    expect(page.locator("#reply")).to_have_attribute("data-state", "done", timeout=LOAD_TIMEOUT)
+    expect(page.locator("#reply")).not_to_be_empty()
+
+
+def test_the_page_and_the_wasm_it_loads_carry_the_isolation_headers(hub: HubProcess) -> None:
+    for path in ("/seat/", "/seat/seat.js", "/seat/vendor/index.js", "/seat/vendor/wllama.wasm",
+                 "/seat/vendor/compat/wllama.wasm", "/seat/vendor/compat/wllama.js"):  # fmt: skip
+        response = httpx.get(f"{hub.url}{path}", timeout=10)
+        assert response.status_code == 200, path
+        assert {name: response.headers.get(name) for name in ISOLATION} == ISOLATION, path
+    wasm = httpx.head(f"{hub.url}/seat/vendor/wllama.wasm", timeout=10)
+    assert wasm.headers["content-type"] == "application/wasm"
+    csp = httpx.get(f"{hub.url}/seat/", timeout=10).headers["content-security-policy"]
+    assert "script-src 'self' 'wasm-unsafe-eval';" in csp
+    assert "worker-src 'self' blob:;" in csp
+    main_page = httpx.get(hub.url, timeout=10)
+    assert "wasm-unsafe-eval" not in main_page.headers["content-security-policy"]
+    assert "cross-origin-embedder-policy" not in main_page.headers
+
+
+def watch_errors(page: Page, errors: list[str]) -> Page:
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    return page
+
+
+def loaded_from(page: Page) -> tuple[str | None, int]:
+    """Where the tab got the model ("hub" or "storage") and the bytes the network delivered."""
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-mode", "tab", timeout=LOAD_TIMEOUT)
+    return body.get_attribute("data-model-source"), int(
+        body.get_attribute("data-downloaded-bytes") or "-1"
+    )
+
+
+def test_an_isolated_tab_runs_the_model_on_threads_and_downloads_it_once(
+    hub: HubProcess, browser: Browser
+) -> None:
+    """Pages of one browser context share its storage, as visits of one person do."""
+    model_url = wait_for_model_urls(hub)
+    size = httpx.head(f"{hub.url}{model_url}", timeout=10).headers["content-length"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    try:
+        page = watch_errors(context.new_page(), errors)
+        open_seat(page, hub)
+        assert page.evaluate("crossOriginIsolated") is True
+        source, downloaded = loaded_from(page)
+        assert source == "hub"
+        assert downloaded > int(size)  # the file and its response headers
+        expect(page.locator("#decision")).to_have_text("Runs in this tab.")
+        expect(page.locator("#reasons")).to_contain_text("this page is cross-origin isolated")
+        assert page.locator("body").get_attribute("data-multithread") == "true"
+        assert int(page.locator("body").get_attribute("data-threads") or "0") > 1
+        expect(page.locator("#runtime")).to_have_text(
+            re.compile(r"Running on \d+ WebAssembly threads\.")
+        )
+        expect(page.locator("#download-status")).to_contain_text(
+            "from the hub; kept in this browser"
+        )
+        ask(page, "Hello from the tab")
+        expect(page.locator("#answered-by")).to_contain_text("the model in this tab")
+        screenshot(page, "seat-in-tab")
+
+        again = watch_errors(context.new_page(), errors)
+        open_seat(again, hub)
+        assert loaded_from(again) == ("storage", 0)
+        expect(again.locator("#download-status")).to_have_text(
+            "Loaded from this browser's storage: 0 bytes downloaded."
+        )
+        ask(again, "And again")
+        screenshot(again, "seat-second-visit")
+
+        again.locator("#clear-cache").click()
+        expect(again.locator("#download-status")).to_have_text(
+            "Downloaded models cleared from this browser."
+        )
+        after_clearing = watch_errors(context.new_page(), errors)
+        open_seat(after_clearing, hub)
+        assert loaded_from(after_clearing)[0] == "hub"
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_without_isolation_the_page_says_why_and_the_host_answers(
+    start_hub: StartHub, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ISOLATION_ENV, "off")
+    hub = start_hub()
+    hub.wait_ok()
+    response = httpx.get(f"{hub.url}/seat/", timeout=10)
+    assert not any(name in response.headers for name in ISOLATION)
+    with new_page(browser, viewport={"width": 1280, "height": 900}) as page:
+        open_seat(page, hub)
+        assert page.evaluate("crossOriginIsolated") is False
+        expect(page.locator("body")).to_have_attribute("data-mode", "host", timeout=30_000)
+        expect(page.locator("#decision")).to_have_text(
+            "The host's engine answers, not this tab, because:"
+        )
+        expect(page.locator("#reasons")).to_have_text(
+            "this page is not cross-origin isolated (the hub sent it without the COOP/COEP "
+            "headers), so WebAssembly could use only one thread — too slow for a model"
+        )
+        expect(page.locator("#answered-by")).to_have_text(
+            "Answers come from the host's seat demo-1."
+        )
+        expect(page.locator("#model-card")).to_be_hidden()
+        ask(page, "Hello from a tab that can't")
+        screenshot(page, "seat-host-fallback")
