@@ -20,7 +20,12 @@ def test_the_database_is_durable_and_migrated_once(db: sqlite3.Connection) -> No
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     names = [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY name")]
-    assert names == ["m001_engine_events", "m002_conversations", "m003_devices"]
+    assert names == [
+        "m001_engine_events",
+        "m002_conversations",
+        "m003_devices",
+        "m004_model_digests",
+    ]
     assert migrate(db) == []
 
 
