@@ -38,6 +38,14 @@ def wait_for_model_urls(hub: HubProcess, timeout: float = 30) -> str:
     pytest.fail(f"the hub never listed download URLs: {models}")
 
 
+def model_bytes_sent(hub: HubProcess, url: str) -> int:
+    """What the hub counts as sent of the model file at `url` (/models/<digest>/<name>)."""
+    digest = url.split("/")[2]
+    metrics = httpx.get(f"{hub.url}/metrics", timeout=10).text
+    found = re.search(rf'^council_model_bytes_sent_total{{file="{digest}"}} (\S+)$', metrics, re.M)
+    return int(float(found[1])) if found else 0
+
+
 def ask(page: Page, question: str) -> None:
     page.locator("#prompt").fill(question)
     page.locator("#send").click()
@@ -96,6 +104,7 @@ def test_an_isolated_tab_runs_the_model_on_threads_and_downloads_it_once(
         source, downloaded = loaded_from(page)
         assert source == "hub"
         assert downloaded > int(size)  # the file and its response headers
+        assert model_bytes_sent(hub, model_url) == int(size)
         expect(page.locator("#decision")).to_have_text("Runs in this tab.")
         expect(page.locator("#reasons")).to_contain_text("this page is cross-origin isolated")
         assert page.locator("body").get_attribute("data-multithread") == "true"
@@ -113,6 +122,7 @@ def test_an_isolated_tab_runs_the_model_on_threads_and_downloads_it_once(
         again = watch_errors(context.new_page(), errors)
         open_seat(again, hub)
         assert loaded_from(again) == ("storage", 0)
+        assert model_bytes_sent(hub, model_url) == int(size)  # the hub sent nothing more
         expect(again.locator("#download-status")).to_have_text(
             "Loaded from this browser's storage: 0 bytes downloaded."
         )

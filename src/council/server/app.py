@@ -140,7 +140,7 @@ def create_app(
             Route("/api/openapi.json", openapi),
             *seat_routes(),
             *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
-            *(model_file_routes(api.model_files) if api and api.model_files else []),
+            *(model_file_routes(api.model_files, metrics) if api and api.model_files else []),
             *(Api(api).routes() if api is not None else []),
             *(devices.routes() if devices is not None and lan is None else []),  # owner only
             Mount("/static", StaticFiles(directory=WEB), name="static"),

@@ -4,7 +4,8 @@ Recording happens on every request, so it is a few dict operations in plain Pyth
 `prometheus_client` package (tens of milliseconds to import) is loaded only when something
 scrapes, and renders what was recorded through a custom collector, so start-up does not pay for
 it. Label values are bounded: routes are the app's route templates, models are seat names and
-devices are paired-device ids, never anything taken verbatim from a request.
+devices are paired-device ids and model files are catalog files' digests (the URL's 16 hex
+characters), never anything taken verbatim from a request.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Metrics:
         self.tokens: Counter[tuple[str, str]] = Counter()
         self.device_requests: Counter[str] = Counter()
         self.device_tokens: Counter[tuple[str, str]] = Counter()
+        self.model_bytes: Counter[str] = Counter()
 
     def request(
         self, listener: str, route: str, *, method: str, status: int, seconds: float, device: str
@@ -86,6 +88,10 @@ class Metrics:
             if count:
                 self.tokens[(model, kind)] += count
                 self.device_tokens[(device, kind)] += count
+
+    def model_bytes_sent(self, file: str, count: int) -> None:
+        """`count` bytes of the model file with digest `file` went out under /models/…."""
+        self.model_bytes[file] += count
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
@@ -143,6 +149,12 @@ class _Collector:
         for pair, count in sorted(m.device_tokens.items()):
             device_tokens.add_metric(list(pair), count)
         yield device_tokens
+        model_bytes = CounterMetricFamily("council_model_bytes_sent",
+                                          "Bytes of model files sent under /models, by digest.",
+                                          labels=["file"])  # fmt: skip
+        for file, count in sorted(m.model_bytes.items()):
+            model_bytes.add_metric([file], count)
+        yield model_bytes
         streams = GaugeMetricFamily(
             "council_device_open_streams", "Requests a device has open now.", labels=["device"]
         )
