@@ -151,3 +151,26 @@ def test_a_size_without_a_unit_is_refused_before_anything_runs(
     done = council("models", "split", "big.gguf", "--max-size", "1000", env=engine_env)
     assert done.returncode != 0
     assert "--max-size takes a number with M or G, like 512M" in done.stderr
+
+
+def test_every_shard_is_also_served_under_the_first_shards_digest_as_wllama_asks_for_it(
+    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, model: Path,
+    engine_env: dict[str, str],
+) -> None:  # fmt: skip
+    """wllama is given the first shard's URL and swaps the shard number in its name."""
+    done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
+    shards = json.loads(done.stdout)["shards"]
+    hub = start_hub()
+    hub.wait_serving()
+    first_url = {entry["path"]: entry for entry in served_models(hub)}[shards[0]]["url"]
+    base = first_url.rsplit("/", 1)[0]
+    for shard in shards:
+        data = (isolated_data.models / shard).read_bytes()
+        response = httpx.get(f"{hub.url}{base}/{shard}")
+        assert response.status_code == 200, shard
+        assert response.content == data
+        assert response.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    second = hashlib.sha256((isolated_data.models / shards[1]).read_bytes()).hexdigest()[:16]
+    for stranger in (f"{base}/big.gguf", f"{base}/big-00009-of-00009.gguf",
+                     f"/models/{second}/{shards[2]}", f"{base}/..%2F{shards[1]}"):  # fmt: skip
+        assert httpx.get(f"{hub.url}{stranger}").status_code == 404, stranger

@@ -12,6 +12,13 @@ a file is offered under `/models` only when its digest is known (until then its 
 cached in SQLite (`model_digests`), keyed by the file's path relative to the models folder, its
 size and its `mtime_ns`, so a second start hashes nothing and a replaced file is hashed again.
 Reads go through a fixed 1 MiB buffer in a worker thread: a file is never held in memory.
+
+A split set is also served whole under its first shard's digest: `/models/<digest of shard
+1>/<prefix>-0000N-of-0000M.gguf` for every N, because wllama (like llama.cpp) is given the first
+shard's URL and derives the others' by swapping the number in the name. Each shard keeps its
+own URL too, and is served under either with its own SHA-256 as ETag. The first shard's header
+names the set's shard count and tensor count, so a different set under the same first shard
+is out of reach in practice; the ETag tells a cache if a later shard was replaced.
 """
 
 from __future__ import annotations
@@ -67,13 +74,9 @@ def sha256_file(path: Path, stop: threading.Event | None = None) -> str:
     return digest.hexdigest()
 
 
-def catalog_files(models_dir: Path) -> list[str]:
-    """Every file the catalog offers: valid models, and each shard of a valid split set."""
-    files: list[str] = []
-    for model in scan(models_dir):
-        if model.valid:
-            files += model.shards or [model.path]
-    return files
+def catalog_sets(models_dir: Path) -> list[tuple[str, ...]]:
+    """The files of each valid catalog model: one file, or a split set's shards in order."""
+    return [model.shards or (model.path,) for model in scan(models_dir) if model.valid]
 
 
 class ModelFiles:
@@ -84,6 +87,7 @@ class ModelFiles:
         self.models_dir = models_dir
         self._by_path: dict[str, FileDigest] = {}
         self._by_url: dict[tuple[str, str], FileDigest] = {}
+        self._sets: list[tuple[str, ...]] = []  # split sets, first shard first
         self._lock = asyncio.Lock()
         self._stop = threading.Event()
         self._pending: asyncio.Task[None] | None = None
@@ -126,7 +130,7 @@ class ModelFiles:
     async def refresh(self) -> None:
         """Hash every catalog file whose cached digest is missing or stale; one file at a time."""
         async with self._lock:
-            files = await asyncio.to_thread(self._stat_catalog)
+            files, self._sets = await asyncio.to_thread(self._stat_catalog)
             cached = self._cached()
             found: dict[str, FileDigest] = {}
             for path, (size, mtime_ns) in files.items():
@@ -149,15 +153,17 @@ class ModelFiles:
                 self.hashed += 1
                 self._publish(found)
 
-    def _stat_catalog(self) -> dict[str, tuple[int, int]]:
+    def _stat_catalog(self) -> tuple[dict[str, tuple[int, int]], list[tuple[str, ...]]]:
+        """Each catalog file's size and mtime_ns, and the split sets (first shard first)."""
+        sets = catalog_sets(self.models_dir)
         stats: dict[str, tuple[int, int]] = {}
-        for path in catalog_files(self.models_dir):
+        for path in (path for files in sets for path in files):
             try:
                 stat = (self.models_dir / path).stat()
             except OSError:
                 continue
             stats[path] = (stat.st_size, stat.st_mtime_ns)
-        return stats
+        return stats, [files for files in sets if len(files) > 1]
 
     def _cached(self) -> dict[str, FileDigest]:
         rows = self.db.execute("SELECT path, size, mtime_ns, sha256 FROM model_digests")
@@ -173,4 +179,9 @@ class ModelFiles:
     def _publish(self, found: dict[str, FileDigest]) -> None:
         # New dicts, swapped in whole: a request never sees a half-built table.
         self._by_path = dict(found)
-        self._by_url = {(d.sha256[:DIGEST_CHARS], d.name): d for d in found.values()}
+        by_url = {(d.sha256[:DIGEST_CHARS], d.name): d for d in found.values()}
+        for shards in self._sets:
+            if all(path in found for path in shards):  # a set is offered whole or not at all
+                first = found[shards[0]].sha256[:DIGEST_CHARS]
+                by_url.update({(first, found[path].name): found[path] for path in shards})
+        self._by_url = by_url

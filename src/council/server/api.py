@@ -209,7 +209,8 @@ class Api:
     async def list_models(self, request: Request) -> Response:
         """The GGUF models on the stick, which seats use them, and where a browser downloads
         them: `url` (`/models/<digest>/<name>`, null until the file is hashed) and `urls` (every
-        shard's URL, in order, for a split set; null until all are hashed)."""
+        shard's URL, in order, for a split set; null until all are hashed). A split set's `url`
+        is its first shard's, under whose digest every shard is served too (what wllama loads)."""
         from council.models.catalog import scan
 
         used: dict[str, list[str]] = {}

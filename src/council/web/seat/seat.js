@@ -94,10 +94,16 @@ function threadsFor(facts) {
 // --- Which model, and where ----------------------------------------------------------------
 
 // /api/models lists each file's content-addressed URL (/models/<digest>/<name>) once the hub
-// has hashed it. A split model's shards have different digests, which wllama's one-URL shard
-// naming can't follow yet, so only single-file models run in the tab for now.
+// has hashed it. A split model's `url` is its first shard's, and the hub serves every shard
+// under that digest too, so wllama finds the rest by the -0000N-of-0000M.gguf naming.
 function browserUrl(model) {
-  return typeof model.url === "string" && model.urls?.length === 1 ? here(model.url) : null;
+  return typeof model.url === "string" ? here(model.url) : null;
+}
+
+// The shard URLs wllama fetches for a model: one, or a split set's under the first's digest.
+function fetchedUrls(url, model) {
+  const base = url.slice(0, url.lastIndexOf("/") + 1);
+  return (model.shards?.length ?? 0) > 1 ? model.shards.map((path) => base + path.split("/").pop()) : [url];
 }
 
 async function candidates() {
@@ -112,7 +118,7 @@ async function candidates() {
 export function decide(facts, catalog) {
   const reasons = [];
   const models = catalog.filter(browserUrl);
-  const hashing = catalog.some((model) => model.url === null && (model.shards?.length ?? 0) < 2);
+  const hashing = catalog.some((model) => model.url === null);
   if (!facts.secure) {
     reasons.push(
       "this page is not a secure context (it came over plain HTTP from another address), so the " +
@@ -136,10 +142,12 @@ export function decide(facts, catalog) {
     reasons.push(`no model on the hub fits in this tab's ${bytes(room)}`);
   }
   if (reasons.length > 0) return { where: "host", reasons };
-  const model = fits[0]; // the smallest: ready soonest
+  // The smallest (ready soonest), unless the address names one: /seat/?model=<catalog path>.
+  const asked = fits.find((model) => model.path === new URLSearchParams(location.search).get("model"));
+  const model = asked ?? fits[0];
   const notes = [
     `this page is cross-origin isolated, so WebAssembly runs on ${threadsFor(facts)} threads`,
-    `the smallest model, ${label(model)}, fits in this tab's ${bytes(room)}`,
+    `${asked ? "the model asked for" : "the smallest model"}, ${label(model)}, fits in this tab's ${bytes(room)}`,
   ];
   notes.push(
     facts.compat
@@ -199,10 +207,10 @@ function enableChat() {
 
 // Bytes the network delivered for the model, from the browser's own resource timing: a model
 // read back from the origin-private file system costs none (there is no request at all).
-function downloadedBytes(url) {
+function downloadedBytes(urls) {
   return performance
     .getEntriesByType("resource")
-    .filter((entry) => entry.name === url)
+    .filter((entry) => urls.includes(entry.name))
     .reduce((sum, entry) => sum + entry.transferSize, 0);
 }
 
@@ -229,7 +237,7 @@ async function runInTab(facts, decision) {
     },
   });
   $("download").value = 1;
-  const downloaded = downloadedBytes(decision.url);
+  const downloaded = downloadedBytes(fetchedUrls(decision.url, decision.model));
   document.body.dataset.downloadedBytes = String(downloaded);
   document.body.dataset.modelSource = cached ? "storage" : "hub";
   $("download-status").textContent = cached
