@@ -1,7 +1,16 @@
-"""The browser seat, measured: model downloads from the hub next to Debian's nginx, in one run.
+"""The browser seat, measured: tokens/s in a tab against llama-server, and model downloads
+from the hub against Debian's nginx, in one run.
 
-(The other half of this benchmark, tokens/s of the same GGUF in a tab with wllama against
-llama-server, lands with the browser seat page.)
+Tokens/s: a generated model of about 130M parameters (F16, random weights: benchmarks/proxy.py's
+"paced" shape, a small model's pace that loads in seconds) on the same stick. Debian's Chromium
+(headless, through Playwright) opens `/seat/?model=paced.gguf`; wllama loads it from the hub on
+the page's own thread count (read back from the page), and the page's test hook
+`window.councilSeat.generate(prompt, max_tokens)` runs one greedy chat completion (temperature
+0, end of text ignored). llama-server (the hub's engine binary, spawned directly) loads the same
+file with `--threads N --threads-batch N` and answers the same request on
+`/v1/chat/completions`. Both report llama.cpp's own `timings.predicted_per_second`
+(generation only, prompt processing excluded); rounds alternate which goes first, after one
+warm-up each. Reported: the median of each and the ratio tab/llama-server.
 
 Download: a generated model of about 1 GB (a valid GGUF, since the hub offers catalog files
 only) in a temporary stick's models/ folder; a hub serves it at its `/models/<digest>/<name>`
@@ -11,7 +20,8 @@ Each round downloads the file once from each, alternating which goes first; the 
 bare asyncio protocol that counts bytes, so Python's HTTP parsing is not what gets measured.
 Reported: MB/s of each (the median round) and the ratio hub/nginx (target ≥ 0.9).
 
-    .venv/bin/python benchmarks/browser_seat.py [--rounds 5] [--size-gb 1]
+    .venv/bin/python benchmarks/browser_seat.py [--rounds 5] [--size-gb 1] [--token-rounds 3]
+        [--max-tokens 64]
 """
 
 from __future__ import annotations
@@ -37,9 +47,15 @@ import time
 import httpx
 
 from council.datafolder import DataFolder
+from council.engine.binary import find_llama_server
 from council.models.demo import DemoShape, write_demo_model
 
 MB = 1_000_000
+CHROMIUM = "/usr/bin/chromium"
+PACED = DemoShape(embedding_length=1024, block_count=12, feed_forward_length=2816, head_count=16,
+                  head_count_kv=4)  # fmt: skip
+PROMPT = "Write a long story about a council of machines that meets on a USB stick."
+N_CTX = 1024  # the page's context size
 NGINX_CONF = """
 worker_processes 1;
 pid {root}/nginx.pid;
@@ -149,6 +165,91 @@ def start_nginx(root: Path, models: Path) -> tuple[subprocess.Popen[bytes], int]
     raise SystemExit("nginx did not start")
 
 
+def start_engine(
+    folder: DataFolder, model: Path, threads: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """llama-server on `model` with `threads` threads, on a free loopback port, once healthy."""
+    port = free_port()
+    binary = find_llama_server(folder).path
+    process = subprocess.Popen(
+        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+         "-c", str(N_CTX), "--threads", str(threads), "--threads-batch", str(threads)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("llama-server exited")
+        try:
+            if httpx.get(f"{base}/health", trust_env=False).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("llama-server did not start")
+
+
+def engine_rate(base: str, max_tokens: int) -> float:
+    """One greedy completion on llama-server: its generation tokens/s."""
+    answer = httpx.post(
+        f"{base}/v1/chat/completions", trust_env=False, timeout=300,
+        json={"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens,
+              "temperature": 0, "ignore_eos": True},
+    ).json()  # fmt: skip
+    if answer["usage"]["completion_tokens"] != max_tokens:
+        raise SystemExit(f"llama-server generated {answer['usage']['completion_tokens']} tokens")
+    return float(answer["timings"]["predicted_per_second"])
+
+
+def tokens_per_second(
+    folder: DataFolder, hub_url: str, name: str, rounds: int, max_tokens: int
+) -> None:
+    """The tokens/s half: the same model in a tab (wllama) and in llama-server, printed."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.goto(f"{hub_url}/seat/?model={name}")
+            page.wait_for_selector("body[data-mode=tab]", state="attached", timeout=300_000)
+            threads = int(page.evaluate("document.body.dataset.threads"))
+            engine, engine_url = start_engine(folder, folder.models / name, threads)
+
+            def tab() -> float:
+                done = page.evaluate("([p, n]) => window.councilSeat.generate(p, n)",
+                                     [PROMPT, max_tokens])  # fmt: skip
+                if done["usage"]["completion_tokens"] != max_tokens:
+                    raise SystemExit(f"the tab generated {done['usage']['completion_tokens']}")
+                return float(done["timings"]["predicted_per_second"])
+
+            try:
+                runs = {"tab": tab, "llama-server": lambda: engine_rate(engine_url, max_tokens)}
+                for run in runs.values():
+                    run()  # warm-up
+                rates: dict[str, list[float]] = {which: [] for which in runs}
+                for round_no in range(rounds):
+                    for which in list(runs) if round_no % 2 == 0 else list(runs)[::-1]:
+                        rates[which].append(runs[which]())
+            finally:
+                engine.terminate()
+                engine.wait(timeout=30)
+        finally:
+            browser.close()
+    size = (folder.models / name).stat().st_size
+    print(f"Tokens/s: {rounds} greedy completions of {max_tokens} tokens each, a {size / MB:.0f} "
+          f"MB F16 model (~130M parameters), {threads} threads each, on {os.cpu_count()} "
+          "cores")  # fmt: skip
+    for which, values in rates.items():
+        print(f"  {which:<12} median {statistics.median(values):>7.1f} tokens/s   "
+              f"rounds: {' '.join(f'{v:.1f}' for v in values)}")  # fmt: skip
+    ratio = statistics.median(rates["tab"]) / statistics.median(rates["llama-server"])
+    print(f"  tab/llama-server: {ratio:.3f}")
+
+
 def wait_for_url(base: str, name: str) -> str:
     """The model's /models URL, once the hub has hashed it."""
     deadline = time.monotonic() + 300
@@ -178,6 +279,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="downloads from each server")
     parser.add_argument("--size-gb", type=float, default=1.0, help="the model file's size")
+    parser.add_argument("--token-rounds", type=int, default=3, help="completions on each side")
+    parser.add_argument("--max-tokens", type=int, default=64, help="tokens per completion")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         os.chmod(temp, 0o755)  # noqa: S103 - nginx's worker runs as another user under root
@@ -186,6 +289,8 @@ def main() -> None:
         folder.prepare()
         name = "bench.gguf"
         model = write_demo_model(folder.models / name, name="bench", shape=shape_for(args.size_gb))
+        paced = "paced.gguf"
+        write_demo_model(folder.models / paced, name="paced", shape=PACED)
         size = model.stat().st_size
         port = free_port()
         hub = subprocess.Popen(
@@ -210,6 +315,8 @@ def main() -> None:
             if nginx is not None:
                 ratio = statistics.median(rates["council"]) / statistics.median(rates["nginx"])
                 print(f"  council/nginx: {ratio:.3f} (target ≥ 0.9)")
+            wait_for_url(base, paced)
+            tokens_per_second(folder, base, paced, args.token_rounds, args.max_tokens)
         finally:
             if nginx is not None:
                 nginx[0].send_signal(signal.SIGQUIT)

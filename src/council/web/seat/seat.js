@@ -6,6 +6,7 @@
 // the browser's origin-private file system (wllama's cache) until "Clear downloaded models".
 
 import { Wllama } from "/seat/vendor/index.js";
+import { offerToJoin } from "/seat/join.js";
 
 const here = (path) => new URL(path, location.href).href;
 const WASM = { default: here("/seat/vendor/wllama.wasm") };
@@ -364,9 +365,24 @@ async function start() {
     await useHost([`the model could not load in this tab (${why(error)})`]);
     return;
   }
+  // A hook for benchmarks/browser_seat.py: one greedy chat completion of up to `maxTokens`
+  // tokens (end of text ignored) and llama.cpp's own timings, to compare with llama-server's.
+  window.councilSeat = {
+    async generate(prompt, maxTokens) {
+      const started = performance.now();
+      const answer = await state.wllama.createChatCompletion({
+        messages: [{ role: "user", content: prompt }],
+        max_tokens: maxTokens,
+        temperature: 0,
+        ignore_eos: true,
+      });
+      return { ms: performance.now() - started, usage: answer.usage ?? null, timings: answer.timings ?? null };
+    },
+  };
   showDecision("Runs in this tab.", decision.reasons, "tab");
   $("answered-by").textContent = "Answers come from the model in this tab; nothing leaves this device.";
   enableChat();
+  offerToJoin(state.wllama);
 }
 
 start();
