@@ -2,7 +2,8 @@
 
 Local seats read their engine's current port and per-run key at each request, so a restarted
 engine is invisible here. Remote seats can be added, changed and removed while the hub runs;
-each change is written to `remotes.toml` before it takes effect.
+each change is written to `remotes.toml` before it takes effect. Browser tabs that joined the
+council (browser_seat.py) are members while their task stream is open, and are never saved.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 from council.config import HubConfig, SeatConfig, load_config, save_config, validate_seat
 from council.datafolder import DataFolder
 from council.defaults import seat_name_for
+from council.deliberation.browser_seat import BrowserSeats
 from council.deliberation.seats import HttpSeat, Seat
 from council.engine.fleet import Fleet, estimates, plan_seats
 from council.engine.memory import check_fits
@@ -62,7 +64,7 @@ def remote_seat(remote: RemoteSeatConfig, client: httpx.AsyncClient) -> HttpSeat
 
 
 class Roster(Mapping[str, Seat]):
-    """Every seat by name, local first, in a stable order."""
+    """Every seat by name: local, then remote, then browser tabs, in a stable order."""
 
     def __init__(
         self,
@@ -78,6 +80,7 @@ class Roster(Mapping[str, Seat]):
         self._client: httpx.AsyncClient | None = None
         self.remotes = {remote.name: remote for remote in load_remotes(folder)}
         self._remote_seats = {name: remote_seat(r, self.client) for name, r in self.remotes.items()}
+        self.browser = BrowserSeats()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -90,14 +93,20 @@ class Roster(Mapping[str, Seat]):
     def __getitem__(self, name: str) -> Seat:
         if name in self.local:
             return self.local[name]
-        return self._remote_seats[name]
+        if name in self._remote_seats:
+            return self._remote_seats[name]
+        for seat in self.browser.members():
+            if seat.name == name:
+                return seat
+        raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
         yield from self.local
         yield from self._remote_seats
+        yield from [seat.name for seat in self.browser.members()]
 
     def __len__(self) -> int:
-        return len(self.local) + len(self._remote_seats)
+        return len(self.local) + len(self._remote_seats) + len(list(self.browser.members()))
 
     def describe(self) -> list[dict[str, Any]]:
         models = {seat.config.name: seat.model for seat in self.fleet.planned}
@@ -113,6 +122,7 @@ class Roster(Mapping[str, Seat]):
             state = "ready" if remote.enabled else "disabled"
             rows.append({**remote.public(), "kind": "remote", "state": state, "demo": False,
                          "ctx_size": remote.ctx_size or None})  # fmt: skip
+        rows.extend(seat.describe() for seat in self.browser.members())
         return rows
 
     def add_remote(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +185,7 @@ class Roster(Mapping[str, Seat]):
         self._on_config(config)
 
     async def aclose(self) -> None:
+        self.browser.close_all()
         if self._client is not None:
             await self._client.aclose()
 

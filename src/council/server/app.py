@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from council.defaults import ADD_MODELS_HINT
 from council.errors import CouncilError
 from council.server.api import Api, ApiContext, council_error_response
+from council.server.browser_seats import browser_seat_routes
 from council.server.gate import DeviceGate
 from council.server.guard import LocalGuard
 from council.server.lan import LanContext, lan_routes
@@ -142,6 +143,7 @@ def create_app(
             *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
             *(model_file_routes(api.model_files, metrics) if api and api.model_files else []),
             *(Api(api).routes() if api is not None else []),
+            *(browser_seat_routes(api.roster) if api is not None else []),
             *(devices.routes() if devices is not None and lan is None else []),  # owner only
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],

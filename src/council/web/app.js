@@ -187,7 +187,7 @@ function renderSeatsTable() {
   $("seats-table").querySelector("tbody").replaceChildren(...state.seats.map((seat) => el("tr",
     { "data-seat": seat.name, "data-state": seat.state },
     el("th", { scope: "row" }, seat.name, seat.demo ? el("span", { class: "tag",
-      text: "demo model: noise" }) : null, el("span", { class: "kind", text: seat.kind })),
+      text: "demo model: noise" }) : null, el("span", { class: "kind", text: seat.label || seat.kind })),
     el("td", { text: seat.model }),
     el("td", { text: humanSize(seat.size_bytes) }),
     el("td", { text: seat.quantization || "–" }),
@@ -195,7 +195,8 @@ function renderSeatsTable() {
     el("td", { class: `state state-${seat.state}` }, seat.state,
       seat.reason ? el("span", { class: "reason", text: seat.reason }) : null),
     el("td", { text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–" }),
-    el("td", {}, el("button", { type: "button", class: "danger",
+    // A browser seat leaves when its tab closes; there is nothing here to remove.
+    el("td", {}, seat.kind === "browser" ? null : el("button", { type: "button", class: "danger",
       "aria-label": `Remove ${seat.name}`, text: "Remove",
       onclick: () => removeSeat(seat.name) })))));
   renderLocalModels();

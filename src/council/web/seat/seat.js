@@ -6,6 +6,7 @@
 // the browser's origin-private file system (wllama's cache) until "Clear downloaded models".
 
 import { Wllama } from "/seat/vendor/index.js";
+import { offerToJoin } from "/seat/join.js";
 
 const here = (path) => new URL(path, location.href).href;
 const WASM = { default: here("/seat/vendor/wllama.wasm") };
@@ -381,6 +382,7 @@ async function start() {
   showDecision("Runs in this tab.", decision.reasons, "tab");
   $("answered-by").textContent = "Answers come from the model in this tab; nothing leaves this device.";
   enableChat();
+  offerToJoin(state.wllama);
 }
 
 start();

@@ -1,0 +1,196 @@
+// Joining the council: this tab registers with the hub as a seat, receives its stage prompts
+// over an event stream (GET /api/browser-seats/{id}/tasks) and posts each answer back in small
+// batches as wllama writes it, so the council page streams it like any engine's. Closing the
+// tab (or unticking "Join the council") closes the stream, and the hub takes the seat out.
+
+const SECRET = "x-council-seat-secret";
+const BATCH_MS = 150; // how often written text goes to the hub while a task runs
+
+const $ = (id) => document.getElementById(id);
+
+function say(text) {
+  $("council-status").textContent = text;
+}
+
+function doing(text) {
+  $("council-task").textContent = text;
+}
+
+function why(error) {
+  return error?.message || String(error?.type ?? error);
+}
+
+// `event:`/`data:` pairs from a streamed response body.
+async function* serverEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let kind = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    const lines = buffer.split("\n");
+    buffer = lines.pop();
+    for (const line of lines) {
+      if (line.startsWith("event:")) kind = line.slice(6).trim();
+      else if (line.startsWith("data:") && kind) {
+        yield [kind, JSON.parse(line.slice(5))];
+        kind = "";
+      }
+    }
+  }
+}
+
+class CouncilSeat {
+  constructor(wllama, ctxSize) {
+    this.wllama = wllama;
+    this.ctxSize = ctxSize;
+    this.leaving = new AbortController();
+    this.queue = [];
+    this.current = null; // { id, abort }
+    this.working = false;
+  }
+
+  async join() {
+    const response = await fetch("/api/browser-seats", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ctx_size: this.ctxSize }),
+    });
+    if (!response.ok) throw new Error(`the hub answered ${response.status}`);
+    this.seat = await response.json();
+    const stream = await fetch(`/api/browser-seats/${this.seat.id}/tasks`, {
+      headers: { [SECRET]: this.seat.secret },
+      signal: this.leaving.signal,
+    });
+    if (!stream.ok || !stream.body) throw new Error(`the hub answered ${stream.status}`);
+    for await (const [kind, data] of serverEvents(stream.body)) {
+      if (kind === "ready") {
+        document.body.dataset.councilSeat = data.name;
+        say(`Joined the council as ${data.name}, shown as “${data.label}”.`);
+        doing("Waiting for a question.");
+      } else if (kind === "task") {
+        this.queue.push(data);
+        this.work();
+      } else if (kind === "cancel") {
+        this.queue = this.queue.filter((task) => task.task !== data.task);
+        if (this.current?.id === data.task) this.current.abort.abort();
+      }
+    }
+  }
+
+  leave() {
+    this.leaving.abort();
+    this.current?.abort.abort();
+  }
+
+  async work() {
+    if (this.working) return;
+    this.working = true;
+    try {
+      while (this.queue.length) await this.answer(this.queue.shift());
+    } finally {
+      this.working = false;
+    }
+  }
+
+  post(id, update) {
+    return fetch(`/api/browser-seats/${this.seat.id}/tasks/${id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", [SECRET]: this.seat.secret },
+      body: JSON.stringify(update),
+    });
+  }
+
+  async answer(task) {
+    const abort = new AbortController();
+    this.current = { id: task.task, abort };
+    const question = task.messages.at(-1)?.content ?? "";
+    doing(`Answering: “${question.slice(0, 80)}${question.length > 80 ? "…" : ""}”`);
+    let pending = [];
+    let tokens = 0;
+    let sending = Promise.resolve();
+    // Batches go one after another, in order; a refused batch means the hub no longer wants
+    // this answer (the round was stopped or timed out), so generation stops.
+    const send = (update) => {
+      const deltas = pending;
+      pending = [];
+      sending = sending.then(async () => {
+        if (abort.signal.aborted && !update.error) return;
+        const response = await this.post(task.task, { deltas, ...update });
+        if (!response.ok) abort.abort();
+      });
+      return sending;
+    };
+    const timer = setInterval(() => pending.length && send({}), BATCH_MS);
+    try {
+      const chunks = await this.wllama.createChatCompletion({
+        messages: task.messages,
+        stream: true,
+        max_tokens: task.max_tokens,
+        temperature: task.temperature,
+        abortSignal: abort.signal,
+      });
+      let finish = null;
+      for await (const chunk of chunks) {
+        if (abort.signal.aborted) break;
+        const choice = chunk.choices?.[0];
+        if (choice?.delta?.content) {
+          pending.push(choice.delta.content);
+          tokens += 1;
+        }
+        finish = choice?.finish_reason ?? finish;
+      }
+      clearInterval(timer);
+      if (abort.signal.aborted) {
+        doing("Stopped: the council no longer needs that answer.");
+      } else {
+        await send({ done: true, finish_reason: finish, usage: { completion_tokens: tokens } });
+        doing(`Answered (${tokens} tokens). Waiting for a question.`);
+      }
+    } catch (error) {
+      clearInterval(timer);
+      if (abort.signal.aborted) doing("Stopped: the council no longer needs that answer.");
+      else {
+        await send({ error: why(error) }).catch(() => {});
+        doing(`Could not answer: ${why(error)}`);
+      }
+    } finally {
+      this.current = null;
+    }
+  }
+}
+
+// The "Join the council" switch: on by default, since the model already runs in this tab.
+export function offerToJoin(wllama) {
+  const ctxSize = wllama.getLoadedContextInfo().n_ctx;
+  const toggle = $("join");
+  toggle.disabled = false;
+  toggle.checked = true;
+  let seat = null;
+  const join = async () => {
+    seat = new CouncilSeat(wllama, ctxSize);
+    const mine = seat;
+    say("Joining the council…");
+    try {
+      await mine.join();
+      if (mine === seat) say("The hub closed this seat's connection; untick and tick to join again.");
+    } catch (error) {
+      if (mine === seat && !mine.leaving.signal.aborted) say(`Could not join the council: ${why(error)}`);
+    } finally {
+      if (mine === seat) delete document.body.dataset.councilSeat;
+    }
+  };
+  toggle.addEventListener("change", () => {
+    if (toggle.checked) {
+      join();
+    } else {
+      seat?.leave();
+      seat = null;
+      delete document.body.dataset.councilSeat;
+      say("Not in the council.");
+      doing("");
+    }
+  });
+  join();
+}
