@@ -3,10 +3,12 @@ against a real hub whose demo seats are real llama-server engines."""
 
 from __future__ import annotations
 
+import json
 import queue
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,7 +19,7 @@ from council.deliberation.browser_seat import GONE
 from council.server.browser_seats import SECRET_HEADER
 from council.server.gate import counted
 from tests.hubs import HubProcess, ask_round, new_conversation, sse_events
-from tests.integration.test_lan import lan, pair_device
+from tests.integration.test_lan import council, lan, pair_device
 
 __all__ = ["lan"]  # the LAN hub fixture, shared with test_lan
 
@@ -260,6 +262,25 @@ def test_a_tab_on_a_paired_phone_joins_over_the_lan_as_browser_phone(
         events = sse_events(stream.iter_lines())  # kept: dropping it would close the stream
         assert next(events)[0] == "ready"
         assert seats(hub)[seat["name"]]["label"] == "browser (phone)"
+    assert_leaves_the_council(hub, seat["name"])
+
+
+def test_revoking_the_phone_ends_its_tabs_task_stream_and_its_seat_within_a_second(
+    lan: tuple[HubProcess, str, ssl.SSLContext],
+) -> None:
+    hub, base, trust = lan
+    phone = {"authorization": f"Bearer {pair_device(base, trust)}"}
+    seat = httpx.post(f"{base}/api/browser-seats", json={}, headers=phone, verify=trust).json()
+    tasks = f"{base}/api/browser-seats/{seat['id']}/tasks"
+    headers = {**phone, SECRET_HEADER: seat["secret"]}
+    with httpx.stream("GET", tasks, headers=headers, verify=trust, timeout=30) as stream:
+        lines = stream.iter_lines()
+        assert next(sse_events(lines))[0] == "ready"
+        (device,) = json.loads(council("devices", "list", "--json").stdout)
+        assert council("devices", "revoke", device["id"]).returncode == 0
+        revoked = time.monotonic()
+        list(lines)  # the hub ends the stream
+        assert time.monotonic() - revoked < 1.0
     assert_leaves_the_council(hub, seat["name"])
 
 

@@ -85,3 +85,12 @@ async def revoking() -> None:
     tablet.cancel()
     assert await tablet == "cancelled"
     assert gate.revoke("nobody") == 0
+
+
+def test_a_browser_seats_task_stream_holds_no_stream_slot_but_is_tracked_for_revocation() -> None:
+    gate = sessions(Clock(), streams=1, per_minute=1)
+    tab = gate.open("phone", counted=False)
+    assert gate.refusal("phone") is None  # neither a stream slot nor a start was used
+    assert gate.counts() == {"phone": 1}
+    assert gate.revoke("phone") == 1
+    assert tab.revoked

@@ -50,10 +50,18 @@ def counted(scope: Scope) -> bool:
     return path.startswith("/v1/") or (scope["method"] == "POST" and path.startswith("/api/"))
 
 
+def long_lived(scope: Scope) -> bool:
+    """Uncounted, but open for as long as a tab stays: a browser seat's task stream. Revoking
+    the device must end it like any counted stream."""
+    path: str = scope["path"]
+    return scope["method"] == "GET" and path.startswith("/api/browser-seats/")
+
+
 @dataclass(eq=False, slots=True)
 class OpenRequest:
     device_id: str
     task: asyncio.Task[object] | None
+    counted: bool = True
     revoked: bool = False
 
 
@@ -78,18 +86,20 @@ class DeviceSessions:
             if len(starts) >= limits.requests_per_minute:
                 wait = starts[0] + WINDOW - now
                 return f"{limits.requests_per_minute} requests a minute", wait
-        if len(self._open.get(device_id, ())) >= limits.max_streams:
+        open_now = sum(entry.counted for entry in self._open.get(device_id, ()))
+        if open_now >= limits.max_streams:
             return f"{limits.max_streams} open at once", 1.0
         return None
 
-    def open(self, device_id: str) -> OpenRequest:
+    def open(self, device_id: str, *, counted: bool = True) -> OpenRequest:
         try:
             task = asyncio.current_task()  # what revoking cancels: the request's own task
         except RuntimeError:  # no event loop, so nothing that could be cancelled
             task = None
-        entry = OpenRequest(device_id, task)
+        entry = OpenRequest(device_id, task, counted)
         self._open.setdefault(device_id, set()).add(entry)
-        self._starts.setdefault(device_id, deque()).append(self.clock())
+        if counted:
+            self._starts.setdefault(device_id, deque()).append(self.clock())
         return entry
 
     def close(self, entry: OpenRequest) -> None:
@@ -146,6 +156,9 @@ class DeviceGate:
             await refuse(scope, send, 401, UNPAIRED, "invalid_api_key")
             return
         scope.setdefault("state", {})["device"] = device
+        if scope["type"] == "http" and long_lived(scope):
+            await self._serve(scope, receive, send, self.sessions.open(device.id, counted=False))
+            return
         if scope["type"] != "http" or not counted(scope):
             await self.app(scope, receive, send)
             return
