@@ -166,3 +166,20 @@ def test_without_isolation_the_page_says_why_and_the_host_answers(
         expect(page.locator("#model-card")).to_be_hidden()
         ask(page, "Hello from a tab that can't")
         screenshot(page, "seat-host-fallback")
+
+
+def test_the_ask_box_and_another_caller_take_turns_with_the_model(
+    hub: HubProcess, page: Page
+) -> None:
+    """wllama runs one completion at a time: a second caller waits for the first to finish."""
+    wait_for_model_urls(hub)
+    open_seat(page, hub)
+    loaded_from(page)
+    page.locator("#prompt").fill("Hello from the Ask box")
+    page.locator("#send").click()
+    other = page.evaluate("window.councilSeat.generate('Hello from another caller', 16)")
+    expect(page.locator("#reply")).to_have_attribute("data-state", "done", timeout=LOAD_TIMEOUT)
+    expect(page.locator("#reply")).not_to_be_empty()
+    assert other["text"]
+    assert other["usage"]["completion_tokens"] == 16
+    expect(page.locator("body")).to_have_attribute("data-model-busy", "false")

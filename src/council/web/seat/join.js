@@ -42,8 +42,8 @@ async function* serverEvents(body) {
 }
 
 class CouncilSeat {
-  constructor(wllama, ctxSize) {
-    this.wllama = wllama;
+  constructor(withModel, ctxSize) {
+    this.withModel = withModel; // one model call at a time, the page's Ask box included
     this.ctxSize = ctxSize;
     this.leaving = new AbortController();
     this.queue = [];
@@ -106,7 +106,7 @@ class CouncilSeat {
     const abort = new AbortController();
     this.current = { id: task.task, abort };
     const question = task.messages.at(-1)?.content ?? "";
-    doing(`Answering: “${question.slice(0, 80)}${question.length > 80 ? "…" : ""}”`);
+    doing("Waiting for the model: it is busy with another answer.");
     let pending = [];
     let tokens = 0;
     let sending = Promise.resolve();
@@ -124,23 +124,30 @@ class CouncilSeat {
     };
     const timer = setInterval(() => pending.length && send({}), BATCH_MS);
     try {
-      const chunks = await this.wllama.createChatCompletion({
-        messages: task.messages,
-        stream: true,
-        max_tokens: task.max_tokens,
-        temperature: task.temperature,
-        abortSignal: abort.signal,
-      });
-      let finish = null;
-      for await (const chunk of chunks) {
-        if (abort.signal.aborted) break;
-        const choice = chunk.choices?.[0];
-        if (choice?.delta?.content) {
-          pending.push(choice.delta.content);
-          tokens += 1;
+      // Behind an answer of the Ask box, the task waits its turn (the round's stage timeout
+      // still applies); a task cancelled meanwhile never starts.
+      const finish = await this.withModel(async (wllama) => {
+        if (abort.signal.aborted) return null;
+        doing(`Answering: “${question.slice(0, 80)}${question.length > 80 ? "…" : ""}”`);
+        const chunks = await wllama.createChatCompletion({
+          messages: task.messages,
+          stream: true,
+          max_tokens: task.max_tokens,
+          temperature: task.temperature,
+          abortSignal: abort.signal,
+        });
+        let reason = null;
+        for await (const chunk of chunks) {
+          if (abort.signal.aborted) break;
+          const choice = chunk.choices?.[0];
+          if (choice?.delta?.content) {
+            pending.push(choice.delta.content);
+            tokens += 1;
+          }
+          reason = choice?.finish_reason ?? reason;
         }
-        finish = choice?.finish_reason ?? finish;
-      }
+        return reason;
+      });
       clearInterval(timer);
       if (abort.signal.aborted) {
         doing("Stopped: the council no longer needs that answer.");
@@ -162,14 +169,13 @@ class CouncilSeat {
 }
 
 // The "Join the council" switch: on by default, since the model already runs in this tab.
-export function offerToJoin(wllama) {
-  const ctxSize = wllama.getLoadedContextInfo().n_ctx;
+export function offerToJoin(withModel, ctxSize) {
   const toggle = $("join");
   toggle.disabled = false;
   toggle.checked = true;
   let seat = null;
   const join = async () => {
-    seat = new CouncilSeat(wllama, ctxSize);
+    seat = new CouncilSeat(withModel, ctxSize);
     const mine = seat;
     say("Joining the council…");
     try {

@@ -15,7 +15,36 @@ const GB = 1024 ** 3;
 const MAX_TOKENS = 48;
 
 const $ = (id) => document.getElementById(id);
-const state = { mode: "checking", wllama: null, hostModel: null, busy: false };
+const state = { mode: "checking", wllama: null, model: null, hostModel: null, busy: false };
+
+// --- One model call at a time ---------------------------------------------------------------
+
+// wllama runs one completion at a time: the Ask box, a council task (join.js) and the benchmark
+// hook all go through withModel, which runs `fn(wllama)` after every earlier call has finished.
+// Switching to the larger model goes through it too, so a switch never cuts an answer short.
+let modelTurn = Promise.resolve();
+let waiting = 0;
+
+function showBusy() {
+  const busy = waiting > 0;
+  document.body.dataset.modelBusy = String(busy);
+  $("model-busy").textContent = !busy
+    ? ""
+    : waiting === 1
+      ? "The model is answering."
+      : `The model is answering; ${waiting - 1} more waiting their turn.`;
+}
+
+export function withModel(fn) {
+  waiting += 1;
+  showBusy();
+  const turn = modelTurn.then(() => fn(state.wllama));
+  modelTurn = turn.catch(() => {});
+  return turn.finally(() => {
+    waiting -= 1;
+    showBusy();
+  });
+}
 
 // --- What this browser can do -------------------------------------------------------------
 
@@ -150,6 +179,21 @@ export function decide(facts, catalog) {
     `this page is cross-origin isolated, so WebAssembly runs on ${threadsFor(facts)} threads`,
     `${asked ? "the model asked for" : "the smallest model"}, ${label(model)}, fits in this tab's ${bytes(room)}`,
   ];
+  // Hybrid: the smallest answers at once; the largest that also fits (in memory, and beside the
+  // small one in storage) downloads meanwhile and takes over between answers. Not when the
+  // address named a model: that is the visitor's choice.
+  const stored = (candidate) => !facts.free || model.size_bytes + candidate.size_bytes <= facts.free;
+  const larger = asked ? null : (fits.filter((m) => m.size_bytes > model.size_bytes && stored(m)).at(-1) ?? null);
+  if (asked) {
+    notes.push("no larger model is fetched in the background, since the address names this one");
+  } else if (larger) {
+    notes.push(
+      `so that it answers at once; meanwhile a larger model, ${label(larger)}, downloads in the ` +
+        "background and answers from then on, between answers",
+    );
+  } else {
+    notes.push("no larger model fits, so this one keeps answering");
+  }
   notes.push(
     facts.compat
       ? "this browser lacks JSPI or Memory64, so the slower compatible build runs"
@@ -160,7 +204,7 @@ export function decide(facts, catalog) {
   } else {
     notes.push("there is no WebGPU adapter, so the CPU does the work");
   }
-  return { where: "tab", reasons: notes, model, url: browserUrl(model) };
+  return { where: "tab", reasons: notes, model, url: browserUrl(model), larger };
 }
 
 // --- The page ------------------------------------------------------------------------------
@@ -222,12 +266,21 @@ function why(error) {
 
 const quiet = { debug() {}, log() {}, warn: console.warn.bind(console), error: console.error.bind(console) };
 
+function newWllama() {
+  const wllama = new Wllama(WASM, { logger: quiet, parallelDownloads: 1 });
+  wllama.setCompat(COMPAT); // the hub's copy, never the CDN default
+  return wllama;
+}
+
+async function isCached(wllama, url) {
+  return (await wllama.modelManager.getModels()).some((model) => model.url === url);
+}
+
 async function runInTab(facts, decision) {
   $("model-card").hidden = false;
   $("model-name").textContent = label(decision.model);
-  const wllama = new Wllama(WASM, { logger: quiet, parallelDownloads: 1 });
-  wllama.setCompat(COMPAT); // the hub's copy, never the CDN default
-  const cached = (await wllama.modelManager.getModels()).some((model) => model.url === decision.url);
+  const wllama = newWllama();
+  const cached = await isCached(wllama, decision.url);
   $("download-status").textContent = cached ? "Reading from this browser's storage…" : "Downloading…";
   await wllama.loadModelFromUrl(decision.url, {
     n_threads: threadsFor(facts),
@@ -251,6 +304,57 @@ async function runInTab(facts, decision) {
     ? `Running on ${threads} WebAssembly threads.`
     : "Running on one WebAssembly thread.";
   state.wllama = wllama;
+  state.model = decision.model;
+}
+
+// The larger model: downloaded into this browser's storage while the small one answers (or read
+// back from it on a later visit), loaded into a second wllama, and swapped in between answers.
+async function fetchLarger(facts, decision) {
+  const { larger } = decision;
+  const url = browserUrl(larger);
+  const name = larger.name || larger.path;
+  $("larger").hidden = false;
+  $("larger-label").textContent = `Larger model: ${label(larger)}`;
+  const status = $("larger-status");
+  const bar = $("larger-download");
+  document.body.dataset.larger = "fetching";
+  const wllama = newWllama();
+  const cached = await isCached(wllama, url);
+  let downloaded = 0;
+  if (cached) {
+    status.textContent = "Reading from this browser's storage…";
+  } else {
+    status.textContent = "Downloading in the background…";
+    await wllama.modelManager.downloadModel(url, {
+      progressCallback: ({ loaded, total }) => {
+        bar.value = total ? loaded / total : 0;
+        status.textContent = `Downloading in the background… ${bytes(loaded)} of ${bytes(total)}`;
+      },
+    });
+    downloaded = downloadedBytes(fetchedUrls(url, larger));
+  }
+  await wllama.loadModelFromUrl(url, { n_threads: threadsFor(facts), n_ctx: 1024 });
+  bar.value = 1;
+  if (!$("fetch-larger").checked) {
+    await wllama.exit().catch(() => {});
+    document.body.dataset.larger = "declined";
+    status.textContent = "Kept in this browser, but not used: the small model keeps answering.";
+    return;
+  }
+  await withModel(async (old) => {
+    state.wllama = wllama;
+    state.model = larger;
+    await old.exit().catch(() => {});
+  });
+  document.body.dataset.larger = "ready";
+  document.body.dataset.largerSource = cached ? "storage" : "hub";
+  document.body.dataset.largerDownloadedBytes = String(downloaded);
+  document.body.dataset.answeringWith = name;
+  status.textContent = cached
+    ? "Loaded from this browser's storage: 0 bytes downloaded."
+    : `Downloaded ${bytes(downloaded)} from the hub; kept in this browser for next time.`;
+  $("model-name").textContent = label(larger);
+  $("answered-by").textContent = `Now answering with ${label(larger)}, the larger model, in this tab.`;
 }
 
 async function useHost(reasons) {
@@ -293,17 +397,21 @@ async function* hostStream(messages) {
   }
 }
 
-async function* tabStream(messages) {
-  const chunks = await state.wllama.createChatCompletion({
-    messages,
-    stream: true,
-    max_tokens: MAX_TOKENS,
-    temperature: 0.7,
+// The tab's model writes into `write` while it holds its turn (see withModel).
+function tabAnswer(messages, write) {
+  return withModel(async (wllama) => {
+    const chunks = await wllama.createChatCompletion({
+      messages,
+      stream: true,
+      max_tokens: MAX_TOKENS,
+      temperature: 0.7,
+    });
+    for await (const chunk of chunks) {
+      const text = chunk.choices?.[0]?.delta?.content;
+      if (text) write(text);
+    }
+    return state.model.name || state.model.path;
   });
-  for await (const chunk of chunks) {
-    const text = chunk.choices?.[0]?.delta?.content;
-    if (text) yield text;
-  }
 }
 
 async function send(event) {
@@ -315,10 +423,16 @@ async function send(event) {
   const reply = $("reply");
   reply.textContent = "";
   reply.dataset.state = "streaming";
+  delete reply.dataset.model;
   const messages = [{ role: "user", content: question }];
   try {
-    const stream = state.mode === "tab" ? tabStream(messages) : hostStream(messages);
-    for await (const text of stream) reply.textContent += text;
+    if (state.mode === "tab") {
+      reply.dataset.model = await tabAnswer(messages, (text) => {
+        reply.textContent += text;
+      });
+    } else {
+      for await (const text of hostStream(messages)) reply.textContent += text;
+    }
     reply.dataset.state = "done";
   } catch (error) {
     reply.dataset.state = "failed";
@@ -359,6 +473,7 @@ async function start() {
     return;
   }
   showDecision("Loading the model into this tab…", decision.reasons, "loading");
+  const startLarger = decision.larger ? offerLarger(decision) : null;
   try {
     await runInTab(facts, decision);
   } catch (error) {
@@ -369,20 +484,60 @@ async function start() {
   // tokens (end of text ignored) and llama.cpp's own timings, to compare with llama-server's.
   window.councilSeat = {
     async generate(prompt, maxTokens) {
-      const started = performance.now();
-      const answer = await state.wllama.createChatCompletion({
-        messages: [{ role: "user", content: prompt }],
-        max_tokens: maxTokens,
-        temperature: 0,
-        ignore_eos: true,
+      return withModel(async (wllama) => {
+        const started = performance.now();
+        const answer = await wllama.createChatCompletion({
+          messages: [{ role: "user", content: prompt }],
+          max_tokens: maxTokens,
+          temperature: 0,
+          ignore_eos: true,
+        });
+        return {
+          ms: performance.now() - started,
+          text: answer.choices?.[0]?.message?.content ?? "",
+          model: state.model?.path ?? null,
+          usage: answer.usage ?? null,
+          timings: answer.timings ?? null,
+        };
       });
-      return { ms: performance.now() - started, usage: answer.usage ?? null, timings: answer.timings ?? null };
     },
   };
   showDecision("Runs in this tab.", decision.reasons, "tab");
   $("answered-by").textContent = "Answers come from the model in this tab; nothing leaves this device.";
+  document.body.dataset.answeringWith = decision.model.name || decision.model.path;
   enableChat();
-  offerToJoin(state.wllama);
+  offerToJoin(withModel, state.wllama.getLoadedContextInfo().n_ctx);
+  startLarger?.(facts);
+}
+
+// "Fetch a larger model in the background": on by default, and this browser remembers the
+// visitor's choice, so that unticking it once keeps later visits to the small model.
+const FETCH_LARGER = "council.seat.fetch-larger";
+
+function offerLarger(decision) {
+  const toggle = $("fetch-larger");
+  $("larger-choice").hidden = false;
+  toggle.checked = localStorage.getItem(FETCH_LARGER) !== "off";
+  toggle.disabled = false;
+  let started = false;
+  let loaded = null; // the facts, once the small model answers
+  const begin = () => {
+    if (started || !toggle.checked || !loaded) return;
+    started = true;
+    fetchLarger(loaded, decision).catch((error) => {
+      document.body.dataset.larger = "failed";
+      $("larger-status").textContent =
+        `The larger model could not load (${why(error)}); the small one keeps answering.`;
+    });
+  };
+  toggle.addEventListener("change", () => {
+    localStorage.setItem(FETCH_LARGER, toggle.checked ? "on" : "off");
+    begin();
+  });
+  return (facts) => {
+    loaded = facts;
+    begin();
+  };
 }
 
 start();

@@ -1,0 +1,99 @@
+"""Hybrid model choice in Debian's Chromium: the smallest model answers at once, a larger one
+downloads in the background and takes over between answers, and a second visit downloads
+neither."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from playwright.sync_api import Browser, Route, expect
+
+from council.datafolder import DataFolder
+from council.models.demo import DemoShape, write_demo_model
+from tests.browser.conftest import screenshot
+from tests.browser.test_seat import (
+    LOAD_TIMEOUT,
+    ask,
+    loaded_from,
+    model_bytes_sent,
+    wait_for_model_urls,
+)
+from tests.hubs import HubProcess
+
+# About 6.6 MB: larger than the stick's demo model, and still quick to download.
+LARGER = DemoShape(embedding_length=256, block_count=4, feed_forward_length=768)
+
+
+def catalog(hub: HubProcess) -> dict[str, dict[str, object]]:
+    models = httpx.get(f"{hub.url}/api/models", timeout=10).json()["models"]
+    return {str(model["path"]): model for model in models}
+
+
+def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downloaded(
+    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, browser: Browser
+) -> None:
+    write_demo_model(isolated_data.models / "larger.gguf", name="larger", shape=LARGER)
+    hub = start_hub()
+    hub.wait_ok()
+    wait_for_model_urls(hub)
+    models = catalog(hub)
+    larger = models["larger.gguf"]
+    small = min(models.values(), key=lambda model: int(str(model["size_bytes"])))
+    sizes = {str(m["url"]): int(str(m["size_bytes"])) for m in (small, larger)}
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    held: list[Route] = []
+    # The larger model's download waits until the small one has answered, so the order is sure.
+    released = False
+
+    def hold(route: Route) -> None:
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
+
+    context.route("**/larger.gguf", hold)
+    try:
+        page = context.new_page()
+        page.goto(f"{hub.url}/seat/")
+        assert loaded_from(page)[0] == "hub"
+        expect(page.locator("#reasons")).to_contain_text(
+            "meanwhile a larger model, council demo (larger, random weights)"
+        )
+        expect(page.locator("#fetch-larger")).to_be_checked()
+        ask(page, "Hello from the small model")
+        expect(page.locator("#reply")).to_have_attribute("data-model", str(small["name"]))
+
+        for _ in range(300):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the larger model's download never started"
+        released = True
+        for route in held:
+            route.continue_()
+        body = page.locator("body")
+        expect(body).to_have_attribute("data-larger", "ready", timeout=LOAD_TIMEOUT)
+        expect(page.locator("#answered-by")).to_contain_text(
+            "Now answering with council demo (larger, random weights)"
+        )
+        expect(page.locator("#larger-status")).to_contain_text("from the hub; kept in this")
+        ask(page, "Hello from the larger model")
+        expect(page.locator("#reply")).to_have_attribute("data-model", str(larger["name"]))
+        screenshot(page, "seat-hybrid-larger")
+        sent = {url: model_bytes_sent(hub, url) for url in sizes}
+        assert sent == sizes
+
+        again = context.new_page()
+        again.goto(f"{hub.url}/seat/")
+        assert loaded_from(again) == ("storage", 0)
+        expect(again.locator("body")).to_have_attribute(
+            "data-larger", "ready", timeout=LOAD_TIMEOUT
+        )
+        assert again.locator("body").get_attribute("data-larger-source") == "storage"
+        expect(again.locator("#larger-status")).to_have_text(
+            "Loaded from this browser's storage: 0 bytes downloaded."
+        )
+        assert {url: model_bytes_sent(hub, url) for url in sizes} == sizes  # nothing more sent
+    finally:
+        context.close()
