@@ -58,7 +58,8 @@ def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downl
         page.goto(f"{hub.url}/seat/")
         assert loaded_from(page)[0] == "hub"
         expect(page.locator("#reasons")).to_contain_text(
-            "meanwhile a larger model, council demo (larger, random weights)"
+            "a larger model, council demo (larger, random weights) · 6.3 MB, also fits, so it "
+            "downloads in the background while the smallest answers"
         )
         expect(page.locator("#fetch-larger")).to_be_checked()
         ask(page, "Hello from the small model")
@@ -95,5 +96,44 @@ def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downl
             "Loaded from this browser's storage: 0 bytes downloaded."
         )
         assert {url: model_bytes_sent(hub, url) for url in sizes} == sizes  # nothing more sent
+    finally:
+        context.close()
+
+
+def test_a_visitor_who_unticks_the_background_fetch_keeps_the_small_model_on_later_visits(
+    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, browser: Browser
+) -> None:
+    write_demo_model(isolated_data.models / "larger.gguf", name="larger", shape=LARGER)
+    hub = start_hub()
+    hub.wait_ok()
+    wait_for_model_urls(hub)
+    models = catalog(hub)
+    larger_url = str(models["larger.gguf"]["url"])
+    small = min(models.values(), key=lambda model: int(str(model["size_bytes"])))
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(f"{hub.url}/seat/?model=larger.gguf")  # an explicit choice: nothing else fetched
+        loaded_from(page)
+        expect(page.locator("#reasons")).to_contain_text(
+            "no larger model is fetched in the background, since the address names this one"
+        )
+        expect(page.locator("#larger-choice")).to_be_hidden()
+
+        page = context.new_page()
+        page.goto(f"{hub.url}/seat/")
+        expect(page.locator("#fetch-larger")).to_be_enabled()
+        page.locator("#fetch-larger").uncheck()
+        sent = model_bytes_sent(hub, larger_url)
+
+        later = context.new_page()
+        later.goto(f"{hub.url}/seat/")
+        loaded_from(later)
+        expect(later.locator("#fetch-larger")).not_to_be_checked()
+        ask(later, "Hello from the small model, by choice")
+        expect(later.locator("#reply")).to_have_attribute("data-model", str(small["name"]))
+        assert later.locator("body").get_attribute("data-larger") is None
+        assert model_bytes_sent(hub, larger_url) == sent
+        screenshot(later, "seat-hybrid-declined")
     finally:
         context.close()

@@ -188,8 +188,9 @@ export function decide(facts, catalog) {
     notes.push("no larger model is fetched in the background, since the address names this one");
   } else if (larger) {
     notes.push(
-      `so that it answers at once; meanwhile a larger model, ${label(larger)}, downloads in the ` +
-        "background and answers from then on, between answers",
+      `a larger model, ${label(larger)}, also fits, so it downloads in the background while the ` +
+        "smallest answers, and takes over between answers (untick “Fetch a larger model in the " +
+        "background” to keep the smallest)",
     );
   } else {
     notes.push("no larger model fits, so this one keeps answering");
@@ -279,6 +280,7 @@ async function isCached(wllama, url) {
 async function runInTab(facts, decision) {
   $("model-card").hidden = false;
   $("model-name").textContent = label(decision.model);
+  $("download-label").textContent = `Download: ${label(decision.model)}`;
   const wllama = newWllama();
   const cached = await isCached(wllama, decision.url);
   $("download-status").textContent = cached ? "Reading from this browser's storage…" : "Downloading…";
@@ -314,7 +316,7 @@ async function fetchLarger(facts, decision) {
   const url = browserUrl(larger);
   const name = larger.name || larger.path;
   $("larger").hidden = false;
-  $("larger-label").textContent = `Larger model: ${label(larger)}`;
+  $("larger-label").textContent = `Background download: ${label(larger)}`;
   const status = $("larger-status");
   const bar = $("larger-download");
   document.body.dataset.larger = "fetching";
