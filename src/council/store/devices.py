@@ -155,10 +155,11 @@ def revoked_among(db: sqlite3.Connection, device_ids: list[str]) -> list[str]:
 
 
 def list_devices(db: sqlite3.Connection, *, include_revoked: bool = True) -> list[Device]:
+    """Oldest first; two paired in the same millisecond in the order they were paired."""
     query = f"SELECT {DEVICE_COLUMNS} FROM devices"  # noqa: S608
     if not include_revoked:
         query += " WHERE revoked_at IS NULL"
-    return [_device(row) for row in db.execute(query + " ORDER BY created_at, id")]
+    return [_device(row) for row in db.execute(query + " ORDER BY created_at, rowid")]
 
 
 def rename_device(db: sqlite3.Connection, device_id: str, name: str) -> Device:
