@@ -166,6 +166,10 @@ class Hub:
         from council.server.listeners import uvicorn_server
 
         api = self._api_context(ready)
+        if self.options.lan:  # each paired device's open requests, against its limits
+            from council.server.gate import DeviceSessions
+
+            self.sessions = DeviceSessions(lambda: ready.config.devices)
         metrics = self._metrics(ready)
         openai = self._openai_api(ready, metrics)
         host, port = ready.listener.getsockname()[:2]
@@ -226,7 +230,7 @@ class Hub:
         lan, db, sessions = ready.lan, self._db, self.sessions
         assert lan is not None  # noqa: S101 - the caller checked
         assert db is not None  # noqa: S101 - startup() opened it
-        assert sessions is not None  # noqa: S101 - _metrics() made them with --lan
+        assert sessions is not None  # noqa: S101 - main_loop() made them with --lan
         context = LanContext(db, lan.ca, AttemptLimiter(), ready.fleet.status, sessions)
         app = create_app(self, api, openai, lan=context, metrics=metrics)
         server = uvicorn_server(app, lan.context)
@@ -279,13 +283,8 @@ class Hub:
         from council.server.metrics import Metrics
         from council.store.devices import list_devices
 
-        db = self._db
+        db, sessions = self._db, self.sessions
         assert db is not None  # noqa: S101 - startup() opened it
-        if self.options.lan:
-            from council.server.gate import DeviceSessions
-
-            self.sessions = DeviceSessions(lambda: ready.config.devices)
-        sessions = self.sessions
 
         def paired() -> list[tuple[str, str]]:
             return [(d.id, d.name) for d in list_devices(db, include_revoked=False)]
