@@ -29,9 +29,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and "council" would be this file.
+# Run as a script, this folder would come first on sys.path, where council.py is a benchmark:
+# put the repository there instead, so `council` is the package and `benchmarks.hubs` resolves.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import asyncio
@@ -45,6 +46,7 @@ import tempfile
 import time
 
 import httpx
+from benchmarks.hubs import free_port, running_hub
 
 from council.datafolder import DataFolder
 from council.engine.binary import find_llama_server
@@ -79,12 +81,6 @@ def shape_for(size_gb: float) -> DemoShape:
     blocks = max(1, round(size_gb * 1e9 / (177_209_344 * 2)))
     return DemoShape(embedding_length=4096, block_count=blocks, feed_forward_length=11008,
                      head_count=32, head_count_kv=8)  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class _Download(asyncio.BufferedProtocol):
@@ -292,37 +288,28 @@ def main() -> None:
         paced = "paced.gguf"
         write_demo_model(folder.models / paced, name="paced", shape=PACED)
         size = model.stat().st_size
-        port = free_port()
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(port),
-             "--data", str(folder.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ,
-        )  # fmt: skip
-        nginx = None
-        try:
-            base = f"http://127.0.0.1:{port}"
-            targets = {"council": (port, wait_for_url(base, name))}
+        with running_hub(folder.root) as hub:
+            targets = {"council": (hub.port, wait_for_url(hub.url, name))}
             nginx = start_nginx(Path(temp), folder.models)
-            if nginx is not None:
-                targets["nginx"] = (nginx[1], f"/{name}")
-            print(f"{args.rounds} downloads of a {size / MB:.0f} MB model from each server, "
-                  f"alternating order, on {os.cpu_count()} cores"
-                  f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
-            rates = asyncio.run(measure(targets, args.rounds))
-            for target, values in rates.items():
-                print(f"  {target:<8} median {statistics.median(values):>8.0f} MB/s   "
-                      f"rounds: {' '.join(f'{v:.0f}' for v in values)}")  # fmt: skip
-            if nginx is not None:
-                ratio = statistics.median(rates["council"]) / statistics.median(rates["nginx"])
-                print(f"  council/nginx: {ratio:.3f} (target ≥ 0.9)")
-            wait_for_url(base, paced)
-            tokens_per_second(folder, base, paced, args.token_rounds, args.max_tokens)
-        finally:
-            if nginx is not None:
-                nginx[0].send_signal(signal.SIGQUIT)
-                nginx[0].wait(timeout=10)
-            hub.send_signal(signal.SIGTERM)
-            hub.wait(timeout=30)
+            try:
+                if nginx is not None:
+                    targets["nginx"] = (nginx[1], f"/{name}")
+                print(f"{args.rounds} downloads of a {size / MB:.0f} MB model from each server, "
+                      f"alternating order, on {os.cpu_count()} cores"
+                      f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
+                rates = asyncio.run(measure(targets, args.rounds))
+                for target, values in rates.items():
+                    print(f"  {target:<8} median {statistics.median(values):>8.0f} MB/s   "
+                          f"rounds: {' '.join(f'{v:.0f}' for v in values)}")  # fmt: skip
+                if nginx is not None:
+                    ratio = statistics.median(rates["council"]) / statistics.median(rates["nginx"])
+                    print(f"  council/nginx: {ratio:.3f} (target ≥ 0.9)")
+            finally:
+                if nginx is not None:
+                    nginx[0].send_signal(signal.SIGQUIT)
+                    nginx[0].wait(timeout=10)
+            wait_for_url(hub.url, paced)
+            tokens_per_second(folder, hub.url, paced, args.token_rounds, args.max_tokens)
 
 
 if __name__ == "__main__":

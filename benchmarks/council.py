@@ -14,34 +14,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and "council" would be this file.
+# Run as a script, this folder would come first on sys.path, where council.py is a benchmark:
+# put the repository there instead, so `council` is the package and `benchmarks.hubs` resolves.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
 from typing import Any
 
 import httpx
+from benchmarks.hubs import running_hub
 
 from council.config import CouncilDefaults, HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
 from council.models.demo import write_demo_model
 
 SEATS = ("bench-1", "bench-2", "bench-3")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def critical_path_ms(outputs: list[dict[str, Any]]) -> float:
@@ -84,24 +76,9 @@ def main() -> None:
         seats = tuple(SeatConfig(name, f"{name}.gguf", ctx_size=16384) for name in SEATS)
         council = CouncilDefaults(extractor="regex:(.)")
         save_config(folder, HubConfig(seats=seats, council=council))
-        port = free_port()
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(port),
-             "--data", str(folder.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/api/health").json()["status"] == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
+        with running_hub(folder.root) as hub:
             # One client for the whole run: its set-up is not the council's time.
-            client = httpx.Client(base_url=url, timeout=600, trust_env=False)
+            client = httpx.Client(base_url=hub.url, timeout=600, trust_env=False)
             one_round(client, "warm-up", args.mode, 8)
             print(f"mode {args.mode}, 3 seats, max_tokens {args.max_tokens}, "
                   f"{args.rounds} rounds")  # fmt: skip
@@ -113,9 +90,6 @@ def main() -> None:
                 print(f"{n:>5}  {wall:>8.0f} ms  {critical:>11.0f} ms  {wall / critical:>6.3f}")
             median = statistics.median(ratios)
             print(f"median ratio {median:.3f}: orchestration overhead {100 * (median - 1):.1f}%")
-        finally:
-            hub.send_signal(signal.SIGTERM)
-            hub.wait(timeout=30)
 
 
 if __name__ == "__main__":

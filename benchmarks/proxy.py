@@ -24,9 +24,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and "council" would be this file.
+# Run as a script, this folder would come first on sys.path, where council.py is a benchmark:
+# put the repository there instead, so `council` is the package and `benchmarks.hubs` resolves.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import asyncio
@@ -42,8 +43,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-import httpx
 import psutil
+from benchmarks.hubs import free_port, running_hub
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
@@ -79,12 +80,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -171,18 +166,6 @@ def engine_of(hub: subprocess.Popen[bytes]) -> tuple[int, str]:
     raise SystemExit("the hub's engine was not found")
 
 
-def wait_ok(url: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/health", trust_env=False).json()["status"] == "ok":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("the hub did not become healthy")
-
-
 def start_nginx(root: Path, engine_port: int) -> tuple[subprocess.Popen[bytes], str] | None:
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                        else None)  # fmt: skip
@@ -256,35 +239,26 @@ def main() -> None:
                           threads=args.engine_threads,
                           extra_args=("--parallel", str(slots)))  # fmt: skip
         save_config(folder, HubConfig(seats=(seat,)))
-        port = free_port()
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(port),
-             "--data", str(folder.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ,
-        )  # fmt: skip
-        nginx = None
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_ok(url)
-            engine_port, key = engine_of(hub)
+        with running_hub(folder.root) as hub:
+            engine_port, key = engine_of(hub.process)
             targets = [Target("direct", f"http://127.0.0.1:{engine_port}", key),
-                       Target("council", url, key)]  # fmt: skip
+                       Target("council", hub.url, key)]  # fmt: skip
             # The hub needs no key on its localhost listener; sending the engine's does no harm.
             nginx = start_nginx(Path(temp), engine_port)
-            if nginx is not None:
-                targets.append(Target("nginx", nginx[1], key))
-            threads = args.engine_threads or os.cpu_count()
-            print(f"{args.rounds} batches per level and target, {args.max_tokens} tokens a "
-                  f"stream, {args.model} model, {threads} engine threads on {os.cpu_count()} cores"
-                  f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
-            asyncio.run(measure(targets, levels, args.rounds, args.max_tokens))
-            report(targets, levels)
-        finally:
-            if nginx is not None:
-                nginx[0].send_signal(signal.SIGQUIT)
-                nginx[0].wait(timeout=10)
-            hub.send_signal(signal.SIGTERM)
-            hub.wait(timeout=30)
+            try:
+                if nginx is not None:
+                    targets.append(Target("nginx", nginx[1], key))
+                threads = args.engine_threads or os.cpu_count()
+                print(f"{args.rounds} batches per level and target, {args.max_tokens} tokens a "
+                      f"stream, {args.model} model, {threads} engine threads on "
+                      f"{os.cpu_count()} cores"
+                      f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
+                asyncio.run(measure(targets, levels, args.rounds, args.max_tokens))
+                report(targets, levels)
+            finally:
+                if nginx is not None:
+                    nginx[0].send_signal(signal.SIGQUIT)
+                    nginx[0].wait(timeout=10)
 
 
 if __name__ == "__main__":

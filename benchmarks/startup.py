@@ -14,14 +14,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this folder comes first on sys.path, where council.py is a benchmark.
+# Run as a script, this folder would come first on sys.path, where council.py is a benchmark:
+# put the repository there instead, so `council` is the package and `benchmarks.hubs` resolves.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+from benchmarks.hubs import free_port
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
@@ -37,12 +38,6 @@ from council.engine.process import EngineSpec, engine_argv
 from council.models.demo import write_demo_model
 
 POLL = 0.005
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(url: str, ready: Callable[[httpx.Response], bool], deadline: float = 120) -> None:

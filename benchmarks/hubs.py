@@ -1,0 +1,63 @@
+"""What the benchmarks share: a free loopback port, and a `council up` of their own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Hub:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def running_hub(data: Path, deadline: float = 120) -> Iterator[Hub]:
+    """`council up` on `data` with every seat healthy; stopped (by its PID) on the way out."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(port),
+         "--data", str(data)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ,
+    )  # fmt: skip
+    try:
+        hub = Hub(process, port)
+        end = time.monotonic() + deadline
+        while True:
+            try:
+                if httpx.get(f"{hub.url}/api/health", trust_env=False).json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > end or process.poll() is not None:
+                raise SystemExit("the hub did not become healthy")
+            time.sleep(0.05)
+        yield hub
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
