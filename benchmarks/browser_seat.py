@@ -46,7 +46,7 @@ import tempfile
 import time
 
 import httpx
-from benchmarks.hubs import free_port, running_hub
+from benchmarks.hubs import PACED, free_port, running_hub
 
 from council.datafolder import DataFolder
 from council.engine.binary import find_llama_server
@@ -54,8 +54,6 @@ from council.models.demo import DemoShape, write_demo_model
 
 MB = 1_000_000
 CHROMIUM = "/usr/bin/chromium"
-PACED = DemoShape(embedding_length=1024, block_count=12, feed_forward_length=2816, head_count=16,
-                  head_count_kv=4)  # fmt: skip
 PROMPT = "Write a long story about a council of machines that meets on a USB stick."
 N_CTX = 1024  # the page's context size
 NGINX_CONF = """

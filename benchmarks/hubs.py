@@ -15,6 +15,13 @@ from pathlib import Path
 
 import httpx
 
+from council.models.demo import DemoShape
+
+# A random-weight model of about 130M parameters (F16), which a laptop's CPU runs at the pace of
+# a real small model (the default demo model runs a hundred times faster).
+PACED = DemoShape(embedding_length=1024, block_count=12, feed_forward_length=2816, head_count=16,
+                  head_count_kv=4)  # fmt: skip
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -55,9 +62,14 @@ def running_hub(data: Path, deadline: float = 120) -> Iterator[Hub]:
             time.sleep(0.05)
         yield hub
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -44,19 +44,16 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
-from benchmarks.hubs import free_port, running_hub
+from benchmarks.hubs import PACED, free_port, running_hub
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
-from council.models.demo import DEMO_SHAPE, DemoShape, write_demo_model
+from council.models.demo import DEMO_SHAPE, write_demo_model
 
 SEAT = "bench"
-# "paced": a random-weight model of about 130M parameters (F16), which a laptop's CPU runs at
-# the pace of a real small model; the default demo model runs a hundred times faster, the
-# worst case for a proxy's per-token cost.
-SHAPES = {"demo": DEMO_SHAPE, "paced": DemoShape(embedding_length=1024, block_count=12,
-                                                 feed_forward_length=2816, head_count=16,
-                                                 head_count_kv=4)}  # fmt: skip
+# "paced" runs at a real small model's pace; the default demo model runs a hundred times
+# faster, the worst case for a proxy's per-token cost.
+SHAPES = {"demo": DEMO_SHAPE, "paced": PACED}
 PREDICTED = re.compile(rb'"predicted_n"\s*:\s*(\d+)')
 NGINX_CONF = """
 worker_processes 1;

@@ -21,7 +21,6 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ import time
 from collections.abc import Callable
 
 import httpx
-from benchmarks.hubs import free_port
+from benchmarks.hubs import free_port, stop
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
@@ -51,15 +50,6 @@ def wait_until(url: str, ready: Callable[[httpx.Response], bool], deadline: floa
                 pass
             time.sleep(POLL)
     raise SystemExit(f"{url} not ready within {deadline} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def time_direct(binary: Path, models: list[Path], threads: int) -> float:
