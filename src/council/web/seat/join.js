@@ -3,6 +3,8 @@
 // batches as wllama writes it, so the council page streams it like any engine's. Closing the
 // tab (or unticking "Join the council") closes the stream, and the hub takes the seat out.
 
+import { lines } from "/seat/lines.js";
+
 const SECRET = "x-council-seat-secret";
 const BATCH_MS = 150; // how often written text goes to the hub while a task runs
 
@@ -22,21 +24,12 @@ function why(error) {
 
 // `event:`/`data:` pairs from a streamed response body.
 async function* serverEvents(body) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
   let kind = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    const lines = buffer.split("\n");
-    buffer = lines.pop();
-    for (const line of lines) {
-      if (line.startsWith("event:")) kind = line.slice(6).trim();
-      else if (line.startsWith("data:") && kind) {
-        yield [kind, JSON.parse(line.slice(5))];
-        kind = "";
-      }
+  for await (const line of lines(body)) {
+    if (line.startsWith("event:")) kind = line.slice(6).trim();
+    else if (line.startsWith("data:") && kind) {
+      yield [kind, JSON.parse(line.slice(5))];
+      kind = "";
     }
   }
 }

@@ -7,6 +7,7 @@
 
 import { Wllama } from "/seat/vendor/index.js";
 import { offerToJoin } from "/seat/join.js";
+import { lines } from "/seat/lines.js";
 
 const here = (path) => new URL(path, location.href).href;
 const WASM = { default: here("/seat/vendor/wllama.wasm") };
@@ -382,20 +383,11 @@ async function* hostStream(messages) {
     body: JSON.stringify({ model: state.hostModel, messages, stream: true, max_tokens: MAX_TOKENS }),
   });
   if (!response.ok || !response.body) throw new Error(`the host answered ${response.status}`);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    const lines = buffer.split("\n");
-    buffer = lines.pop();
-    for (const line of lines) {
-      const data = line.startsWith("data:") ? line.slice(5).trim() : "";
-      if (!data || data === "[DONE]") continue;
-      const text = JSON.parse(data).choices?.[0]?.delta?.content;
-      if (text) yield text;
-    }
+  for await (const line of lines(response.body)) {
+    const data = line.startsWith("data:") ? line.slice(5).trim() : "";
+    if (!data || data === "[DONE]") continue;
+    const text = JSON.parse(data).choices?.[0]?.delta?.content;
+    if (text) yield text;
   }
 }
 
