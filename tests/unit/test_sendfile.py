@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from council.server.listeners import bind_listener, uvicorn_server
-from council.server.sendfile import SendfileProtocol
+from council.server.sendfile import SendfileProtocol, _PathsendApp
 from tests.running import run
 
 MB = 1024 * 1024
@@ -35,9 +36,12 @@ def big_file(folder: Path, size: int = 64 * MB) -> tuple[Path, str]:
     return path, digest.hexdigest()
 
 
-def app_serving(path: Path) -> Starlette:
+def app_serving(path: Path, padding: str = "") -> Starlette:
     async def file(request: Request) -> Response:
         return FileResponse(path)
+
+    async def padded(request: Request) -> Response:
+        return FileResponse(path, headers={"x-padding": padding})
 
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[str]:
@@ -52,15 +56,18 @@ def app_serving(path: Path) -> Starlette:
         return JSONResponse({"port": request.client.port})
 
     return Starlette(routes=[Route("/file", file, methods=["GET", "HEAD"]),
-                             Route("/events", events), Route("/whoami", whoami)])  # fmt: skip
+                             Route("/events", events), Route("/whoami", whoami),
+                             Route("/padded", padded)])  # fmt: skip
 
 
-def serving(path: Path, check: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+def serving(
+    path: Path, check: Callable[[httpx.AsyncClient], Awaitable[None]], padding: str = ""
+) -> None:
     """Run `check` with a client of a real uvicorn server that serves `app_serving(path)`."""
 
     async def main() -> None:
         sock = bind_listener("127.0.0.1", 0, 0)
-        server = uvicorn_server(app_serving(path))
+        server = uvicorn_server(app_serving(path, padding))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             await asyncio.sleep(0.01)
@@ -140,3 +147,49 @@ def test_a_client_that_leaves_mid_file_does_not_stop_the_server(tmp_path: Path) 
         assert await sha256_of_download(client, "/file") == (expected, 64 * MB)
 
     serving(path, check)
+
+
+def test_a_slow_reader_gets_every_byte_while_the_server_answers_others(tmp_path: Path) -> None:
+    path, expected = big_file(tmp_path)
+
+    async def check(client: httpx.AsyncClient) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.base_url.port)
+        writer.write(b"GET /file HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        await asyncio.sleep(0.3)  # unread: the socket's buffers fill and the server waits
+        for _ in range(3):  # meanwhile the server answers others
+            assert (await client.get("/whoami")).status_code == 200
+        response = await reader.read()
+        writer.close()
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert hashlib.sha256(body).hexdigest() == expected
+
+    serving(path, check)
+
+
+def test_the_file_never_overtakes_headers_still_queued_in_the_transport(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, expected = big_file(tmp_path, 4 * MB)
+    padding = "p" * (16 * MB)  # far more than the socket takes while the client is not reading
+    queued_at_first_byte: list[int] = []
+    send = _PathsendApp._send
+
+    async def recording_send(self: _PathsendApp, file_fd: int, count: int) -> int:
+        queued_at_first_byte.append(self.cycle.transport.get_write_buffer_size())
+        return await send(self, file_fd, count)
+
+    monkeypatch.setattr(_PathsendApp, "_send", recording_send)
+
+    async def check(client: httpx.AsyncClient) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.base_url.port)
+        writer.write(b"GET /padded HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        await asyncio.sleep(0.3)
+        response = await reader.read()
+        writer.close()
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert f"x-padding: {padding}".encode() in head
+        assert hashlib.sha256(body).hexdigest() == expected
+        assert queued_at_first_byte == [0]
+
+    serving(path, check, padding=padding)

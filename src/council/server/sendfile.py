@@ -15,6 +15,13 @@ pathsend either (FileResponse sends ranges as body chunks).
 The status line and headers were written by uvicorn on `http.response.start` as usual; this
 writes only the body, then hands uvicorn an empty final body message so that its bookkeeping
 (keep-alive, pipelining, the response-complete callback) runs exactly as for any response.
+
+The body goes out in sendfile(2) calls of at most 256 KiB, with a turn of the event loop after
+each, rather than through asyncio's `loop.sendfile`, which offers the kernel all that is left
+in each call. Measured with benchmarks/browser_seat.py (a 1 GB file over loopback, two cores),
+asyncio's way reached ~2.4 GB/s against Debian's nginx at ~3.6 GB/s; 2 MiB calls ~2.9 GB/s;
+256 KiB calls with a turn between them ~5-7 GB/s. Short calls let the receiver copy one piece
+while the next is queued, and the turns keep every other connection served during a download.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 PATHSEND = "http.response.pathsend"
+CHUNK = 256 * 1024  # bytes per sendfile(2) call
 
 
 class SendfileProtocol(HttpToolsProtocol):
@@ -64,8 +72,6 @@ class _PathsendApp:
             raise RuntimeError("http.response.pathsend needs a started, unfinished response")
         if cycle.disconnected:
             return
-        if cycle.flow.write_paused:
-            await cycle.flow.drain()
         head = cycle.scope["method"] == "HEAD"
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -75,8 +81,9 @@ class _PathsendApp:
             if not head and count:
                 if cycle.chunked_encoding:
                     cycle.transport.write(b"%x\r\n" % count)
+                await self._written_out()
                 try:
-                    sent = await self.loop.sendfile(cycle.transport, file, 0, count)
+                    sent = -1 if cycle.disconnected else await self._send(file.fileno(), count)
                 except OSError:  # the client went away mid-file
                     sent = -1
                 if sent != count:  # gone, or the file shrank: the response cannot be finished
@@ -88,3 +95,66 @@ class _PathsendApp:
                 SendfileProtocol.sendfile_calls += 1
         cycle.expected_content_length = 0
         await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _written_out(self) -> None:
+        """Wait until the transport has handed everything written so far to the kernel.
+
+        The file's bytes go to the socket directly, so they must not overtake the headers (or
+        a chunk-size line) still queued in the transport. Lowering the buffer limits to zero
+        makes the transport pause uvicorn's writer until its buffer is empty.
+        """
+        transport, flow = self.cycle.transport, self.cycle.flow
+        if not transport.get_write_buffer_size():
+            return
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0, low=0)
+        try:
+            await flow.drain()
+        finally:
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=high, low=low)
+
+    async def _send(self, file_fd: int, count: int) -> int:
+        """sendfile(2) `count` bytes of the file to the connection's socket; the bytes sent.
+
+        The transport stops reading meanwhile (as asyncio's own sendfile does). The socket is
+        waited on through a duplicate of its descriptor, because asyncio lets no one else watch
+        a descriptor that a transport owns.
+        """
+        transport, loop = self.cycle.transport, self.loop
+        sock_fd = os.dup(transport.get_extra_info("socket").fileno())
+        reading = transport.is_reading()
+        transport.pause_reading()
+        sent = 0
+        try:
+            while sent < count:
+                try:
+                    moved = os.sendfile(sock_fd, file_fd, sent, min(count - sent, CHUNK))
+                except BlockingIOError:
+                    await _writable(loop, sock_fd)
+                    continue
+                if moved == 0:  # the file ended early
+                    break
+                sent += moved
+                await asyncio.sleep(0)
+        finally:
+            os.close(sock_fd)
+            if reading and not transport.is_closing():
+                transport.resume_reading()
+        return sent
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """Return once the socket `fd` has room to write."""
+    writable = loop.create_future()
+
+    def ready() -> None:
+        loop.remove_writer(fd)  # at once: the selector would report it again next turn
+        if not writable.done():
+            writable.set_result(None)
+
+    loop.add_writer(fd, ready)
+    try:
+        await writable
+    finally:
+        loop.remove_writer(fd)
