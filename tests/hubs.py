@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +148,29 @@ def new_conversation(hub: HubProcess, title: str = "") -> str:
     response = httpx.post(f"{hub.url}/api/conversations", json={"title": title}, timeout=10)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+@contextlib.contextmanager
+def llama_server(binary: Path, model: Path, *args: str) -> Iterator[str]:
+    """llama-server alone on `model` (256-token context, one thread), healthy; its base URL.
+    Killed by its PID on the way out."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", "256",
+         "-t", "1", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        status = 0
+        while status != 200 and time.monotonic() < deadline:
+            assert server.poll() is None, "llama-server exited"
+            with contextlib.suppress(httpx.HTTPError):
+                status = httpx.get(f"{base}/health", timeout=2).status_code
+            time.sleep(0.1)
+        assert status == 200, "llama-server did not become healthy"
+        yield base
+    finally:
+        server.kill()
+        server.wait()

@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import new_page, screenshot
 from tests.browser.test_seat import LOAD_TIMEOUT, wait_for_model_urls
 from tests.hubs import HubProcess, ask_round, new_conversation
+from tests.integration.test_model_files import served_models
 
 
 def joined_seat(page: Page) -> str:
@@ -40,6 +41,11 @@ def test_a_tab_that_runs_the_model_joins_the_council_and_its_answer_is_stored(
         )
         assert (listed(hub, name)["kind"], listed(hub, name)["label"]) == (
             "browser", "browser (this tab)")  # fmt: skip
+        # The tab names the model it runs (the smallest), and the hub counts tokens with it.
+        running = tab.locator("body").get_attribute("data-answering-with")
+        smallest = min(served_models(hub), key=lambda model: model["size_bytes"])
+        assert running == smallest["name"]
+        assert listed(hub, name)["model"] == f"{smallest['path']} (in the tab)"
 
         conversation = new_conversation(hub)
         events = ask_round(hub, conversation, "Name a colour.", seats=["demo-1", name],

@@ -4,6 +4,7 @@ neither."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -81,6 +82,8 @@ def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downl
         expect(page.locator("#larger-status")).to_contain_text("from the hub; kept in this")
         ask(page, "Hello from the larger model")
         expect(page.locator("#reply")).to_have_attribute("data-model", str(larger["name"]))
+        joined = page.locator("body").get_attribute("data-council-seat")
+        assert seat_model(hub, joined) == "larger.gguf (in the tab)"  # told the hub on the swap
         screenshot(page, "seat-hybrid-larger")
         sent = {url: model_bytes_sent(hub, url) for url in sizes}
         assert sent == sizes
@@ -137,3 +140,15 @@ def test_a_visitor_who_unticks_the_background_fetch_keeps_the_small_model_on_lat
         screenshot(later, "seat-hybrid-declined")
     finally:
         context.close()
+
+
+def seat_model(hub: HubProcess, name: str | None, timeout: float = 10) -> str:
+    """The model /api/seats lists for the browser seat `name`, once it has changed from the
+    smallest (the tab tells the hub of a swap in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seats = httpx.get(f"{hub.url}/api/seats", timeout=10).json()["seats"]
+        model = next((str(seat["model"]) for seat in seats if seat["name"] == name), "")
+        if model.startswith("larger") or time.monotonic() > deadline:
+            return model
+        time.sleep(0.05)

@@ -11,15 +11,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from council.deliberation.browser_seat import GONE
+from council.deliberation.rounds import SHORTENED
 from council.server.browser_seats import SECRET_HEADER
 from council.server.gate import counted
 from tests.hubs import HubProcess, ask_round, new_conversation, sse_events
 from tests.integration.test_lan import council, lan, pair_device
+from tests.integration.test_model_files import served_models
 
 __all__ = ["lan"]  # the LAN hub fixture, shared with test_lan
 
@@ -30,9 +33,10 @@ class ScriptedTab:
     """A tab that registered and holds its task stream open; what the hub tells it lands in
     `events`, and `answer` posts batches the way the page does."""
 
-    def __init__(self, hub: HubProcess) -> None:
+    def __init__(self, hub: HubProcess, registration: dict[str, Any] | None = None) -> None:
         self.hub = hub
-        response = httpx.post(f"{hub.url}/api/browser-seats", json={"ctx_size": 2048}, timeout=10)
+        response = httpx.post(f"{hub.url}/api/browser-seats",
+                              json=registration or {"ctx_size": 2048}, timeout=10)  # fmt: skip
         assert response.status_code == 201, response.text
         self.registration: dict[str, Any] = response.json()
         self.name: str = self.registration["name"]
@@ -93,8 +97,8 @@ class ScriptedTab:
 
 
 @contextmanager
-def joined(hub: HubProcess) -> Iterator[ScriptedTab]:
-    tab = ScriptedTab(hub)
+def joined(hub: HubProcess, registration: dict[str, Any] | None = None) -> Iterator[ScriptedTab]:
+    tab = ScriptedTab(hub, registration)
     try:
         yield tab
     finally:
@@ -287,3 +291,58 @@ def test_revoking_the_phone_ends_its_tabs_task_stream_and_its_seat_within_a_seco
 def test_a_browser_seats_many_small_posts_do_not_count_against_a_phones_limits() -> None:
     assert not counted({"path": "/api/browser-seats/ab12cd/tasks/t1", "method": "POST"})
     assert counted({"path": "/api/conversations/x/messages", "method": "POST"})
+
+
+def test_a_tab_names_the_model_it_runs_and_may_name_another_when_it_swaps(hub: HubProcess) -> None:
+    urls = {model["path"]: model["url"] for model in served_models(hub)}
+    first, second = sorted(urls)[:2]
+    with joined(hub, {"ctx_size": 1024, "model": urls[first]}) as tab:
+        assert seats(hub)[tab.name]["model"] == f"{first} (in the tab)"
+        swapped = httpx.patch(tab.url, json={"model": urls[second]}, headers=tab.headers)
+        assert swapped.status_code == 204
+        assert seats(hub)[tab.name]["model"] == f"{second} (in the tab)"
+        digest = urls[second].split("/")[2]
+        for wrong in ("/models/0000000000000000/demo-1.gguf", f"/models/{digest}/other.gguf",
+                      f"/models/{digest}/../../config.toml", str(Path(hub.url) / "models"), 7,
+                      None):  # fmt: skip
+            refused = httpx.patch(tab.url, json={"model": wrong}, headers=tab.headers)
+            assert refused.status_code == 400, wrong
+            assert "'model'" in refused.json()["error"]["message"]
+        assert httpx.patch(tab.url, json={"model": urls[first]}).status_code == 403
+        assert seats(hub)[tab.name]["model"] == f"{second} (in the tab)"
+    unknown = httpx.post(f"{hub.url}/api/browser-seats", json={"model": "/models/x/y.gguf"})
+    assert unknown.status_code == 400
+
+
+def test_the_answers_a_tab_is_shown_are_fitted_to_its_context_by_its_models_token_count(
+    hub: HubProcess,
+) -> None:
+    urls = {model["path"]: model["url"] for model in served_models(hub)}
+    prompts: list[str] = []
+
+    def answer(task: dict[str, Any]) -> str:
+        prompts.append(task["messages"][-1]["content"])
+        return "The tab's answer."
+
+    with joined(hub, {"ctx_size": 256, "model": urls[sorted(urls)[0]]}) as tab:
+        tab.answer_every_task(answer)
+        events = ask_round(hub, new_conversation(hub), "Describe a council of machines.",
+                           seats=["demo-1", tab.name], chair="demo-1", max_tokens=48)  # fmt: skip
+        assert events[-1][1]["status"] == "done"
+        notes = [data["text"] for kind, data in events if kind == "note"]
+        assert f"{tab.name}: shortened the answers it was shown to fit its 256-token context" in (
+            notes)  # fmt: skip
+    answer_prompt, review_prompt = prompts
+    assert SHORTENED not in answer_prompt
+    assert SHORTENED in review_prompt
+    stored = outputs_of_round(hub, events)
+    assert ("review", "done") in {(o["stage"], o["status"]) for o in stored[tab.name]}
+
+
+def outputs_of_round(hub: HubProcess, events: list[Event]) -> dict[str, list[dict[str, Any]]]:
+    conversation = events[-1][1]["conversation_id"]
+    by_seat: dict[str, list[dict[str, Any]]] = {}
+    stored = httpx.get(f"{hub.url}/api/conversations/{conversation}", timeout=10).json()
+    for output in stored["messages"][-1]["outputs"]:
+        by_seat.setdefault(output["seat"], []).append(output)
+    return by_seat

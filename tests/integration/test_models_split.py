@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from council.datafolder import DataFolder
 from council.engine.binary import EngineBinary
 from council.models.catalog import read_model, scan
 from council.models.demo import DemoShape, write_demo_model
-from tests.hubs import HubProcess, free_port
+from tests.hubs import HubProcess, llama_server
 from tests.integration.test_model_files import served_models
 
 # About 6.6 MB in 37 tensors: with --max-size 1M it becomes several shards in well under a second.
@@ -67,28 +65,11 @@ def test_llama_server_loads_the_split_model_from_its_first_shard(
 ) -> None:
     done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
     first = isolated_data.models / json.loads(done.stdout)["shards"][0]
-    port = free_port()
-    server = subprocess.Popen(
-        [str(engine_binary.path), "-m", str(first), "--host", "127.0.0.1", "--port", str(port),
-         "-c", "256", "-t", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        status = 0
-        while status != 200 and time.monotonic() < deadline:
-            assert server.poll() is None, "llama-server exited"
-            with contextlib.suppress(httpx.HTTPError):
-                status = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code
-            time.sleep(0.1)
-        assert status == 200
-        answer = httpx.post(f"http://127.0.0.1:{port}/completion",
-                            json={"prompt": "hello", "n_predict": 4}, timeout=30)  # fmt: skip
+    with llama_server(engine_binary.path, first) as base:
+        answer = httpx.post(f"{base}/completion", json={"prompt": "hello", "n_predict": 4},
+                            timeout=30)  # fmt: skip
         assert answer.status_code == 200
         assert answer.json()["tokens_predicted"] == 4
-    finally:
-        server.kill()
-        server.wait()
 
 
 def test_a_hub_serves_every_shard_of_a_split_model_under_its_own_url(

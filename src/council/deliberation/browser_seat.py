@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council.deliberation.seats import Completion, Message, OnDelta, Sampling, SeatFailure
+from council.engine.tokenizer import Tokenizer
 from council.types import Usage
 
 GONE = "the browser tab went away"
@@ -48,6 +49,8 @@ class BrowserSeat:
 
     def __init__(self, seat_id: str, name: str, label: str, ctx_size: int | None) -> None:
         self.id = seat_id
+        self.model: str | None = None  # the catalog path of the tab's model, once it names it
+        self.tokenizer: Tokenizer | None = None  # that model's
         self.name = name
         self.label = label
         self.secret = secrets.token_urlsafe(32)
@@ -89,7 +92,9 @@ class BrowserSeat:
             self._tasks.pop(task_id, None)
 
     async def count_tokens(self, text: str) -> int | None:
-        return None  # the tab's tokenizer is not reachable from here
+        # The tab's own model, tokenized beside the hub's engine: wllama has no tokenize call,
+        # and a round trip to a busy tab would wait behind its answer.
+        return await self.tokenizer.count(text) if self.tokenizer is not None else None
 
     def deliver(self, task_id: str, update: dict[str, Any]) -> bool:
         """Apply one batch from the tab: `deltas` (strings, in order), then optionally `done`
@@ -135,7 +140,8 @@ class BrowserSeat:
         self._outbox.put_nowait(None)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "label": self.label, "model": "in the tab",
+        model = f"{self.model} (in the tab)" if self.model else "in the tab"
+        return {"name": self.name, "kind": self.kind, "label": self.label, "model": model,
                 "state": "ready", "demo": False, "ctx_size": self.ctx_size,
                 "size_bytes": None, "quantization": None, "parameters": None}  # fmt: skip
 

@@ -72,7 +72,7 @@ class Round:
         self.options = options
         self._emit = emit
         self.notes: list[str] = []
-        self._token_counts: dict[tuple[str, str], int | None] = {}
+        self._token_counts: dict[tuple[str, str], int] = {}
 
     def emit(self, kind: str, **data: Any) -> None:
         self._emit(
@@ -168,14 +168,11 @@ class Round:
         if byte_bound([prompt, *(m["content"] for m in history)], len(history)) <= budget:
             return [*history, current]  # fits even at one token per byte: nothing to count
         used = await self._tokens(seat, prompt)
-        if used is None:
-            return [*history, current]
         kept: list[Message] = []
         # Walk back from the newest turn pair; a pair is kept whole or not at all.
         for index in range(len(history) - 2, -1, -2):
             pair = history[index : index + 2]
-            counts = [await self._tokens(seat, message["content"]) for message in pair]
-            cost = sum(count or 0 for count in counts) + 8
+            cost = sum([await self._tokens(seat, message["content"]) for message in pair]) + 8
             if used + cost > budget:
                 break
             used += cost
@@ -197,16 +194,14 @@ class Round:
             return list(texts)  # fits even at one token per byte: nothing to count
         question = await self._tokens(seat, self.question)
         counts = [await self._tokens(seat, text) for text in texts]
-        if question is None or any(count is None for count in counts):
-            return list(texts)
         budget = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
         budget -= INSTRUCTIONS + question
-        if sum(count or 0 for count in counts) <= budget:
+        if sum(counts) <= budget:
             return list(texts)
         share = max(16, budget // len(texts))
         fitted = []
         for text, count in zip(texts, counts, strict=True):
-            if count is None or count <= share:
+            if count <= share:
                 fitted.append(text)
                 continue
             # Characters per token vary; cut by the text's own ratio, with a safety margin.
@@ -216,10 +211,13 @@ class Round:
                   f"{seat.ctx_size}-token context")  # fmt: skip
         return fitted
 
-    async def _tokens(self, seat: Seat, text: str) -> int | None:
+    async def _tokens(self, seat: Seat, text: str) -> int:
+        """`text`'s tokens for `seat`; where the seat cannot count, its bytes (a token covers at
+        least one), so that what is fitted by that bound fits for certain."""
         key = (seat.name, text)
         if key not in self._token_counts:
-            self._token_counts[key] = await seat.count_tokens(text)
+            counted = await seat.count_tokens(text)
+            self._token_counts[key] = len(text.encode()) if counted is None else counted
         return self._token_counts[key]
 
 

@@ -142,6 +142,8 @@ def describe(binary: EngineBinary) -> EngineInfo:
         features.append("rpc")
     if binary.sibling("llama-gguf-split") and "gguf-split" not in features:
         features.append("gguf-split")
+    if binary.sibling("llama-tokenize") and "tokenize" not in features:
+        features.append("tokenize")
     if any(binary.folder.glob("*ggml-cpu-*")):
         features.append("cpu-variants")
     variant = str(manifest.get("variant", "")) if manifest else "external"

@@ -36,7 +36,7 @@ SDIST_VERSION = "0.3.36"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 LLAMA_CPP_COMMIT = "0c1e57098"  # the llama.cpp commit this sdist vendors (its CHANGELOG says so)
 # llama.cpp renamed rpc-server to ggml-rpc-server; it is the same RPC worker.
-TARGETS = ("llama-server", "ggml-rpc-server", "llama-gguf-split")
+TARGETS = ("llama-server", "ggml-rpc-server", "llama-gguf-split", "llama-tokenize")
 
 _COMMON_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
@@ -243,7 +243,7 @@ def _write_manifest(layout: BuildLayout, variant: str) -> None:
         "sdist_sha256": SDIST_SHA256,
         "commit": LLAMA_CPP_COMMIT,
         "variant": variant,
-        "features": sorted(["openssl", "rpc", "gguf-split", variant]),
+        "features": sorted(["openssl", "rpc", "gguf-split", "tokenize", variant]),
         "cmake_flags": cmake_flags(variant),
     }
     (layout.bin / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -1,7 +1,9 @@
 """`/api/browser-seats`: a browser tab joins the council as a seat, over SSE and POST.
 
-    POST /api/browser-seats                      register: {"ctx_size"?} → 201 {id, name, label,
-                                                 secret}; the hub picks the name (browser-<id>)
+    POST /api/browser-seats                      register: {"ctx_size"?, "model"?} → 201 {id,
+                                                 name, label, secret}; the hub picks the name
+                                                 (browser-<id>)
+    PATCH /api/browser-seats/{id}                {"model"}: the tab now answers with this model
     GET  /api/browser-seats/{id}/tasks           the tab's event stream: `ready`, then `task`
                                                  {task, messages, max_tokens, temperature, seed}
                                                  and `cancel` {task}; the seat is a council
@@ -11,7 +13,11 @@
                                                  "usage") or "error": "why"; 204, or 404 once
                                                  the task is no longer wanted (stop generating)
 
-Both routes under `{id}` need the registration's secret in `X-Council-Seat-Secret` (compared in
+`model` is the `/models/<digest>/<name>` path the tab loaded its model from: the hub finds that
+file among its hashed catalog files (never a path from the request) and counts the seat's
+tokens with it (llama-tokenize), so a round fits prompts to the tab's context by token count.
+
+Every route under `{id}` needs the registration's secret in `X-Council-Seat-Secret` (compared in
 constant time); on the LAN listener the device gate has already required a paired device, and a
 tab registered from there is labelled "browser (phone)", from the laptop "browser (this tab)".
 Bodies are size-limited before they are parsed. Plain SSE and POST, so no WebSocket is needed
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,9 +36,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from council.deliberation.browser_seat import BrowserSeat
+from council.deliberation.browser_seat import BrowserSeat, BrowserSeats
 from council.deliberation.roster import Roster
 from council.deliberation.seats import SeatFailure
+from council.engine.binary import EngineBinary
+from council.engine.tokenizer import Tokenizer
+from council.models.digests import ModelFiles
 from council.server.api import HEARTBEAT, error_response, read_json
 
 SECRET_HEADER = "x-council-seat-secret"  # noqa: S105 - a header name, not a secret
@@ -39,9 +49,10 @@ MAX_REGISTRATION = 4096
 MAX_BATCH = 256 * 1024
 THIS_TAB = "browser (this tab)"
 PHONE = "browser (phone)"
+_MODEL_PATH = re.compile(r"/models/(?P<digest>[0-9a-f]{16})/(?P<name>[^/]+)")
 
 
-def browser_seat_routes(roster: Roster) -> list[Route]:
+def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list[Route]:
     seats = roster.browser
 
     async def register(request: Request) -> Response:
@@ -52,11 +63,16 @@ def browser_seat_routes(roster: Roster) -> list[Route]:
             not isinstance(ctx_size, int) or isinstance(ctx_size, bool) or ctx_size < 256
         ):
             return error_response(400, "'ctx_size' must be a whole number of at least 256")
+        model = tab_model(body, files, roster.fleet.binary)
+        if isinstance(model, Response):
+            return model
         from_device = "device" in request.scope.get("state", {})
         try:
             seat = seats.register(PHONE if from_device else THIS_TAB, ctx_size, set(roster))
         except SeatFailure as exc:
             return error_response(429, str(exc))
+        if model is not None:
+            seat.model, seat.tokenizer = model
         return JSONResponse({"id": seat.id, "name": seat.name, "label": seat.label,
                              "secret": seat.secret}, status_code=201)  # fmt: skip
 
@@ -69,10 +85,25 @@ def browser_seat_routes(roster: Roster) -> list[Route]:
             return error_response(409, f"{seat.name} has a task stream already: register again")
         seat.connected = True
         return StreamingResponse(
-            stream(seat),
+            task_stream(seats, seat),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
+
+    async def change_model(request: Request) -> Response:
+        """The tab swapped models (the larger one took over): count with the new one."""
+        seat = owned(request)
+        if isinstance(seat, Response):
+            return seat
+        body = await read_json(request, limit=MAX_REGISTRATION)
+        if body.get("model") is None:
+            return error_response(400, "'model' is required")
+        model = tab_model(body, files, roster.fleet.binary)
+        if isinstance(model, Response):
+            return model
+        if model is not None:
+            seat.model, seat.tokenizer = model
+        return Response(status_code=204)
 
     async def answer(request: Request) -> Response:
         """A batch of a task's answer, in order; the last says done or error."""
@@ -95,26 +126,45 @@ def browser_seat_routes(roster: Roster) -> list[Route]:
             return error_response(403, "this is not the secret this seat registered with")
         return seat
 
-    async def stream(seat: BrowserSeat) -> AsyncIterator[bytes]:
-        try:
-            yield sse("ready", {"seat": seat.id, "name": seat.name, "label": seat.label})
-            while True:
-                try:
-                    event = await asyncio.wait_for(seat.next_event(), timeout=HEARTBEAT)
-                except TimeoutError:
-                    yield b": ping\n\n"
-                    continue
-                if event is None:
-                    return
-                yield sse(*event)
-        finally:
-            seats.remove(seat)  # the tab went away: its seat leaves, its tasks fail
-
     return [
         Route("/api/browser-seats", register, methods=["POST"]),
+        Route("/api/browser-seats/{id}", change_model, methods=["PATCH"]),
         Route("/api/browser-seats/{id}/tasks", tasks, methods=["GET"]),
         Route("/api/browser-seats/{id}/tasks/{task}", answer, methods=["POST"]),
     ]
+
+
+async def task_stream(seats: BrowserSeats, seat: BrowserSeat) -> AsyncIterator[bytes]:
+    """`ready`, then the seat's tasks and cancels as they come; the seat leaves when it ends."""
+    try:
+        yield sse("ready", {"seat": seat.id, "name": seat.name, "label": seat.label})
+        while True:
+            try:
+                event = await asyncio.wait_for(seat.next_event(), timeout=HEARTBEAT)
+            except TimeoutError:
+                yield b": ping\n\n"
+                continue
+            if event is None:
+                return
+            yield sse(*event)
+    finally:
+        seats.remove(seat)  # the tab went away: its seat leaves, its tasks fail
+
+
+def tab_model(
+    body: dict[str, Any], files: ModelFiles | None, binary: EngineBinary
+) -> tuple[str, Tokenizer | None] | Response | None:
+    """The catalog path of the model `body["model"]` names, and its tokenizer (None for an
+    engine built without llama-tokenize); None when no model is named."""
+    model = body.get("model")
+    if model is None:
+        return None
+    match = _MODEL_PATH.fullmatch(model) if isinstance(model, str) else None
+    found = files.lookup(match["digest"], match["name"]) if match and files else None
+    if found is None:
+        return error_response(400, "'model' must be the /models/… path of a model this hub serves")
+    path, _, digest = found
+    return digest.path, Tokenizer.beside(binary, path)
 
 
 def sse(kind: str, data: dict[str, Any]) -> bytes:

@@ -6,6 +6,8 @@
 import { lines } from "/seat/lines.js";
 
 const SECRET = "x-council-seat-secret";
+// Sent on `document` by the page when another model takes over (detail: its /models/… path).
+export const MODEL_CHANGED = "council-seat:model";
 const BATCH_MS = 150; // how often written text goes to the hub while a task runs
 
 const $ = (id) => document.getElementById(id);
@@ -35,9 +37,10 @@ async function* serverEvents(body) {
 }
 
 class CouncilSeat {
-  constructor(withModel, ctxSize) {
+  constructor(withModel, ctxSize, modelPath) {
     this.withModel = withModel; // one model call at a time, the page's Ask box included
     this.ctxSize = ctxSize;
+    this.modelPath = modelPath; // the /models/… path of the model answering now
     this.leaving = new AbortController();
     this.queue = [];
     this.current = null; // { id, abort }
@@ -45,13 +48,27 @@ class CouncilSeat {
   }
 
   async join() {
+    const registered = this.modelPath();
     const response = await fetch("/api/browser-seats", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ ctx_size: this.ctxSize }),
+      body: JSON.stringify({ ctx_size: this.ctxSize, model: registered }),
     });
     if (!response.ok) throw new Error(`the hub answered ${response.status}`);
     this.seat = await response.json();
+    // The hub counts this seat's tokens with the model's tokenizer, to fit prompts to n_ctx.
+    const changed = (event) => this.tellModel(event.detail);
+    document.addEventListener(MODEL_CHANGED, changed);
+    if (this.modelPath() !== registered) this.tellModel(this.modelPath()); // swapped meanwhile
+    try {
+      await this.listen();
+    } finally {
+      document.removeEventListener(MODEL_CHANGED, changed);
+    }
+  }
+
+  // The task stream: tasks queue up and are answered one at a time; cancels drop or stop them.
+  async listen() {
     const stream = await fetch(`/api/browser-seats/${this.seat.id}/tasks`, {
       headers: { [SECRET]: this.seat.secret },
       signal: this.leaving.signal,
@@ -70,6 +87,14 @@ class CouncilSeat {
         if (this.current?.id === data.task) this.current.abort.abort();
       }
     }
+  }
+
+  tellModel(path) {
+    return fetch(`/api/browser-seats/${this.seat.id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json", [SECRET]: this.seat.secret },
+      body: JSON.stringify({ model: path }),
+    }).catch(() => {}); // a seat that has left needs no counts
   }
 
   leave() {
@@ -162,13 +187,13 @@ class CouncilSeat {
 }
 
 // The "Join the council" switch: on by default, since the model already runs in this tab.
-export function offerToJoin(withModel, ctxSize) {
+export function offerToJoin(withModel, ctxSize, modelPath) {
   const toggle = $("join");
   toggle.disabled = false;
   toggle.checked = true;
   let seat = null;
   const join = async () => {
-    seat = new CouncilSeat(withModel, ctxSize);
+    seat = new CouncilSeat(withModel, ctxSize, modelPath);
     const mine = seat;
     say("Joining the council…");
     try {

@@ -6,7 +6,7 @@
 // the browser's origin-private file system (wllama's cache) until "Clear downloaded models".
 
 import { Wllama } from "/seat/vendor/index.js";
-import { offerToJoin } from "/seat/join.js";
+import { MODEL_CHANGED, offerToJoin } from "/seat/join.js";
 import { lines } from "/seat/lines.js";
 
 const here = (path) => new URL(path, location.href).href;
@@ -349,6 +349,8 @@ async function fetchLarger(facts, decision) {
     state.model = larger;
     await old.exit().catch(() => {});
   });
+  // A joined seat tells the hub, which counts this tab's tokens with the model's own tokenizer.
+  document.dispatchEvent(new CustomEvent(MODEL_CHANGED, { detail: new URL(url).pathname }));
   document.body.dataset.larger = "ready";
   document.body.dataset.largerSource = cached ? "storage" : "hub";
   document.body.dataset.largerDownloadedBytes = String(downloaded);
@@ -500,7 +502,7 @@ async function start() {
   $("answered-by").textContent = "Answers come from the model in this tab; nothing leaves this device.";
   document.body.dataset.answeringWith = decision.model.name || decision.model.path;
   enableChat();
-  offerToJoin(withModel, state.wllama.getLoadedContextInfo().n_ctx);
+  offerToJoin(withModel, state.wllama.getLoadedContextInfo().n_ctx, () => new URL(browserUrl(state.model)).pathname);
   startLarger?.(facts);
 }
 
