@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
 from council.server.seat import ISOLATION_ENV
 from tests.browser.conftest import new_page, screenshot
@@ -183,3 +183,27 @@ def test_the_ask_box_and_another_caller_take_turns_with_the_model(
     assert other["text"]
     assert other["usage"]["completion_tokens"] == 16
     expect(page.locator("body")).to_have_attribute("data-model-busy", "false")
+
+
+def test_a_download_that_stalls_gives_way_to_the_host_and_says_why(
+    hub: HubProcess, browser: Browser
+) -> None:
+    wait_for_model_urls(hub)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    held: list[Route] = []
+    try:
+        context.add_init_script("window.councilSeatStallMs = 1500")
+        context.route("**/*.gguf", lambda route: held.append(route))  # never answered
+        page = context.new_page()
+        open_seat(page, hub)
+        expect(page.locator("body")).to_have_attribute("data-mode", "host", timeout=30_000)
+        assert held, "the page never asked for the model"
+        expect(page.locator("#reasons")).to_have_text(
+            "the model could not load in this tab (no model bytes arrived for 1.5 s)"
+        )
+        expect(page.locator("#download-status")).to_have_text(
+            "Stopped: no model bytes arrived for 1.5 s."
+        )
+        ask(page, "Hello from a tab whose download stalled")
+    finally:
+        context.close()

@@ -278,6 +278,55 @@ async function isCached(wllama, url) {
   return (await wllama.modelManager.getModels()).some((model) => model.url === url);
 }
 
+// --- Loads that stall -------------------------------------------------------------------------
+
+// A download that stops delivering (the hub went away, the network dropped) or a load that never
+// ends (a WebAssembly abort can leave wllama's promise unsettled) must not leave the page at
+// "Loading…". The watch gives up after STALL_MS without a byte while downloading, or after
+// loadMs(size) once every byte is in (or when reading from storage), and the page moves on.
+// Tests shorten STALL_MS through `window.councilSeatStallMs`, set before the page loads.
+const STALL_MS = window.councilSeatStallMs ?? 60_000;
+const loadMs = (size) => STALL_MS + (size / (20 * 1024 ** 2)) * 1000; // 20 MB/s into memory
+
+class LoadWatch {
+  constructor(size, cached) {
+    this.size = size;
+    this.abort = new AbortController(); // stops wllama's download when the watch gives up
+    this.gaveUp = new Promise((_, reject) => {
+      this.reject = reject;
+    });
+    this.gaveUp.catch(() => {});
+    if (cached) this.loading();
+    else this.arm(STALL_MS, `no model bytes arrived for ${STALL_MS / 1000} s`);
+  }
+
+  arm(ms, reason) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.abort.abort();
+      this.reject(new Error(reason));
+    }, ms);
+  }
+
+  loading() {
+    const ms = loadMs(this.size);
+    this.arm(ms, `the model did not finish loading within ${Math.round(ms / 1000)} s`);
+  }
+
+  progress(loaded, total) {
+    if (total && loaded >= total) this.loading();
+    else this.arm(STALL_MS, `no model bytes arrived for ${STALL_MS / 1000} s`);
+  }
+
+  async run(work) {
+    try {
+      return await Promise.race([work, this.gaveUp]);
+    } finally {
+      clearTimeout(this.timer);
+    }
+  }
+}
+
 async function runInTab(facts, decision) {
   $("model-card").hidden = false;
   $("model-name").textContent = label(decision.model);
@@ -285,14 +334,24 @@ async function runInTab(facts, decision) {
   const wllama = newWllama();
   const cached = await isCached(wllama, decision.url);
   $("download-status").textContent = cached ? "Reading from this browser's storage…" : "Downloading…";
-  await wllama.loadModelFromUrl(decision.url, {
+  const watch = new LoadWatch(decision.model.size_bytes, cached);
+  const load = wllama.loadModelFromUrl(decision.url, {
     n_threads: threadsFor(facts),
     n_ctx: 1024,
+    signal: watch.abort.signal,
     progressCallback: ({ loaded, total }) => {
+      watch.progress(loaded, total);
       $("download").value = total ? loaded / total : 0;
       if (!cached) $("download-status").textContent = `Downloading… ${bytes(loaded)} of ${bytes(total)}`;
     },
   });
+  try {
+    await watch.run(load);
+  } catch (error) {
+    wllama.exit().catch(() => {}); // frees what it can; a wedged worker may never answer
+    $("download-status").textContent = `Stopped: ${why(error)}.`;
+    throw error;
+  }
   $("download").value = 1;
   const downloaded = downloadedBytes(fetchedUrls(decision.url, decision.model));
   document.body.dataset.downloadedBytes = String(downloaded);
@@ -328,15 +387,26 @@ async function fetchLarger(facts, decision) {
     status.textContent = "Reading from this browser's storage…";
   } else {
     status.textContent = "Downloading in the background…";
-    await wllama.modelManager.downloadModel(url, {
-      progressCallback: ({ loaded, total }) => {
-        bar.value = total ? loaded / total : 0;
-        status.textContent = `Downloading in the background… ${bytes(loaded)} of ${bytes(total)}`;
-      },
-    });
+    const watch = new LoadWatch(larger.size_bytes, false);
+    await watch.run(
+      wllama.modelManager.downloadModel(url, {
+        signal: watch.abort.signal,
+        progressCallback: ({ loaded, total }) => {
+          watch.arm(STALL_MS, `no model bytes arrived for ${STALL_MS / 1000} s`);
+          bar.value = total ? loaded / total : 0;
+          status.textContent = `Downloading in the background… ${bytes(loaded)} of ${bytes(total)}`;
+        },
+      }),
+    );
     downloaded = downloadedBytes(fetchedUrls(url, larger));
   }
-  await wllama.loadModelFromUrl(url, { n_threads: threadsFor(facts), n_ctx: 1024 });
+  const watch = new LoadWatch(larger.size_bytes, true);
+  await watch
+    .run(wllama.loadModelFromUrl(url, { n_threads: threadsFor(facts), n_ctx: 1024 }))
+    .catch((error) => {
+      wllama.exit().catch(() => {});
+      throw error;
+    });
   bar.value = 1;
   if (!$("fetch-larger").checked) {
     await wllama.exit().catch(() => {});
