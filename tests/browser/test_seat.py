@@ -191,9 +191,13 @@ def test_a_download_that_stalls_gives_way_to_the_host_and_says_why(
     wait_for_model_urls(hub)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     held: list[Route] = []
+
+    def hold(route: Route) -> None:  # never answered: not a byte of the model arrives
+        held.append(route)
+
     try:
         context.add_init_script("window.councilSeatStallMs = 1500")
-        context.route("**/*.gguf", lambda route: held.append(route))  # never answered
+        context.route("**/*.gguf", hold)
         page = context.new_page()
         open_seat(page, hub)
         expect(page.locator("body")).to_have_attribute("data-mode", "host", timeout=30_000)
