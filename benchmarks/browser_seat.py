@@ -1,10 +1,11 @@
 """The browser seat, measured: tokens/s in a tab against llama-server, and model downloads
 from the hub against Debian's nginx, in one run.
 
-Tokens/s: a generated model of about 130M parameters (F16, random weights: benchmarks/proxy.py's
-"paced" shape, a small model's pace that loads in seconds) on the same stick. Debian's Chromium
-(headless, through Playwright) opens `/seat/?model=paced.gguf`; wllama loads it from the hub on
-the page's own thread count (read back from the page), and the page's test hook
+Tokens/s: a generated model of about 130M parameters (random weights: benchmarks/hubs.py's
+"paced" shape, a small model's pace that loads in seconds) on the same stick, once in F16 and
+once in Q8_0. Debian's Chromium (headless, through Playwright) opens
+`/seat/?model=paced-f16.gguf` (then `paced-q8_0.gguf`); wllama loads it from the hub on the
+page's own thread count (read back from the page), and the page's test hook
 `window.councilSeat.generate(prompt, max_tokens)` runs one greedy chat completion (temperature
 0, end of text ignored). llama-server (the hub's engine binary, spawned directly) loads the same
 file with `--threads N --threads-batch N` and answers the same request on
@@ -56,6 +57,9 @@ MB = 1_000_000
 CHROMIUM = "/usr/bin/chromium"
 PROMPT = "Write a long story about a council of machines that meets on a USB stick."
 N_CTX = 1024  # the page's context size
+# F16 is the generator's default; Q8_0 is what a browser should be given (WebAssembly has SIMD
+# kernels for block quantizations, none for F16).
+FORMATS = ("F16", "Q8_0")
 NGINX_CONF = """
 worker_processes 1;
 pid {root}/nginx.pid;
@@ -198,7 +202,7 @@ def engine_rate(base: str, max_tokens: int) -> float:
 
 
 def tokens_per_second(
-    folder: DataFolder, hub_url: str, name: str, rounds: int, max_tokens: int
+    folder: DataFolder, hub_url: str, name: str, quantization: str, *, rounds: int, max_tokens: int
 ) -> None:
     """The tokens/s half: the same model in a tab (wllama) and in llama-server, printed."""
     from playwright.sync_api import sync_playwright
@@ -235,8 +239,8 @@ def tokens_per_second(
             browser.close()
     size = (folder.models / name).stat().st_size
     print(f"Tokens/s: {rounds} greedy completions of {max_tokens} tokens each, a {size / MB:.0f} "
-          f"MB F16 model (~130M parameters), {threads} threads each, on {os.cpu_count()} "
-          "cores")  # fmt: skip
+          f"MB {quantization} model (~130M parameters), {threads} threads each, on "
+          f"{os.cpu_count()} cores")  # fmt: skip
     for which, values in rates.items():
         print(f"  {which:<12} median {statistics.median(values):>7.1f} tokens/s   "
               f"rounds: {' '.join(f'{v:.1f}' for v in values)}")  # fmt: skip
@@ -283,8 +287,10 @@ def main() -> None:
         folder.prepare()
         name = "bench.gguf"
         model = write_demo_model(folder.models / name, name="bench", shape=shape_for(args.size_gb))
-        paced = "paced.gguf"
-        write_demo_model(folder.models / paced, name="paced", shape=PACED)
+        paced = {quantization: f"paced-{quantization.lower()}.gguf" for quantization in FORMATS}
+        for quantization, file in paced.items():
+            write_demo_model(folder.models / file, name=f"paced {quantization}", shape=PACED,
+                             quantization=quantization)  # fmt: skip
         size = model.stat().st_size
         with running_hub(folder.root) as hub:
             targets = {"council": (hub.port, wait_for_url(hub.url, name))}
@@ -306,8 +312,10 @@ def main() -> None:
                 if nginx is not None:
                     nginx[0].send_signal(signal.SIGQUIT)
                     nginx[0].wait(timeout=10)
-            wait_for_url(hub.url, paced)
-            tokens_per_second(folder, hub.url, paced, args.token_rounds, args.max_tokens)
+            for quantization, file in paced.items():
+                wait_for_url(hub.url, file)
+                tokens_per_second(folder, hub.url, file, quantization, rounds=args.token_rounds,
+                                  max_tokens=args.max_tokens)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -107,3 +107,25 @@ def test_seed_outside_32_bits_is_refused(tmp_path: Path) -> None:
         write_demo_model(tmp_path / "demo.gguf", seed=-1)
 
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("quantization", ["Q8_0", "Q4_0"])
+def test_a_quantized_demo_holds_its_matrices_in_blocks_and_its_norms_in_f32(
+    tmp_path: Path, quantization: str
+) -> None:
+    path = write_demo_model(tmp_path / "demo.gguf", quantization=quantization)
+    f16 = write_demo_model(tmp_path / "f16.gguf")
+    info = read_model(path, tmp_path)
+    assert info.valid, info.reason
+    assert info.quantization == quantization
+    assert info.parameters == read_model(f16, tmp_path).parameters
+    assert path.stat().st_size < f16.stat().st_size
+    types = {t.name: t.tensor_type.name for t in GGUFReader(path).tensors}
+    assert types["blk.0.attn_q.weight"] == types["token_embd.weight"] == quantization
+    assert types["blk.0.attn_norm.weight"] == "F32"
+
+
+def test_an_unknown_quantization_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="quantization must be one of F16, Q8_0, Q4_0"):
+        write_demo_model(tmp_path / "demo.gguf", quantization="Q3_K")
+    assert list(tmp_path.iterdir()) == []

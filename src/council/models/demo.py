@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFWriter, LlamaFileType, TokenType
+from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType, quants
 
 DEMO_ARCHITECTURE = "llama"
 DEMO_CONTEXT_LENGTH = 2048
@@ -73,6 +73,15 @@ def _vocabulary() -> tuple[list[bytes], list[float], list[int]]:
     return tokens, scores, types
 
 
+# Weight formats the generator writes: F16, or a llama.cpp block quantization of every matrix
+# (what browsers and small laptops run), made with gguf-py's own quantizer.
+QUANTIZATIONS = {
+    "F16": (None, LlamaFileType.MOSTLY_F16),
+    "Q8_0": (GGMLQuantizationType.Q8_0, LlamaFileType.MOSTLY_Q8_0),
+    "Q4_0": (GGMLQuantizationType.Q4_0, LlamaFileType.MOSTLY_Q4_0),
+}
+
+
 def _weights(seed: int, n_vocab: int, shape: DemoShape) -> list[tuple[str, np.ndarray]]:
     """All tensors in llama.cpp's names; numpy shapes are ggml's `ne` reversed."""
     rng = np.random.default_rng(seed)
@@ -115,6 +124,17 @@ def _weights(seed: int, n_vocab: int, shape: DemoShape) -> list[tuple[str, np.nd
     return tensors
 
 
+def _add_tensor(
+    writer: GGUFWriter, name: str, data: np.ndarray, block_type: GGMLQuantizationType | None
+) -> None:
+    """Matrices in `block_type` when one is given; norms (vectors) always stay F32."""
+    if block_type is not None and data.ndim == 2:
+        writer.add_tensor(name, quants.quantize(data.astype(np.float32), block_type),
+                          raw_dtype=block_type)  # fmt: skip
+    else:
+        writer.add_tensor(name, data)
+
+
 def write_demo_model(
     path: Path,
     *,
@@ -122,10 +142,15 @@ def write_demo_model(
     name: str = "demo",
     context_length: int = DEMO_CONTEXT_LENGTH,
     shape: DemoShape = DEMO_SHAPE,
+    quantization: str = "F16",
 ) -> Path:
-    """Write the demo model to `path` atomically (via a `.gguf.part` beside it); return `path`."""
+    """Write the demo model to `path` atomically (via a `.gguf.part` beside it); return `path`.
+    `quantization` is one of QUANTIZATIONS."""
     if not 0 <= seed < 2**32:
         raise ValueError(f"demo seed must fit in 32 bits, got {seed}")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
+    block_type, file_type = QUANTIZATIONS[quantization]
     path = Path(path)
     part = path.with_suffix(".gguf.part")
     tokens, scores, types = _vocabulary()
@@ -135,7 +160,7 @@ def write_demo_model(
         writer.add_name(f"council demo ({name}, random weights)")
         writer.add_bool(DEMO_KEY, True)
         writer.add_uint32(DEMO_SEED_KEY, seed)
-        writer.add_file_type(int(LlamaFileType.MOSTLY_F16))
+        writer.add_file_type(int(file_type))
         writer.add_context_length(context_length)
         writer.add_embedding_length(shape.embedding_length)
         writer.add_block_count(shape.block_count)
@@ -159,7 +184,7 @@ def write_demo_model(
         writer.add_chat_template(CHAT_TEMPLATE)
 
         for tensor_name, data in _weights(seed, len(tokens), shape):
-            writer.add_tensor(tensor_name, data)
+            _add_tensor(writer, tensor_name, data, block_type)
 
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
