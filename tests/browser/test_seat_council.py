@@ -63,6 +63,15 @@ def test_a_tab_that_runs_the_model_joins_the_council_and_its_answer_is_stored(
 
         with new_page(browser, viewport={"width": 1280, "height": 900}) as council:
             council.goto(hub.url)
+            chip = council.locator("#seat-choice label", has_text=name)
+            expect(chip).to_have_text(f"{name}browser (this tab)")
+            council.locator("#question").fill("Name a fruit.")
+            council.locator("#send").click()
+            round_ = council.locator(".round").last
+            expect(round_).to_have_attribute("data-state", "done", timeout=100_000)
+            pane = round_.locator(f'.stage-answer .pane[data-seat="{name}"]')
+            expect(pane.locator("header")).to_contain_text(f"{name}browser (this tab)")
+            expect(pane).to_have_attribute("data-state", "done")
             council.locator("#show-seats").click()
             row = council.locator(f'#seats-table tr[data-seat="{name}"]')
             expect(row).to_contain_text("browser (this tab)")

@@ -16,13 +16,17 @@ from typing import Any
 
 import httpx
 
+from council.datafolder import DataFolder
 from council.deliberation.browser_seat import GONE
-from council.deliberation.rounds import SHORTENED
+from council.deliberation.rounds import SHORTENED, TEMPLATE_MARGIN
+from council.engine.binary import EngineBinary
+from council.engine.tokenizer import Tokenizer
 from council.server.browser_seats import SECRET_HEADER
 from council.server.gate import counted
 from tests.hubs import HubProcess, ask_round, new_conversation, sse_events
 from tests.integration.test_lan import council, lan, pair_device
 from tests.integration.test_model_files import served_models
+from tests.running import run
 
 __all__ = ["lan"]  # the LAN hub fixture, shared with test_lan
 
@@ -315,26 +319,32 @@ def test_a_tab_names_the_model_it_runs_and_may_name_another_when_it_swaps(hub: H
 
 
 def test_the_answers_a_tab_is_shown_are_fitted_to_its_context_by_its_models_token_count(
-    hub: HubProcess,
+    hub: HubProcess, isolated_data: DataFolder, engine_binary: EngineBinary
 ) -> None:
-    urls = {model["path"]: model["url"] for model in served_models(hub)}
+    models = {model["path"]: model for model in served_models(hub)}
+    first = sorted(models)[0]
     prompts: list[str] = []
 
     def answer(task: dict[str, Any]) -> str:
         prompts.append(task["messages"][-1]["content"])
         return "The tab's answer."
 
-    with joined(hub, {"ctx_size": 256, "model": urls[sorted(urls)[0]]}) as tab:
+    with joined(hub, {"ctx_size": 1024, "model": models[first]["url"]}) as tab:
         tab.answer_every_task(answer)
         events = ask_round(hub, new_conversation(hub), "Describe a council of machines.",
-                           seats=["demo-1", tab.name], chair="demo-1", max_tokens=48)  # fmt: skip
+                           seats=["demo-1", tab.name], chair="demo-1", max_tokens=200)  # fmt: skip
         assert events[-1][1]["status"] == "done"
         notes = [data["text"] for kind, data in events if kind == "note"]
-        assert f"{tab.name}: shortened the answers it was shown to fit its 256-token context" in (
+        assert f"{tab.name}: shortened the answers it was shown to fit its 1024-token context" in (
             notes)  # fmt: skip
     answer_prompt, review_prompt = prompts
     assert SHORTENED not in answer_prompt
     assert SHORTENED in review_prompt
+    tokenizer = Tokenizer.beside(engine_binary, isolated_data.models / first)
+    assert tokenizer is not None
+    counted = run(tokenizer.count(review_prompt))
+    assert counted is not None
+    assert counted + 200 + TEMPLATE_MARGIN <= 1024  # room left for its 200-token answer
     stored = outputs_of_round(hub, events)
     assert ("review", "done") in {(o["stage"], o["status"]) for o in stored[tab.name]}
 

@@ -56,13 +56,15 @@ async def synthesize(round_: Round) -> Verdict:
         return Verdict(survivors[0].content, {"chair": None, "notes": round_.notes})
     standings, reviews = await review(round_, survivors)
 
-    async def chair_prompt(seat: str) -> str:
-        texts = await round_.fit(seat, [o.content for o in [*survivors, *reviews]])
+    def render(texts: Sequence[str]) -> str:
         shown_answers = [(o.seat, t) for o, t in zip(survivors, texts, strict=False)]
         shown_reviews = [(o.seat, t) for o, t in zip(reviews, texts[len(survivors) :], strict=True)]
         return prompts.chair_prompt(
             round_.question, shown_answers, shown_reviews, _standings_text(standings)
         )
+
+    async def chair_prompt(seat: str) -> str:
+        return await round_.fit(seat, [o.content for o in [*survivors, *reviews]], render)
 
     chair_text, chair = await _chair(round_, chair_prompt, standings)
     return Verdict(
@@ -97,8 +99,13 @@ async def review(
                 ranking, problem = None, output.error
             output.details.update({"labels": labels, "ranking": ranking, "problem": problem})
 
-        fitted = await round_.fit(reviewer, [texts[seat] for seat in labels.values()])
-        prompt = prompts.review_prompt(round_.question, list(zip(labels, fitted, strict=True)))
+        prompt = await round_.fit(
+            reviewer,
+            [texts[seat] for seat in labels.values()],
+            lambda shown: prompts.review_prompt(
+                round_.question, list(zip(labels, shown, strict=True))
+            ),
+        )
         output = await round_.ask(Stage.REVIEW, reviewer, prompt, annotate=read_ranking)
         round_.emit("review_done", seat=reviewer, status=output.status.value, **output.details)
         return output
@@ -217,9 +224,11 @@ def _with_answers(
 ) -> PromptFor:
     """A prompt builder showing `answers` to each seat, shortened to fit that seat."""
 
-    async def build(seat: str) -> str:
-        texts = await round_.fit(seat, [o.content for o in answers])
+    def shown(texts: Sequence[str]) -> str:
         return render(round_.question, [(o.seat, t) for o, t in zip(answers, texts, strict=True)])
+
+    async def build(seat: str) -> str:
+        return await round_.fit(seat, [o.content for o in answers], shown)
 
     return build
 

@@ -23,9 +23,8 @@ from council.types import Mode, OutputStatus, Stage, StageOutput
 
 # Room kept for the chat template's own tokens when history is trimmed to a seat's context.
 TEMPLATE_MARGIN = 64
-# Room kept for a stage's instructions around the answers it shows (review, chair prompts).
-INSTRUCTIONS = 320
 SHORTENED = " […shortened to fit this seat's context]"
+LEFT_OUT = "[…]"  # an answer that had no room at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +164,11 @@ class Round:
         if seat.ctx_size is None or not history:
             return [*history, current]
         budget = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
-        if byte_bound([prompt, *(m["content"] for m in history)], len(history)) <= budget:
-            return [*history, current]  # fits even at one token per byte: nothing to count
+        if token_bound([prompt, *(m["content"] for m in history)], len(history)) <= budget:
+            return [
+                *history,
+                current,
+            ]  # fits even at the worst a tokenizer can do: nothing to count
         used = await self._tokens(seat, prompt)
         kept: list[Message] = []
         # Walk back from the newest turn pair; a pair is kept whole or not at all.
@@ -183,48 +185,56 @@ class Round:
                       f"fit its {seat.ctx_size}-token context")  # fmt: skip
         return [*kept, current]
 
-    async def fit(self, seat_name: str, texts: Sequence[str]) -> list[str]:
-        """Shorten the answers a stage shows one seat so that its prompt fits the seat's
-        context with room left to answer; every text gets an equal share of what is left."""
+    async def fit(
+        self, seat_name: str, texts: Sequence[str], render: Callable[[Sequence[str]], str]
+    ) -> str:
+        """The prompt `render(texts)`, with the texts (the answers a stage shows this seat)
+        shortened, if need be, so that it fits the seat's context with room left to answer:
+        the prompt's own words are counted as they are, and every text gets an equal share of
+        what is left."""
         seat = self.seats[seat_name]
+        whole = render(texts)
         if seat.ctx_size is None or not texts or seat.unavailable():
-            return list(texts)
-        room = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN - INSTRUCTIONS
-        if byte_bound([self.question, *texts], 0) <= room:
-            return list(texts)  # fits even at one token per byte: nothing to count
-        question = await self._tokens(seat, self.question)
+            return whole
+        room = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
+        if token_bound([whole], 0) <= room:
+            return whole  # fits even at the worst a tokenizer can do: nothing to count
+        frame = await self._tokens(seat, render([""] * len(texts)))
         counts = [await self._tokens(seat, text) for text in texts]
-        budget = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
-        budget -= INSTRUCTIONS + question
+        budget = room - frame
         if sum(counts) <= budget:
-            return list(texts)
-        share = max(16, budget // len(texts))
+            return whole
+        share = max(0, budget // len(texts))
+        words = share - await self._tokens(seat, SHORTENED)  # what a shortened text keeps
         fitted = []
         for text, count in zip(texts, counts, strict=True):
             if count <= share:
                 fitted.append(text)
-                continue
-            # Characters per token vary; cut by the text's own ratio, with a safety margin.
-            keep = int(len(text) * share / count * 0.9)
-            fitted.append(text[:keep].rstrip() + SHORTENED)
+            elif words > 0:
+                # Characters per token vary; cut by the text's own ratio, with a safety margin.
+                fitted.append(text[: int(len(text) * words / count * 0.9)].rstrip() + SHORTENED)
+            else:  # no room for any of it
+                fitted.append(LEFT_OUT)
         self.emit("note", text=f"{seat_name}: shortened the answers it was shown to fit its "
                   f"{seat.ctx_size}-token context")  # fmt: skip
-        return fitted
+        return render(fitted)
 
     async def _tokens(self, seat: Seat, text: str) -> int:
-        """`text`'s tokens for `seat`; where the seat cannot count, its bytes (a token covers at
-        least one), so that what is fitted by that bound fits for certain."""
+        """`text`'s tokens for `seat`; where the seat cannot count, the most they can be, so
+        that what is fitted by that bound fits for certain."""
         key = (seat.name, text)
         if key not in self._token_counts:
             counted = await seat.count_tokens(text)
-            self._token_counts[key] = len(text.encode()) if counted is None else counted
+            self._token_counts[key] = token_bound([text], 0) if counted is None else counted
         return self._token_counts[key]
 
 
-def byte_bound(texts: Sequence[str], messages: int) -> int:
-    """An upper bound on tokens that needs no tokenizer: a token covers at least one byte (byte
-    fallback guarantees it), plus a few template tokens per message."""
-    return sum(len(text.encode()) for text in texts) + 8 * messages
+def token_bound(texts: Sequence[str], messages: int) -> int:
+    """The most tokens `texts` can be, with no tokenizer at hand: one per byte (what byte
+    fallback gives at worst), plus two per space (SentencePiece writes a space as the 3-byte
+    "▁", which a vocabulary of bytes alone spells in three tokens), plus a few template tokens
+    per message."""
+    return sum(len(text.encode()) + 2 * text.count(" ") for text in texts) + 8 * messages
 
 
 def done(outputs: Sequence[StageOutput]) -> list[StageOutput]:

@@ -41,7 +41,7 @@ function showConversation(conversation) {
     $("export-json").href = `/api/conversations/${conversation.id}/export?format=json`;
     for (const message of conversation.messages) {
       if (message.mode === "history") continue;
-      $("thread").append(RoundView.fromStored(message).element);
+      $("thread").append(RoundView.fromStored(message, seatLabels()).element);
     }
   } else {
     $("thread").append(EMPTY);
@@ -110,7 +110,8 @@ async function ask(event) {
       state.conversation = await api("POST", "/api/conversations", {});
       $("thread").replaceChildren();
     }
-    const view = new RoundView(question, { mode: body.mode, seats, chair: body.chair });
+    const view = new RoundView(question, { mode: body.mode, seats, chair: body.chair,
+      labels: seatLabels() });
     $("thread").append(view.element);
     view.element.scrollIntoView({ block: "start", behavior: "smooth" });
     $("question").value = "";
@@ -175,12 +176,19 @@ function renderComposerOptions() {
   const picked = (name) => (shown.has(name) ? previous.has(name) : byDefault(name));
   $("seat-choice").replaceChildren(el("legend", { text: "Seats" }), ...state.seats.map((seat) =>
     el("label", { class: "chip" }, el("input", { type: "checkbox", value: seat.name,
-      checked: picked(seat.name) }), seat.name)));
+      checked: picked(seat.name) }), seat.name,
+    seat.kind === "browser" ? el("span", { class: "kind", text: seat.label }) : null)));
   const chair = $("chair").value || defaults.chair;
   $("chair").replaceChildren(el("option", { value: "", text: "first seat" }),
     ...state.seats.map((seat) => el("option", { value: seat.name, text: seat.name,
       selected: seat.name === chair })));
   if (!$("mode").dataset.touched) $("mode").value = defaults.mode;
+}
+
+// Browser seats by name → "browser (this tab)" / "browser (phone)", for the round panes.
+function seatLabels() {
+  return Object.fromEntries(state.seats.filter((seat) => seat.kind === "browser")
+    .map((seat) => [seat.name, seat.label]));
 }
 
 function renderSeatsTable() {

@@ -5,7 +5,9 @@ import { setMarkdown } from "/static/markdown.js";
 const STAGE_TITLES = { answer: "Answers", review: "Reviews", chair: "Final answer" };
 
 export class RoundView {
-  constructor(question, { mode = "", seats = [], chair = "" } = {}) {
+  // `labels`: how people know a seat beyond its name ("browser (phone)"), where it has one.
+  constructor(question, { mode = "", seats = [], chair = "", labels = {} } = {}) {
+    this.labels = labels;
     this.panes = new Map(); // `${stage}:${layer}:${seat}` → pane
     this.stages = new Map(); // `${stage}:${layer}` → section
     this.pending = new Set();
@@ -206,7 +208,9 @@ export class RoundView {
     const text = el("div", { class: "markdown pane-text" });
     const error = el("p", { class: "pane-error", role: "alert", hidden: true });
     const element = el("div", { class: "pane", id, role: "tabpanel", "data-seat": seat,
-      "data-state": "running" }, el("header", {}, el("strong", { text: seat }), state), text, error);
+      "data-state": "running" }, el("header", {}, el("span", {}, el("strong", { text: seat }),
+      this.labels[seat] ? el("span", { class: "kind", text: this.labels[seat] }) : null), state),
+    text, error);
     const pane = { key, seat, element, tab, state, text: "", tokens: 0, body: text, error };
     section.tabs.append(tab);
     section.panesBox.append(element);
@@ -310,10 +314,10 @@ export class RoundView {
   }
 
   // ---- a stored message, replayed -----------------------------------------------------------
-  static fromStored(message) {
+  static fromStored(message, labels = {}) {
     const view = new RoundView(message.question, {
       mode: message.mode, seats: message.options.seats || [],
-      chair: message.result?.chair || message.options.chair,
+      chair: message.result?.chair || message.options.chair, labels,
     });
     for (const output of message.outputs) {
       if (output.stage === "review") {

@@ -14,6 +14,10 @@ const WASM = { default: here("/seat/vendor/wllama.wasm") };
 const COMPAT = { wasm: here("/seat/vendor/compat/wllama.wasm"), worker: here("/seat/vendor/compat/wllama.js") };
 const GB = 1024 ** 3;
 const MAX_TOKENS = 48;
+// One slot with the whole context: the tab runs one completion at a time (withModel), and
+// wllama's default of 4 slots sharing the cache leaves old prompts in cells a long new prompt
+// needs (llama.cpp then logs "failed to restore state" and starts over).
+const CONTEXT = { n_ctx: 1024, n_parallel: 1 };
 
 const $ = (id) => document.getElementById(id);
 const state = { mode: "checking", wllama: null, model: null, hostModel: null, busy: false };
@@ -337,7 +341,7 @@ async function runInTab(facts, decision) {
   const watch = new LoadWatch(decision.model.size_bytes, cached);
   const load = wllama.loadModelFromUrl(decision.url, {
     n_threads: threadsFor(facts),
-    n_ctx: 1024,
+    ...CONTEXT,
     signal: watch.abort.signal,
     progressCallback: ({ loaded, total }) => {
       watch.progress(loaded, total);
@@ -402,7 +406,7 @@ async function fetchLarger(facts, decision) {
   }
   const watch = new LoadWatch(larger.size_bytes, true);
   await watch
-    .run(wllama.loadModelFromUrl(url, { n_threads: threadsFor(facts), n_ctx: 1024 }))
+    .run(wllama.loadModelFromUrl(url, { n_threads: threadsFor(facts), ...CONTEXT }))
     .catch((error) => {
       wllama.exit().catch(() => {});
       throw error;
