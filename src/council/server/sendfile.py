@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from asyncio.selector_events import BaseSelectorEventLoop
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 PATHSEND = "http.response.pathsend"
 CHUNK = 256 * 1024  # bytes per sendfile(2) call
+SENDFILE = hasattr(os, "sendfile")
 
 
 class SendfileProtocol(HttpToolsProtocol):
@@ -42,9 +44,10 @@ class SendfileProtocol(HttpToolsProtocol):
     sendfile_calls = 0  # whole files sent with loop.sendfile since start (tests read it)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        # uvloop's loop has no working loop.sendfile; asyncio's own loops do.
+        # os.sendfile and a selector loop (add_writer) are what _send needs: Linux and macOS;
+        # Windows' proactor loop and uvloop keep FileResponse's reads.
         plain = self.transport.get_extra_info("sslcontext") is None
-        if plain and isinstance(self.loop, asyncio.BaseEventLoop):
+        if plain and SENDFILE and isinstance(self.loop, BaseSelectorEventLoop):
             extensions = cycle.scope.setdefault("extensions", {})
             extensions[PATHSEND] = {}
             app = _PathsendApp(app, cycle, self.loop)
