@@ -38,16 +38,13 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import asyncio
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 
 import httpx
-from benchmarks.hubs import PACED, free_port, running_hub
+from benchmarks.hubs import PACED, free_port, running_hub, running_nginx
 
 from council.datafolder import DataFolder
 from council.engine.binary import find_llama_server
@@ -142,25 +139,6 @@ async def download(host: str, port: int, path: str) -> float:
     finally:
         transport.close()
     return size / MB / (time.perf_counter() - started)
-
-
-def start_nginx(root: Path, models: Path) -> tuple[subprocess.Popen[bytes], int] | None:
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                       else None)  # fmt: skip
-    if binary is None:
-        return None
-    port = free_port()
-    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, models=models, port=port))
-    process = subprocess.Popen([binary, "-p", str(root), "-c", str(root / "nginx.conf"),
-                                "-g", "daemon off;"], stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, port
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("nginx did not start")
 
 
 def start_engine(
@@ -293,11 +271,13 @@ def main() -> None:
                              quantization=quantization)  # fmt: skip
         size = model.stat().st_size
         with running_hub(folder.root) as hub:
+            # Every file hashed first: hashing in the background would take CPU from the downloads.
+            for file in paced.values():
+                wait_for_url(hub.url, file)
             targets = {"council": (hub.port, wait_for_url(hub.url, name))}
-            nginx = start_nginx(Path(temp), folder.models)
-            try:
+            with running_nginx(Path(temp), NGINX_CONF, models=folder.models) as nginx:
                 if nginx is not None:
-                    targets["nginx"] = (nginx[1], f"/{name}")
+                    targets["nginx"] = (nginx, f"/{name}")
                 print(f"{args.rounds} downloads of a {size / MB:.0f} MB model from each server, "
                       f"alternating order, on {os.cpu_count()} cores"
                       f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
@@ -308,12 +288,7 @@ def main() -> None:
                 if nginx is not None:
                     ratio = statistics.median(rates["council"]) / statistics.median(rates["nginx"])
                     print(f"  council/nginx: {ratio:.3f} (target ≥ 0.9)")
-            finally:
-                if nginx is not None:
-                    nginx[0].send_signal(signal.SIGQUIT)
-                    nginx[0].wait(timeout=10)
             for quantization, file in paced.items():
-                wait_for_url(hub.url, file)
                 tokens_per_second(folder, hub.url, file, quantization, rounds=args.token_rounds,
                                   max_tokens=args.max_tokens)  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,3 +74,35 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def running_nginx(root: Path, config: str, **fields: object) -> Iterator[int | None]:
+    """Debian's nginx, the benchmarks' reference, on a free loopback port: `config` is formatted
+    with `root` (its own prefix folder), `port` and `fields`. Yields the port, or None when
+    nginx is not installed; stopped (by its PID) on the way out."""
+    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")  # root's PATH
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    (root / "nginx.conf").write_text(config.format(root=root, port=port, **fields))
+    process = subprocess.Popen([binary, "-p", str(root), "-c", str(root / "nginx.conf"),
+                                "-g", "daemon off;"], stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("nginx did not start")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.send_signal(signal.SIGQUIT)  # a graceful stop
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

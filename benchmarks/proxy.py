@@ -34,9 +34,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -44,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
-from benchmarks.hubs import PACED, free_port, running_hub
+from benchmarks.hubs import PACED, running_hub, running_nginx
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
@@ -163,26 +160,6 @@ def engine_of(hub: subprocess.Popen[bytes]) -> tuple[int, str]:
     raise SystemExit("the hub's engine was not found")
 
 
-def start_nginx(root: Path, engine_port: int) -> tuple[subprocess.Popen[bytes], str] | None:
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                       else None)  # fmt: skip
-    if binary is None:
-        return None
-    port = free_port()
-    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, engine_port=engine_port,
-                                                       port=port))  # fmt: skip
-    process = subprocess.Popen([binary, "-p", str(root), "-c", str(root / "nginx.conf"),
-                                "-g", "daemon off;"], stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"http://127.0.0.1:{port}"
-        time.sleep(0.05)
-    process.kill()
-    return None
-
-
 async def measure(targets: list[Target], levels: list[int], rounds: int, max_tokens: int) -> None:
     for target in targets:  # warm-up: the engine's caches, the hub's first requests
         await batch(target, 4, 8)
@@ -241,10 +218,9 @@ def main() -> None:
             targets = [Target("direct", f"http://127.0.0.1:{engine_port}", key),
                        Target("council", hub.url, key)]  # fmt: skip
             # The hub needs no key on its localhost listener; sending the engine's does no harm.
-            nginx = start_nginx(Path(temp), engine_port)
-            try:
+            with running_nginx(Path(temp), NGINX_CONF, engine_port=engine_port) as nginx:
                 if nginx is not None:
-                    targets.append(Target("nginx", nginx[1], key))
+                    targets.append(Target("nginx", f"http://127.0.0.1:{nginx}", key))
                 threads = args.engine_threads or os.cpu_count()
                 print(f"{args.rounds} batches per level and target, {args.max_tokens} tokens a "
                       f"stream, {args.model} model, {threads} engine threads on "
@@ -252,10 +228,6 @@ def main() -> None:
                       f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
                 asyncio.run(measure(targets, levels, args.rounds, args.max_tokens))
                 report(targets, levels)
-            finally:
-                if nginx is not None:
-                    nginx[0].send_signal(signal.SIGQUIT)
-                    nginx[0].wait(timeout=10)
 
 
 if __name__ == "__main__":
