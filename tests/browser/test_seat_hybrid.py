@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Route, expect
 
 from council.datafolder import DataFolder
@@ -31,14 +32,22 @@ def catalog(hub: HubProcess) -> dict[str, dict[str, object]]:
     return {str(model["path"]): model for model in models}
 
 
-def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downloaded(
-    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, browser: Browser
-) -> None:
+@pytest.fixture
+def hub_with_a_larger_model(
+    start_hub: Callable[..., HubProcess], isolated_data: DataFolder
+) -> tuple[HubProcess, dict[str, dict[str, object]]]:
+    """A hub with the demo seats' models and one larger model, every file hashed; its catalog."""
     write_demo_model(isolated_data.models / "larger.gguf", name="larger", shape=LARGER)
     hub = start_hub()
     hub.wait_ok()
     wait_for_model_urls(hub)
-    models = catalog(hub)
+    return hub, catalog(hub)
+
+
+def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downloaded(
+    hub_with_a_larger_model: tuple[HubProcess, dict[str, dict[str, object]]], browser: Browser
+) -> None:
+    hub, models = hub_with_a_larger_model
     larger = models["larger.gguf"]
     small = min(models.values(), key=lambda model: int(str(model["size_bytes"])))
     sizes = {str(m["url"]): int(str(m["size_bytes"])) for m in (small, larger)}
@@ -104,13 +113,9 @@ def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downl
 
 
 def test_a_visitor_who_unticks_the_background_fetch_keeps_the_small_model_on_later_visits(
-    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, browser: Browser
+    hub_with_a_larger_model: tuple[HubProcess, dict[str, dict[str, object]]], browser: Browser
 ) -> None:
-    write_demo_model(isolated_data.models / "larger.gguf", name="larger", shape=LARGER)
-    hub = start_hub()
-    hub.wait_ok()
-    wait_for_model_urls(hub)
-    models = catalog(hub)
+    hub, models = hub_with_a_larger_model
     larger_url = str(models["larger.gguf"]["url"])
     small = min(models.values(), key=lambda model: int(str(model["size_bytes"])))
     context = browser.new_context(viewport={"width": 1280, "height": 1000})

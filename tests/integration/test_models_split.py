@@ -72,14 +72,21 @@ def test_llama_server_loads_the_split_model_from_its_first_shard(
         assert answer.json()["tokens_predicted"] == 4
 
 
-def test_a_hub_serves_every_shard_of_a_split_model_under_its_own_url(
-    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, model: Path,
-    engine_env: dict[str, str],
-) -> None:  # fmt: skip
+@pytest.fixture
+def split_and_served(
+    start_hub: Callable[..., HubProcess], model: Path, engine_env: dict[str, str]
+) -> tuple[HubProcess, list[str]]:
+    """big.gguf split into 1 MB shards, and a hub serving them: the hub and the shards."""
     done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
-    shards = json.loads(done.stdout)["shards"]
     hub = start_hub()
     hub.wait_serving()
+    return hub, list(json.loads(done.stdout)["shards"])
+
+
+def test_a_hub_serves_every_shard_of_a_split_model_under_its_own_url(
+    split_and_served: tuple[HubProcess, list[str]], isolated_data: DataFolder
+) -> None:
+    hub, shards = split_and_served
     listed = {entry["path"]: entry for entry in served_models(hub)}
     urls = listed[shards[0]]["urls"]
     assert len(urls) == len(shards)
@@ -135,14 +142,10 @@ def test_a_size_without_a_unit_is_refused_before_anything_runs(
 
 
 def test_every_shard_is_also_served_under_the_first_shards_digest_as_wllama_asks_for_it(
-    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, model: Path,
-    engine_env: dict[str, str],
-) -> None:  # fmt: skip
+    split_and_served: tuple[HubProcess, list[str]], isolated_data: DataFolder
+) -> None:
     """wllama is given the first shard's URL and swaps the shard number in its name."""
-    done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
-    shards = json.loads(done.stdout)["shards"]
-    hub = start_hub()
-    hub.wait_serving()
+    hub, shards = split_and_served
     first_url = {entry["path"]: entry for entry in served_models(hub)}[shards[0]]["url"]
     base = first_url.rsplit("/", 1)[0]
     for shard in shards:
