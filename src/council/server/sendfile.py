@@ -3,14 +3,12 @@
 Starlette's FileResponse sends a whole file as one `http.response.pathsend` message (the path)
 when the server lists that extension in `scope["extensions"]`; uvicorn does not, so without this
 a model download would pass through Python 64 KiB at a time. `SendfileProtocol` advertises the
-extension and answers the message with `loop.sendfile`, which on a plain TCP socket is the
-kernel's sendfile(2): the bytes go from the page cache to the socket without entering Python.
+extension and answers the message with the kernel's sendfile(2): the bytes go from the page
+cache to the socket without entering Python.
 
-Only plain-HTTP connections advertise it. Over TLS, asyncio's sendfile falls back to reading
-the file in a worker thread and writing it through the transport (swapping the transport's
-protocol meanwhile): no faster than FileResponse's own chunked reads, and a less-trodden path,
-so TLS connections (the LAN listener) keep FileResponse's reads. Range requests never use
-pathsend either (FileResponse sends ranges as body chunks).
+Only plain-HTTP connections advertise it: over TLS the bytes must pass through the TLS layer
+in Python anyway, so TLS connections (the LAN listener) keep FileResponse's chunked reads.
+Range requests never use pathsend either (FileResponse sends ranges as body chunks).
 
 The status line and headers were written by uvicorn on `http.response.start` as usual; this
 writes only the body, then hands uvicorn an empty final body message so that its bookkeeping
@@ -41,7 +39,7 @@ SENDFILE = hasattr(os, "sendfile")
 class SendfileProtocol(HttpToolsProtocol):
     """HttpToolsProtocol whose requests may end with `http.response.pathsend`."""
 
-    sendfile_calls = 0  # whole files sent with loop.sendfile since start (tests read it)
+    sendfile_calls = 0  # whole files sent with sendfile(2) since start (tests read it)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         # os.sendfile and a selector loop (add_writer) are what _send needs: Linux and macOS;

@@ -301,7 +301,11 @@ class LoadWatch {
     });
     this.gaveUp.catch(() => {});
     if (cached) this.loading();
-    else this.arm(STALL_MS, `no model bytes arrived for ${STALL_MS / 1000} s`);
+    else this.waiting();
+  }
+
+  waiting() {
+    this.arm(STALL_MS, `no model bytes arrived for ${STALL_MS / 1000} s`);
   }
 
   arm(ms, reason) {
@@ -319,7 +323,7 @@ class LoadWatch {
 
   progress(loaded, total) {
     if (total && loaded >= total) this.loading();
-    else this.arm(STALL_MS, `no model bytes arrived for ${STALL_MS / 1000} s`);
+    else this.waiting();
   }
 
   async run(work) {
@@ -396,7 +400,7 @@ async function fetchLarger(facts, decision) {
       wllama.modelManager.downloadModel(url, {
         signal: watch.abort.signal,
         progressCallback: ({ loaded, total }) => {
-          watch.arm(STALL_MS, `no model bytes arrived for ${STALL_MS / 1000} s`);
+          watch.progress(loaded, total);
           bar.value = total ? loaded / total : 0;
           status.textContent = `Downloading in the background… ${bytes(loaded)} of ${bytes(total)}`;
         },
