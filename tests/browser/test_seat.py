@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -211,3 +212,51 @@ def test_a_download_that_stalls_gives_way_to_the_host_and_says_why(
         ask(page, "Hello from a tab whose download stalled")
     finally:
         context.close()
+
+
+BROWSER = {"secure": True, "isolated": True, "webgpu": False, "shaderF16": False, "jspi": True,
+           "memory64": True, "compat": False, "deviceMemoryGb": 8, "cores": 4,
+           "quota": 10 * 2**30, "free": 10 * 2**30}  # fmt: skip
+CATALOG = [
+    {"path": "small.gguf", "name": "small", "size_bytes": 300 * 2**20, "url": "/models/a/s.gguf"},
+    {"path": "large.gguf", "name": "large", "size_bytes": 3 * 2**30, "url": "/models/b/l.gguf"},
+]
+DECIDE = "([facts, catalog]) => import('/seat/seat.js').then((seat) => seat.decide(facts, catalog))"
+
+
+def decision(page: Page, **facts: object) -> dict[str, Any]:
+    """The page's own `decide()` for a browser with `facts` (over BROWSER) and CATALOG. The
+    module is loaded already, so importing it again runs nothing."""
+    return dict(page.evaluate(DECIDE, [{**BROWSER, **facts}, CATALOG]))
+
+
+def test_the_decision_follows_what_the_browser_can_do_and_says_why(
+    hub: HubProcess, page: Page
+) -> None:
+    wait_for_model_urls(hub)
+    open_seat(page, hub)
+    loaded_from(page)
+
+    able = decision(page)
+    assert able["where"] == "tab"
+    assert (able["model"]["path"], able["larger"]["path"]) == ("small.gguf", "large.gguf")
+    assert "there is no WebGPU adapter, so the CPU does the work" in able["reasons"]
+
+    gpu = decision(page, webgpu=True, shaderF16=True)["reasons"]
+    assert "a WebGPU adapter with shader-f16 is available, so layers run on the GPU" in gpu
+    no_f16 = decision(page, webgpu=True)["reasons"]
+    assert ("the WebGPU adapter lacks shader-f16, which llama.cpp's WebGPU backend needs, so the "
+            "CPU does the work") in no_f16  # fmt: skip
+
+    compat = decision(page, jspi=False, compat=True)  # 2 GB a file at most: no larger model
+    assert compat["larger"] is None
+    assert "this browser lacks JSPI or Memory64, so the slower compatible build runs" in (
+        compat["reasons"])  # fmt: skip
+
+    insecure = decision(page, secure=False, isolated=False)
+    assert (insecure["where"], insecure["reasons"]) == ("host", [
+        "this page is not a secure context (it came over plain HTTP from another address), so "
+        "the browser withholds cross-origin isolation and WebGPU"])  # fmt: skip
+    tiny = decision(page, deviceMemoryGb=0.5)
+    assert (tiny["where"], tiny["reasons"]) == (
+        "host", ["no model on the hub fits in this tab's 256.0 MB"])  # fmt: skip

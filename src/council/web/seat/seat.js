@@ -205,8 +205,11 @@ export function decide(facts, catalog) {
       ? "this browser lacks JSPI or Memory64, so the slower compatible build runs"
       : "this browser has JSPI and Memory64, so the fast build runs",
   );
-  if (facts.webgpu) {
-    notes.push(`a WebGPU adapter is available${facts.shaderF16 ? " with shader-f16" : ""}, so layers run on the GPU`);
+  if (facts.webgpu && facts.shaderF16) {
+    notes.push("a WebGPU adapter with shader-f16 is available, so layers run on the GPU");
+  } else if (facts.webgpu) {
+    // llama.cpp's WebGPU backend offers no device without f16 shaders: the CPU answers.
+    notes.push("the WebGPU adapter lacks shader-f16, which llama.cpp's WebGPU backend needs, so the CPU does the work");
   } else {
     notes.push("there is no WebGPU adapter, so the CPU does the work");
   }
