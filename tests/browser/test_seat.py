@@ -142,6 +142,17 @@ def test_an_isolated_tab_runs_the_model_on_threads_and_downloads_it_once(
         context.close()
 
 
+def expect_the_host_to_answer(page: Page, reason: str) -> None:
+    """The page decided for the host's seat, for `reason`, and shows no model card."""
+    expect(page.locator("body")).to_have_attribute("data-mode", "host", timeout=30_000)
+    expect(page.locator("#decision")).to_have_text(
+        "The host's engine answers, not this tab, because:"
+    )
+    expect(page.locator("#reasons")).to_have_text(reason)
+    expect(page.locator("#answered-by")).to_have_text("Answers come from the host's seat demo-1.")
+    expect(page.locator("#model-card")).to_be_hidden()
+
+
 def test_without_isolation_the_page_says_why_and_the_host_answers(
     start_hub: StartHub, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,18 +164,11 @@ def test_without_isolation_the_page_says_why_and_the_host_answers(
     with new_page(browser, viewport={"width": 1280, "height": 900}) as page:
         open_seat(page, hub)
         assert page.evaluate("crossOriginIsolated") is False
-        expect(page.locator("body")).to_have_attribute("data-mode", "host", timeout=30_000)
-        expect(page.locator("#decision")).to_have_text(
-            "The host's engine answers, not this tab, because:"
-        )
-        expect(page.locator("#reasons")).to_have_text(
+        expect_the_host_to_answer(
+            page,
             "this page is not cross-origin isolated (the hub sent it without the COOP/COEP "
-            "headers), so WebAssembly could use only one thread — too slow for a model"
+            "headers), so WebAssembly could use only one thread — too slow for a model",
         )
-        expect(page.locator("#answered-by")).to_have_text(
-            "Answers come from the host's seat demo-1."
-        )
-        expect(page.locator("#model-card")).to_be_hidden()
         ask(page, "Hello from a tab that can't")
         screenshot(page, "seat-host-fallback")
 
