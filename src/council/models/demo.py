@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType, quants
 
+from council.models.kquants import QK_K, quantize_q4_k, quantize_q6_k
+
 DEMO_ARCHITECTURE = "llama"
 DEMO_CONTEXT_LENGTH = 2048
 DEMO_EMBEDDING_LENGTH = 64
@@ -74,11 +76,19 @@ def _vocabulary() -> tuple[list[bytes], list[float], list[int]]:
 
 
 # Weight formats the generator writes: F16, or a llama.cpp block quantization of every matrix
-# (what browsers and small laptops run), made with gguf-py's own quantizer.
+# (what browsers and small laptops run), made with gguf-py's own quantizer where it has one.
+# The K formats pack 256 values a block, so they need a shape whose widths are multiples of 256.
 QUANTIZATIONS = {
     "F16": (None, LlamaFileType.MOSTLY_F16),
     "Q8_0": (GGMLQuantizationType.Q8_0, LlamaFileType.MOSTLY_Q8_0),
     "Q4_0": (GGMLQuantizationType.Q4_0, LlamaFileType.MOSTLY_Q4_0),
+    "Q4_1": (GGMLQuantizationType.Q4_1, LlamaFileType.MOSTLY_Q4_1),
+    "Q4_K": (GGMLQuantizationType.Q4_K, LlamaFileType.MOSTLY_Q4_K_S),
+    "Q6_K": (GGMLQuantizationType.Q6_K, LlamaFileType.MOSTLY_Q6_K),
+}
+K_QUANTIZERS = {
+    GGMLQuantizationType.Q4_K: quantize_q4_k,
+    GGMLQuantizationType.Q6_K: quantize_q6_k,
 }
 
 
@@ -129,8 +139,8 @@ def _add_tensor(
 ) -> None:
     """Matrices in `block_type` when one is given; norms (vectors) always stay F32."""
     if block_type is not None and data.ndim == 2:
-        writer.add_tensor(name, quants.quantize(data.astype(np.float32), block_type),
-                          raw_dtype=block_type)  # fmt: skip
+        quantize = K_QUANTIZERS.get(block_type, lambda rows: quants.quantize(rows, block_type))
+        writer.add_tensor(name, quantize(data.astype(np.float32)), raw_dtype=block_type)
     else:
         writer.add_tensor(name, data)
 
@@ -151,6 +161,10 @@ def write_demo_model(
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
     block_type, file_type = QUANTIZATIONS[quantization]
+    widths = (shape.embedding_length, shape.feed_forward_length)
+    if block_type in K_QUANTIZERS and any(width % QK_K for width in widths):
+        raise ValueError(f"{quantization} needs an embedding and feed-forward length that are "
+                         f"multiples of {QK_K}, got {widths}")  # fmt: skip
     path = Path(path)
     part = path.with_suffix(".gguf.part")
     tokens, scores, types = _vocabulary()
