@@ -5,7 +5,8 @@
     ├── ConfigError              config.toml cannot be read or says something impossible
     ├── EngineError
     │   ├── EngineNotFound       no llama-server binary could be resolved
-    │   └── EngineBuildError     fetching, verifying or compiling llama.cpp failed
+    │   └── EngineBuildError     fetching, verifying, compiling or self-testing llama.cpp failed
+    ├── PackageError             a pinned PyPI file could not be downloaded or is not the one pinned
     ├── SeatError
     │   └── InsufficientMemory   the enabled seats do not fit in available RAM
     ├── PortInUse                an explicitly requested port is taken
@@ -38,6 +39,10 @@ class EngineNotFound(EngineError):
 
 
 class EngineBuildError(EngineError):
+    pass
+
+
+class PackageError(CouncilError):
     pass
 
 
