@@ -54,6 +54,17 @@ class EngineBinary:
     def folder(self) -> Path:
         return self.path.parent
 
+    @property
+    def manifest(self) -> dict[str, object] | None:
+        """council's build manifest beside the binary (None for anything else)."""
+        return read_manifest(self.folder / MANIFEST)
+
+    @property
+    def runtime_args(self) -> tuple[str, ...]:
+        """Switches the build's self-test found this CPU needs (`--no-repack`), for every engine."""
+        listed = (self.manifest or {}).get("runtime_args")
+        return tuple(str(arg) for arg in listed) if isinstance(listed, list) else ()
+
     def sibling(self, tool: str) -> Path | None:
         candidate = self.folder / executable_name(tool)
         return candidate if candidate.is_file() else None
@@ -65,10 +76,10 @@ def find_llama_server(data: DataFolder, explicit: Path | None = None) -> EngineB
     from_env = os.environ.get(ENV_VAR)
     if from_env:
         return EngineBinary(_must_be_executable(Path(from_env), ENV_VAR), ENV_VAR)
-    dropped = _search_folder(data.engines / platform_tag())
+    dropped = search_folder(data.engines / platform_tag())
     if dropped is not None:
         return EngineBinary(dropped, "data folder")
-    built = _search_folder(project_build_dir())
+    built = search_folder(project_build_dir())
     if built is not None:
         return EngineBinary(built, "project build")
     on_path = shutil.which(executable_name())
@@ -87,7 +98,7 @@ def _must_be_executable(path: Path, where: str) -> Path:
     return path.absolute()
 
 
-def _search_folder(folder: Path) -> Path | None:
+def search_folder(folder: Path) -> Path | None:
     """Release archives nest their binaries (`build/bin/`, `llama-b1234/`): look a little down."""
     if not folder.is_dir():
         return None
@@ -144,6 +155,8 @@ def describe(binary: EngineBinary) -> EngineInfo:
         features.append("gguf-split")
     if binary.sibling("llama-tokenize") and "tokenize" not in features:
         features.append("tokenize")
+    if binary.sibling("llama-quantize") and "quantize" not in features:
+        features.append("quantize")
     if any(binary.folder.glob("*ggml-cpu-*")):
         features.append("cpu-variants")
     variant = str(manifest.get("variant", "")) if manifest else "external"
@@ -166,3 +179,11 @@ def read_manifest(path: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: object) -> None:
+    """Replace `path` atomically (via a `.part` beside it): a pulled stick leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(part, path)
