@@ -22,6 +22,8 @@ import httpx
 import psutil
 import pytest
 
+from council.engine.binary import EngineBinary
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -153,11 +155,12 @@ def new_conversation(hub: HubProcess, title: str = "") -> str:
 @contextlib.contextmanager
 def llama_server(binary: Path, model: Path, *args: str) -> Iterator[str]:
     """llama-server alone on `model` (256-token context, one thread), healthy; its base URL.
-    Killed by its PID on the way out."""
+    It gets the switches its build's self-test chose, as council's engines do. Killed by its PID
+    on the way out."""
     port = free_port()
     server = subprocess.Popen(
         [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", "256",
-         "-t", "1", *args],
+         "-t", "1", *EngineBinary(binary, "test").runtime_args, *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

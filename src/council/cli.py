@@ -119,24 +119,50 @@ def engine_build(portable: bool, jobs: int | None, force: bool) -> None:
 @json_option
 @reports_errors
 def engine_status(data: Path | None, llama_server: Path | None, as_json: bool) -> None:
-    """Show which llama-server council would run, its build and features."""
+    """Show which llama-server council would run: its build, features and self-test here."""
     from council.datafolder import resolve_data_folder
     from council.engine.binary import describe, find_llama_server
+    from council.engine.firstuse import engine_report
 
     folder = resolve_data_folder(data)
     folder.ensure_exists()
-    info = describe(find_llama_server(folder, llama_server))
+    binary = find_llama_server(folder, llama_server)
+    info = {**describe(binary).to_dict(), **engine_report(binary, folder)}
     if as_json:
-        _print_json(info.to_dict())
+        _print_json(info)
         return
-    for label, value in (
-        ("binary", f"{info.binary.path} ({info.binary.source})"),
-        ("version", f"{info.version} (build {info.build}, commit {info.commit or 'unknown'})"),
-        ("variant", info.variant),
-        ("compiler", info.compiler or "unknown"),
-        ("features", ", ".join(info.features) or "none reported"),
-    ):
-        click.echo(f"{label:<9} {value}")
+    for label, value in _engine_lines(info):
+        click.echo(f"{label:<12} {value}")
+
+
+def _engine_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
+    cpu = info["cpu"]
+    lines = [
+        ("binary", f"{info['path']} ({info['source']})"),
+        ("version", f"{info['version']} (build {info['build']}, commit {info['commit'] or '?'})"),
+        ("variant", info["variant"]),
+        ("compiler", info["compiler"] or "unknown"),
+        ("features", ", ".join(info["features"]) or "none reported"),
+        ("cpu", f"{cpu['model']} (fingerprint {cpu['fingerprint']})"),
+    ]
+    if info["instructions"] is not None:
+        how = " (what -march=native gave)" if info["native"] else " (chosen by the self-test)"
+        lines.append(("instructions", " ".join(info["instructions"]) + how))
+    from council.engine.selftest import SelfTest
+
+    test = SelfTest.from_dict(info["selftest"])
+    if test is not None:
+        args = f" with {' '.join(test.args)}" if test.args else ""
+        lines.append(("self-test", f"{test.summary()} on this CPU{args}, {test.date}"))
+    else:
+        when = "runs on the hub's first start here" if info["selftest_checked"] else "not run"
+        lines.append(("self-test", f"none on this CPU ({when})"))
+    lines += [("dropped", f"{item['name']}: {item['reason']}") for item in info["dropped"]]
+    if info["runtime_args"]:
+        lines.append(("engine args", " ".join(info["runtime_args"])))
+    if info["note"]:
+        lines.append(("note", info["note"]))
+    return lines
 
 
 @cli.group()

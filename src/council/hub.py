@@ -28,7 +28,8 @@ from council.config import CouncilDefaults, HubConfig, load_config, save_config
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
 from council.engine import orphans
-from council.engine.binary import EngineBinary, find_llama_server
+from council.engine.binary import EngineBinary
+from council.engine.firstuse import checked_engine
 from council.engine.fleet import Fleet, plan_seats
 from council.server.listeners import (
     DEFAULT_LAN_PORT,
@@ -133,7 +134,7 @@ class Hub:
             configure_logging(folder.logs, terminal=self.options.terminal_log)
             if stopped := orphans.reap(left_behind):
                 log.warning("stopped engines a previous council left running: %s", stopped)
-            binary = find_llama_server(folder, self.options.llama_server)
+            binary = checked_engine(folder, self.options.llama_server, self.say)
             config = ensure_seats(folder)
             fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
             fleet.check_memory()
@@ -307,6 +308,9 @@ class Hub:
         healthy = sum(1 for seat in seats if seat["state"] == "healthy")
         elapsed = time.monotonic() - started
         self.say(f"{healthy} of {len(seats)} seats healthy after {elapsed:.2f} s")
+        for seat in seats:
+            if seat["state"] == "failed":
+                self.say(f"  seat {seat['name']} failed: {seat['reason']}")
 
     def _on_event(self, seat: str, kind: str, message: str) -> None:
         level = logging.WARNING if kind in {"crashed", "failed"} else logging.INFO

@@ -47,10 +47,10 @@ def test_engine_status_reports_the_build_and_its_features(engine_binary: EngineB
     status = json.loads(result.stdout)
     assert status["path"] == str(engine_binary.path)
     assert status["commit"].startswith(LLAMA_CPP_COMMIT[:7])
-    assert {"rpc", "gguf-split", "tokenize"} <= set(status["features"])
+    assert {"rpc", "gguf-split", "tokenize", "quantize"} <= set(status["features"])
 
     human = council("engine", "status", "--llama-server", str(engine_binary.path)).stdout
-    assert f"binary    {engine_binary.path} (--llama-server)" in human
+    assert f"binary       {engine_binary.path} (--llama-server)" in human
 
 
 def test_a_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:

@@ -97,7 +97,9 @@ class Fleet:
             log=self.folder.logs / f"{name}.log",
             ctx_size=seat.config.ctx_size,
             threads=seat.threads,
-            extra_args=seat.config.extra_args,
+            extra_args=(*self.binary.runtime_args, *seat.config.extra_args),
+            origin=self.binary.source,
+            memory_estimate=estimates([seat])[0].total,
         )
         self.engines[name] = EngineProcess(spec, self._on_event)
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import httpx
 
+from council.engine.crashes import describe_exit, is_retried
+
 STARTUP_TIMEOUT = 600.0  # a large model on a slow stick can take minutes to map
 STOP_GRACE = 5.0
 LOG_LIMIT = 8 * 1024 * 1024  # a stick is small: keep one previous log per seat, not all of them
@@ -34,6 +36,7 @@ BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 CRASH_WINDOW = 120.0
 MAX_CRASHES_IN_WINDOW = 5
 _BIND_FAILURE = "couldn't bind"
+_SELF_EXPLAINING = {-int(signal.SIGILL), -int(signal.SIGKILL), -int(signal.SIGBUS)}
 _REASON_PATTERNS = (
     re.compile(r"error loading model[^:]*:\s*(.+)", re.IGNORECASE),
     re.compile(r"(?:error|failed)[^\n]*", re.IGNORECASE),
@@ -57,6 +60,8 @@ class EngineSpec:
     ctx_size: int
     threads: int
     extra_args: tuple[str, ...] = ()
+    origin: str = "project build"  # where the binary came from: the crash advice depends on it
+    memory_estimate: int | None = None  # bytes, to say whether a SIGKILL was for lack of memory
 
 
 EventSink = Callable[[str, str, str], None]  # (seat name, event kind, message)
@@ -117,7 +122,11 @@ class EngineProcess:
                 reason = self._failure_reason(run)
                 if _BIND_FAILURE in reason and run.process.returncode is not None:
                     continue  # someone took the port between our probe and its bind
-                if not self._healthy.is_set() or not await self._crashed(reason):
+                if (
+                    not self._healthy.is_set()
+                    or not is_retried(run.process.returncode)
+                    or not await self._crashed(reason)
+                ):
                     self._fail(reason)
                     break
                 continue
@@ -128,7 +137,7 @@ class EngineProcess:
             if not ended:
                 break
             reason = self._failure_reason(run, exited=True)
-            if not await self._crashed(reason):
+            if not is_retried(run.process.returncode) or not await self._crashed(reason):
                 self._fail(reason)
                 break
         await self._terminate()
@@ -240,10 +249,20 @@ class EngineProcess:
         reason = failure_reason(_read_from(self.spec.log, run.log_offset))
         # The data folder moves between laptops: keep its absolute path out of stored reasons.
         reason = reason.replace(str(self.spec.model), self.spec.model.name)
-        ending = _describe_exit(run.process.returncode)
+        ending = self._describe_exit(run.process.returncode)
+        if run.process.returncode in _SELF_EXPLAINING:
+            return ending  # the signal says more than the last lines of a log cut short
         if exited:
             return f"{ending}; {reason}" if reason else ending
         return reason or ending
+
+    def _describe_exit(self, code: int | None) -> str:
+        memory = None
+        if self.spec.memory_estimate is not None:
+            from council.engine.memory import available_memory
+
+            memory = (self.spec.memory_estimate, available_memory())
+        return describe_exit(code, origin=self.spec.origin, memory=memory)
 
     def _append_log(self, run: _Run, line: str) -> None:
         with open(self.spec.log, "a", encoding="utf-8") as log:
@@ -311,14 +330,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        return f"killed by signal {signal.Signals(-code).name}"
-    return f"exited with code {code}"
 
 
 def _read_from(path: Path, offset: int) -> str:
