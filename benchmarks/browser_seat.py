@@ -146,10 +146,11 @@ def start_engine(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """llama-server on `model` with `threads` threads, on a free loopback port, once healthy."""
     port = free_port()
-    binary = find_llama_server(folder).path
+    binary = find_llama_server(folder)
     process = subprocess.Popen(
-        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "-c", str(N_CTX), "--threads", str(threads), "--threads-batch", str(threads)],
+        [str(binary.path), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+         "-c", str(N_CTX), "--threads", str(threads), "--threads-batch", str(threads),
+         *binary.runtime_args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

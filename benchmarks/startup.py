@@ -32,7 +32,7 @@ from benchmarks.hubs import free_port, stop
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
-from council.engine.binary import find_llama_server
+from council.engine.binary import EngineBinary, find_llama_server
 from council.engine.process import EngineSpec, engine_argv
 from council.models.demo import write_demo_model
 
@@ -57,7 +57,8 @@ def time_direct(binary: Path, models: list[Path], threads: int) -> float:
     processes = []
     for model in models:
         port = free_port()
-        spec = EngineSpec(model.stem, binary, model, Path(os.devnull), 2048, threads)
+        spec = EngineSpec(model.stem, binary, model, Path(os.devnull), 2048, threads,
+                          EngineBinary(binary, "benchmark").runtime_args)  # fmt: skip
         argv = engine_argv(spec, port)  # exactly the command line council gives its engines
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append((process, port))

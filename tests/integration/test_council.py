@@ -199,10 +199,12 @@ def test_a_seat_killed_mid_answer_is_reported_failed_and_the_round_completes(
 
 
 def long_context_seats(folder: DataFolder) -> None:
-    """One seat with room for a long answer, so a round is still generating when we act."""
+    """One seat with room for a long answer, so a round is still generating when we act, and one
+    whose small context ends its answers within a second even on a slow machine."""
     write_demo_model(folder.models / "slow.gguf", seed=21, context_length=65536)
-    save_config(folder, HubConfig(seats=(SeatConfig("slow", "slow.gguf", ctx_size=32768),
-                                         SeatConfig("quick", "slow.gguf"))))  # fmt: skip
+    seats = (SeatConfig("slow", "slow.gguf", ctx_size=32768),
+             SeatConfig("quick", "slow.gguf", ctx_size=768))  # fmt: skip
+    save_config(folder, HubConfig(seats=seats))
 
 
 def slot_busy(engine: Any) -> bool:
