@@ -106,7 +106,8 @@ def engine() -> None:
 @click.option("--force", is_flag=True, help="Rebuild even if this build already exists.")
 @reports_errors
 def engine_build(portable: bool, jobs: int | None, force: bool) -> None:
-    """Build llama-server and its RPC worker from the pinned llama.cpp sources."""
+    """Build llama-server and its tools from the pinned llama.cpp sources, then self-test it
+    on this CPU (a build that crashes here is rebuilt without the instruction sets that trap)."""
     from council.engine.build import build_engine, default_layout
 
     build_engine(default_layout(), portable=portable, jobs=jobs, force=force, report=_say,

@@ -16,6 +16,7 @@ def test_sigill_says_the_cpu_cannot_run_the_build_and_how_to_rebuild() -> None:
 
 def test_sigill_is_never_retried_but_other_crashes_are() -> None:
     assert not is_retried(-signal.SIGILL)
+    assert not is_retried(0xC000001D)  # Windows' STATUS_ILLEGAL_INSTRUCTION
     assert is_retried(-signal.SIGSEGV)
     assert is_retried(1)
     assert is_retried(None)

@@ -15,6 +15,14 @@ from council.units import human_size
 
 # Signals after which starting the same binary on the same model cannot go better.
 NOT_RETRIED = frozenset({signal.SIGILL})
+# Windows reports the same faults as NTSTATUS exit codes, not signals.
+_WINDOWS_FAULTS = {0xC000001D: -int(signal.SIGILL), 0xC0000005: -int(signal.SIGSEGV)}
+
+
+def as_signal(code: int | None) -> int | None:
+    """The exit code, with Windows' illegal-instruction and access-violation codes read as the
+    signals they are elsewhere."""
+    return _WINDOWS_FAULTS.get(code, code) if code is not None else None
 
 
 def rebuild_advice(origin: str) -> str:
@@ -36,6 +44,7 @@ _MEANING = {
 def describe_exit(code: int | None, *, origin: str = "project build",
                   memory: tuple[int, int] | None = None) -> str:  # fmt: skip
     """`memory`: (this seat's estimate, what the machine has available now), in bytes."""
+    code = as_signal(code)
     if code is None:
         return "still running"
     if code >= 0:
@@ -64,4 +73,5 @@ def _out_of_memory(memory: tuple[int, int] | None) -> str:
 
 
 def is_retried(code: int | None) -> bool:
+    code = as_signal(code)
     return not (code is not None and code < 0 and -code in {int(s) for s in NOT_RETRIED})

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from council.engine.cpu import cpu_fingerprint
+from council.engine.crashes import as_signal
 from council.engine.process import failure_reason, free_port
 
 FORMATS = ("Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q6_K")
@@ -114,7 +115,7 @@ def write_models(folder: Path, formats: Sequence[str] = FORMATS) -> dict[str, Pa
     folder.mkdir(parents=True, exist_ok=True)
     models = {}
     for name in formats:
-        path = folder / f"selftest-{name}.gguf"
+        path = folder / f"selftest-v1-{name}.gguf"  # a new shape gets a new version
         if not path.is_file():
             write_demo_model(path, name=f"selftest {name}", shape=shape, quantization=name,
                              context_length=512)  # fmt: skip
@@ -207,6 +208,7 @@ class _EngineDied(Exception):
 
 
 def _died(name: str, code: int, log: Path) -> FormatResult:
+    code = as_signal(code) or code
     if code < 0:
         signame = signal.Signals(-code).name
         return FormatResult(name, ok=False, reason=f"killed by signal {signame}", signal=signame)
