@@ -152,7 +152,6 @@ def build_engine(
             report(f"llama-server ({variant}) is already built: {server}")
             return server
         report("llama-server is built but was never tested on this CPU: running its self-test")
-        tree.features = _features_of(manifest)
         _finish(tree, report)
         return server
     _require_tools()
@@ -197,11 +196,10 @@ class _Tree:
     def __init__(self, layout: BuildLayout, variant: str, jobs: int, progress: Progress) -> None:
         self.layout, self.variant, self.jobs, self.progress = layout, variant, jobs, progress
         self.native = cpu.native_features() if variant == "native" else ()
-        self.features: tuple[str, ...] | None = None  # None: -march=native
         self.server = layout.bin / executable_name("llama-server")
 
     def compile(self, features: tuple[str, ...] | None, *, fresh_log: bool = False) -> None:
-        self.features = features
+        """Configure and build; `features` None means -march=native."""
         with open(self.layout.log, "w" if fresh_log else "a", encoding="utf-8") as log:
             configure = ["cmake", "-S", str(self.layout.source), "-B", str(self.layout.tree),
                          *cmake_flags(self.variant, features)]  # fmt: skip
@@ -224,7 +222,7 @@ def speed_model(folder: Path) -> Path:
     """A Q4_0 demo model large enough (about 13M parameters) for tokens/s to mean something."""
     from council.models.demo import DemoShape, write_demo_model
 
-    path = folder / "speed-Q4_0.gguf"
+    path = folder / "speed-v1-Q4_0.gguf"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         shape = DemoShape(embedding_length=512, block_count=4, feed_forward_length=1536,
@@ -259,13 +257,6 @@ def _restore_excluded(layout: BuildLayout) -> None:
         for item in layout.excluded.iterdir():
             os.replace(item, layout.bin / item.name)
         layout.excluded.rmdir()
-
-
-def _features_of(manifest: dict[str, object]) -> tuple[str, ...] | None:
-    listed = manifest.get("cpu_features")
-    if manifest.get("native", True) or not isinstance(listed, list):
-        return None
-    return tuple(str(item) for item in listed)
 
 
 def fetch_sdist(layout: BuildLayout, report: Report) -> Path:
