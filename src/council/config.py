@@ -7,7 +7,6 @@ paths are checked to stay inside `models/` so the folder never refers outside it
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 
+from council.atomicfile import atomic_write
 from council.datafolder import DataFolder
 from council.errors import ConfigError
 
@@ -102,16 +102,7 @@ def save_config(folder: DataFolder, config: HubConfig) -> None:
     text = "# council configuration. Model paths are relative to models/.\n" + tomli_w.dumps(
         document
     )
-    _write_atomically(folder.config_file, text)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(path.name + ".part")
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    atomic_write(folder.config_file, text)
 
 
 def _parse(raw: dict[str, Any], path: Path) -> HubConfig:

@@ -7,7 +7,6 @@ tokens: the file is written atomically with owner-only permissions, and tokens n
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 import tomli_w
 
+from council.atomicfile import atomic_write
 from council.config import SEAT_NAME
 from council.datafolder import DataFolder
 from council.errors import BadRequest, ConfigError
@@ -88,13 +88,7 @@ def save_remotes(folder: DataFolder, remotes: list[RemoteSeatConfig]) -> None:
     path = folder.root / FILE
     text = "# council remote seats. Holds bearer tokens: keep this file private.\n"
     text += tomli_w.dumps({"remotes": [asdict(remote) for remote in remotes]})
-    temp = path.with_name(path.name + ".part")
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    atomic_write(path, text, mode=0o600)
 
 
 def remotes_path(folder: DataFolder) -> Path:

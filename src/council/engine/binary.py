@@ -179,11 +179,3 @@ def read_manifest(path: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def write_json(path: Path, data: object) -> None:
-    """Replace `path` atomically (via a `.part` beside it): a pulled stick leaves the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(part, path)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from council.atomicfile import atomic_write_json
 from council.datafolder import project_root
 from council.engine import cpu
 from council.engine.binary import (
@@ -35,7 +36,6 @@ from council.engine.binary import (
     executable_name,
     platform_tag,
     read_manifest,
-    write_json,
 )
 from council.engine.ladder import Dropped, Settled, settle
 from council.engine.selftest import SelfTest, measure_speed, run_selftest, write_models
@@ -338,7 +338,7 @@ def _write_manifest(tree: _Tree, settled: Settled) -> None:
         tests = previous.get("selftests")
         previous["selftests"] = {**(tests if isinstance(tests, dict) else {}),
                                  cpu.cpu_fingerprint(): settled.selftest.to_dict()}  # fmt: skip
-        write_json(tree.layout.bin / MANIFEST, previous)
+        atomic_write_json(tree.layout.bin / MANIFEST, previous)
         return
     same_build = previous.get("cpu_features") == list(_in_use(tree, settled))
     tests = previous.get("selftests") if same_build else None
@@ -360,7 +360,7 @@ def _write_manifest(tree: _Tree, settled: Settled) -> None:
         "note": settled.note,
         "selftests": selftests,
     }
-    write_json(tree.layout.bin / MANIFEST, manifest)
+    atomic_write_json(tree.layout.bin / MANIFEST, manifest)
 
 
 def _in_use(tree: _Tree, settled: Settled) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from council.atomicfile import atomic_write_json
 from council.datafolder import DataFolder
 from council.engine import binary as binaries
 from council.engine.binary import (
@@ -26,7 +27,6 @@ from council.engine.binary import (
     EngineBinary,
     find_llama_server,
     search_folder,
-    write_json,
 )
 from council.engine.cpu import cpu_fingerprint
 from council.engine.crashes import rebuild_advice
@@ -84,13 +84,13 @@ def record(binary: EngineBinary, folder: DataFolder, result: SelfTest) -> None:
             tests = manifest.get("selftests")
             manifest["selftests"] = {**(tests if isinstance(tests, dict) else {}),
                                      cpu_fingerprint(): result.to_dict()}  # fmt: skip
-            write_json(binary.folder / MANIFEST, manifest)
+            atomic_write_json(binary.folder / MANIFEST, manifest)
             return
         cache = _read_cache(folder)
         entry = cache.get(identity(binary))
         cache[identity(binary)] = {**(entry if isinstance(entry, dict) else {}),
                                    cpu_fingerprint(): result.to_dict()}  # fmt: skip
-        write_json(folder.engines / CACHE, cache)
+        atomic_write_json(folder.engines / CACHE, cache)
     except OSError:
         pass
 

@@ -55,6 +55,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from council.atomicfile import sync_directory, write_temp
+
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -533,9 +535,9 @@ def _write_pair(key_path: Path, key_pem: bytes, cert_path: Path, cert_pem: bytes
     stick leaves at worst a new key beside the old certificate, which the next load reports
     (for the CA) or reissues (for the server certificate).
     """
-    key_temp = _write_temp(key_path, key_pem, 0o600)
+    key_temp = write_temp(key_path, key_pem, 0o600)
     try:
-        cert_temp = _write_temp(cert_path, cert_pem, 0o644)
+        cert_temp = write_temp(cert_path, cert_pem, 0o644)
     except BaseException:
         key_temp.unlink(missing_ok=True)
         raise
@@ -546,32 +548,4 @@ def _write_pair(key_path: Path, key_pem: bytes, cert_path: Path, cert_pem: bytes
         key_temp.unlink(missing_ok=True)
         cert_temp.unlink(missing_ok=True)
         raise
-    _sync_directory(key_path.parent)
-
-
-def _write_temp(path: Path, data: bytes, mode: int) -> Path:
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(temp, flags, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return temp
-
-
-def _sync_directory(folder: Path) -> None:
-    """Make the renames durable where the platform allows syncing a directory."""
-    if os.name == "nt":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass  # some file systems refuse to sync a directory; the data itself is synced
-    finally:
-        os.close(descriptor)
+    sync_directory(key_path.parent)
