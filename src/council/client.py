@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import httpx
 
 from council.datafolder import DataFolder, running_hub
 from council.deliberation.events import Event
-from council.errors import BadRequest, CouncilError, NotFound
+from council.errors import BadRequest, CouncilError, HubUnreachable, NotFound
 
 
 class HubClient:
@@ -45,25 +45,43 @@ class HubClient:
         """The round's events as they stream; leaving early stops the round on the hub."""
         body = {"question": question, **options}
         path = f"/api/conversations/{conversation_id}/messages"
-        async with self._client.stream("POST", path, json=body) as response:
-            if response.status_code >= 400:
-                _raise_for(response.status_code, await response.aread())
-            kind = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:") and kind:
-                    yield Event(kind, json.loads(line[5:]))
-                    kind = ""
+        with map_transport_errors(self.url):
+            async with self._client.stream("POST", path, json=body) as response:
+                if response.status_code >= 400:
+                    _raise_for(response.status_code, await response.aread())
+                kind = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("data:") and kind:
+                        yield Event(kind, json.loads(line[5:]))
+                        kind = ""
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
+        with map_transport_errors(self.url):
             response = await self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise CouncilError(f"cannot reach the hub at {self.url}: {exc!r}") from None
         if response.status_code >= 400:
             _raise_for(response.status_code, response.content)
         return response
+
+
+@contextmanager
+def map_transport_errors(url: str) -> Iterator[None]:
+    """httpx's errors, translated once into the line a person reads (as httpx itself maps
+    httpcore's): every call to the hub, the event stream included, runs inside this."""
+    try:
+        yield
+    except httpx.ConnectError:
+        raise HubUnreachable(f"cannot reach the hub at {url}: is `council up` running?") from None
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        raise HubUnreachable(
+            f"the hub at {url} closed the connection before the answer was complete "
+            "(did it stop? `council history` shows what was kept)"
+        ) from None
+    except httpx.TimeoutException:
+        raise HubUnreachable(f"the hub at {url} did not answer in time") from None
+    except httpx.HTTPError as exc:
+        raise HubUnreachable(f"talking to the hub at {url} failed: {exc}") from None
 
 
 def _raise_for(status: int, body: bytes) -> None:

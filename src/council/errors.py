@@ -10,6 +10,7 @@
     ├── SeatError
     │   └── InsufficientMemory   the enabled seats do not fit in available RAM
     ├── PortInUse                an explicitly requested port is taken
+    ├── HubUnreachable           the CLI lost (or never had) its connection to the hub
     ├── NotFound                 no such conversation, seat or mode (HTTP 404)
     └── BadRequest               a request the council cannot run as given (HTTP 400)
 
@@ -55,6 +56,10 @@ class InsufficientMemory(SeatError):
 
 
 class PortInUse(CouncilError):
+    pass
+
+
+class HubUnreachable(CouncilError):
     pass
 
 

@@ -80,3 +80,35 @@ def test_ask_with_bad_input_is_one_line_and_a_failure(
     missing = council(engine_binary, "export", "abcdef12")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "Error: no conversation 'abcdef12'"
+
+
+def test_ask_against_a_hub_killed_mid_round_prints_one_line_and_fails(
+    engine_binary: EngineBinary, isolated_data: DataFolder, start_hub: StartHub
+) -> None:
+    from tests.integration.test_council import long_context_seats
+
+    long_context_seats(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    hub.engines()  # remember their PIDs, so teardown can make sure they are gone
+    env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine_binary.path)}
+    asking = subprocess.Popen(
+        [sys.executable, "-m", "council", "ask", "Go on.", "--seat", "slow", "--chair", "slow",
+         "--max-tokens", "30000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert asking.stdout is not None
+        header = asking.stdout.readline()  # printed when the round has started
+        assert header.startswith("council · synthesize · seats: slow")
+        hub.process.kill()
+        _, stderr = asking.communicate(timeout=60)
+    finally:
+        if asking.poll() is None:
+            asking.kill()
+    assert asking.returncode == 1
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines() == [
+        f"Error: the hub at {hub.url} closed the connection before the answer was complete "
+        "(did it stop? `council history` shows what was kept)"
+    ]
