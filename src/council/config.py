@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -64,7 +64,7 @@ class DeviceLimits:
     requests_per_minute: int = 120
 
 
-Table = TypeVar("Table", CouncilDefaults, DeviceLimits)
+Table = TypeVar("Table", CouncilDefaults, DeviceLimits, SeatConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,53 +115,62 @@ def _parse(raw: dict[str, Any], path: Path) -> HubConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"{path}: seat names must be unique, repeated: {', '.join(duplicates)}")
-    council = _parse_table(CouncilDefaults, raw.get("council", {}), "council", path)
-    devices = _parse_table(DeviceLimits, raw.get("devices", {}), "devices", path)
+    council = _parse_table(CouncilDefaults, raw.get("council", {}), "[council]", path)
+    devices = _parse_table(DeviceLimits, raw.get("devices", {}), "[devices]", path)
     if devices.max_streams < 1 or devices.requests_per_minute < 1:
         raise ConfigError(f"{path}: [devices] limits must be at least 1")
     return HubConfig(port=port, seats=seats, council=council, devices=devices)
 
 
-def _parse_table(kind: type[Table], raw: Any, section: str, path: Path) -> Table:
-    """A `[section]` table onto a dataclass of defaults, each value checked against its type."""
+def _parse_table(kind: type[Table], raw: Any, where: str, path: Path) -> Table:
+    """A TOML table onto a dataclass, each value checked against its field's type: nothing is
+    coerced (`enabled = "false"` is an error, not True), and an unknown key is an error too,
+    so a typo never silently falls back to a default. `where` names the table in messages."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [{section}] must be a table")
-    defaults = kind()
+        raise ConfigError(f"{path}: {where} must be a table")
+    fields = kind.__dataclass_fields__
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}: {where} has an unknown key {unknown[0]!r} "
+                          f"(known: {', '.join(fields)})")  # fmt: skip
     values: dict[str, Any] = {}
-    for name in kind.__dataclass_fields__:
+    for name, spec in fields.items():
         if name not in raw:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ConfigError(f"{path}: {where} is missing {name!r}")
             continue
-        value, expected = raw[name], type(getattr(defaults, name))
-        if expected is tuple:
-            ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
-            value = tuple(value) if ok else value
-        elif expected is float:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        else:
-            ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
-        if not ok:
-            raise ConfigError(f"{path}: {section}.{name} has a bad value {value!r}")
+        value, expected = _checked(raw[name], str(spec.type))
+        if value is _BAD:
+            raise ConfigError(f"{path}: {where}: {name} = {raw[name]!r} is not {expected}")
         values[name] = value
     return kind(**values)
+
+
+_BAD = object()
+_EXPECTED = {"str": "a string", "int": "a whole number", "float": "a number",
+             "bool": "true or false", "tuple[str, ...]": "a list of strings"}  # fmt: skip
+
+
+def _checked(value: Any, annotation: str) -> tuple[Any, str]:
+    """`value` as the field's type (a TOML list becomes a tuple), or _BAD."""
+    expected = _EXPECTED[annotation]
+    if annotation == "tuple[str, ...]":
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        return (tuple(value) if ok else _BAD), expected
+    if annotation == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return (float(value) if ok else _BAD), expected
+    kind = {"str": str, "int": int, "bool": bool}[annotation]
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    return (value if ok else _BAD), expected
 
 
 def _parse_seat(item: Any, path: Path) -> SeatConfig:
     if not isinstance(item, dict):
         raise ConfigError(f"{path}: each [[seats]] entry must be a table")
-    try:
-        seat = SeatConfig(
-            name=str(item["name"]),
-            model=str(item["model"]),
-            ctx_size=int(item.get("ctx_size", 2048)),
-            threads=int(item.get("threads", 0)),
-            enabled=bool(item.get("enabled", True)),
-            extra_args=tuple(str(arg) for arg in item.get("extra_args", ())),
-        )
-    except KeyError as exc:
-        raise ConfigError(f"{path}: a seat is missing {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: seat {item.get('name')!r} has a bad value: {exc}") from None
+    name = item.get("name")
+    where = f"seat {name!r}" if isinstance(name, str) else "a [[seats]] entry"
+    seat = _parse_table(SeatConfig, item, where, path)
     validate_seat(seat, path)
     return seat
 

@@ -57,3 +57,31 @@ def test_a_seat_without_a_model_is_refused(isolated_data: DataFolder) -> None:
     isolated_data.config_file.write_text('[[seats]]\nname = "x"\n')
     with pytest.raises(ConfigError, match="missing 'model'"):
         load_config(isolated_data)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('enabled = "false"', "seat 'x': enabled = 'false' is not true or false"),
+        ('extra_args = "--foo"', "seat 'x': extra_args = '--foo' is not a list of strings"),
+        ('ctx_size = "4096"', "seat 'x': ctx_size = '4096' is not a whole number"),
+        ("ctx_size = true", "seat 'x': ctx_size = True is not a whole number"),
+        ('temprature = 0.2', "seat 'x' has an unknown key 'temprature' (known: name, model,"),
+    ],
+)  # fmt: skip
+def test_a_seat_value_of_the_wrong_type_or_an_unknown_key_is_one_line_naming_seat_and_key(
+    isolated_data: DataFolder, line: str, message: str
+) -> None:
+    isolated_data.config_file.write_text(f'[[seats]]\nname = "x"\nmodel = "a.gguf"\n{line}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(isolated_data)
+    text = str(caught.value)
+    assert text.startswith(f"{isolated_data.config_file}: ")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_an_unknown_council_key_is_refused_instead_of_ignored(isolated_data: DataFolder) -> None:
+    isolated_data.config_file.write_text("[council]\nmax_token = 64\n")
+    with pytest.raises(ConfigError, match=r"\[council\] has an unknown key 'max_token'"):
+        load_config(isolated_data)

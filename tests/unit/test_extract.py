@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -510,12 +509,11 @@ def test_tally_composes_with_an_extractor() -> None:
     ],
     ids=lambda text: repr(text[:16]),
 )
+@pytest.mark.timeout(60)  # linear work takes well under a second; backtracking takes hours
 def test_a_megabyte_of_adversarial_text_is_handled_quickly(text: str) -> None:
-    started = time.perf_counter()
     last_number(text)
     choice_letter(text)
     choice_letter(text, "ABCDEFGHIJ")
-    assert time.perf_counter() - started < 3.0
 
 
 def test_a_million_digit_number_comes_back_whole() -> None:
@@ -528,11 +526,10 @@ def test_a_long_boxed_number_is_read_past_the_marker_window() -> None:
     assert last_number(rf"\boxed{{{digits}}} and 5") == digits
 
 
+@pytest.mark.timeout(60)  # a quadratic rescan of the answer lines would not finish in time
 def test_an_answer_line_with_no_number_before_a_megabyte_of_words_is_quick() -> None:
     text = "Answer: none\n" * 20 + "words " * (ONE_MB // 6) + "7"
-    started = time.perf_counter()
     assert last_number(text) == "7"
-    assert time.perf_counter() - started < 3.0
 
 
 def test_a_megabyte_before_the_answer_does_not_hide_it() -> None:
