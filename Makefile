@@ -12,7 +12,7 @@ VENDOR := src/council/web/vendor
 help:
 	@echo "make up     set up (venv, engine build) and start council on http://127.0.0.1:8710"
 	@echo "make test   set up with test tools (and Debian's chromium and certutil), then lint and run every test"
-	@echo "make lint   ruff and mypy --strict"
+	@echo "make lint   ruff, mypy --strict and the import-cycle check"
 	@echo "make clean  remove the venv and the engine build (keeps council-data/)"
 
 up: $(VENV)/.runtime engine web
@@ -45,6 +45,7 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/python scripts/import_cycles.py
 
 format: $(VENV)/.test
 	$(BIN)/ruff check --fix src tests benchmarks

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from council import __version__
+from council.config import DEFAULT_LAN_PORT
 from council.errors import CouncilError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,8 +65,8 @@ def cli() -> None:
 @click.option("--lan", is_flag=True, help="Also serve phones over HTTPS on the LAN.")
 @click.option("--lan-host", default="0.0.0.0", show_default=True,  # noqa: S104
               help="Address the LAN listener binds.")  # fmt: skip
-@click.option("--lan-port", type=click.IntRange(1, 65535), default=8711, show_default=True,
-              help="Port of the LAN listener.")  # fmt: skip
+@click.option("--lan-port", type=click.IntRange(1, 65535), default=DEFAULT_LAN_PORT,
+              show_default=True, help="Port of the LAN listener.")  # fmt: skip
 @click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               default=None, help="Your own LAN certificate (PEM, with its chain).")  # fmt: skip
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
@@ -224,9 +225,15 @@ def models_split(
     model: str, data: Path | None, max_size: str, llama_server: Path | None, as_json: bool
 ) -> None:
     """Write MODEL's shards beside it (llama-gguf-split), for browsers that load ≤ 2 GB a file."""
+    from council.engine.binary import find_llama_server
     from council.models.split import split_model
 
-    result = split_model(_folder(data), model, max_size, llama_server)
+    folder = _folder(data)
+
+    def find_tool(tool: str) -> Path | None:
+        return find_llama_server(folder, llama_server).sibling(tool)
+
+    result = split_model(folder, model, max_size, find_tool)
     if as_json:
         _print_json(result.to_dict())
         return

@@ -20,6 +20,7 @@ from council.datafolder import DataFolder
 from council.errors import ConfigError
 
 DEFAULT_PORT = 8710
+DEFAULT_LAN_PORT = 8711  # the HTTPS listener for phones (`council up --lan`)
 SEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from council import __version__
-from council.config import CouncilDefaults, HubConfig, load_config, save_config
+from council.config import (
+    DEFAULT_LAN_PORT,
+    CouncilDefaults,
+    HubConfig,
+    load_config,
+    save_config,
+)
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
 from council.engine import orphans
@@ -32,7 +38,6 @@ from council.engine.binary import EngineBinary
 from council.engine.firstuse import checked_engine
 from council.engine.fleet import Fleet, plan_seats
 from council.server.listeners import (
-    DEFAULT_LAN_PORT,
     LanListener,
     bind_listener,
     open_lan_listener,

@@ -88,12 +88,12 @@ def test_the_owner_pairs_approves_renames_and_revokes_a_phone(hub: HubProcess, p
         row.get_by_role("button", name="Revoke Kitchen phone").click()
         confirm = row.get_by_role("button", name="Confirm: revoke Kitchen phone")
         expect(confirm).to_be_visible()
-        assert store.authenticate(db, paired.token, PHONE) is not None  # one press is not enough
+        assert pairing.authenticate(db, paired.token, PHONE) is not None  # one press is not enough
         confirm.click()
         expect(row).to_have_attribute("data-state", "revoked")
         expect(row.locator(".state")).to_have_text(re.compile(r"^revoked \d{4}-\d\d-\d\d"))
         expect(row.get_by_role("button", name=re.compile("^Revoke"))).to_have_count(0)
-        assert store.authenticate(db, paired.token, PHONE) is None
+        assert pairing.authenticate(db, paired.token, PHONE) is None
     finally:
         db.close()
 

@@ -110,7 +110,7 @@ def test_revoking_stops_the_token_and_tells_the_hub(hub: Hub) -> None:
     assert revoked.json()["id"] == result.device_id
     assert revoked.json()["revoked_at"] is not None
     assert hub.revoked == [result.device_id]
-    assert store.authenticate(hub.db, result.token, PHONE) is None
+    assert pairing.authenticate(hub.db, result.token, PHONE) is None
     again = hub.client.delete(f"/api/devices/{result.device_id}")  # revoking twice changes nothing
     assert again.json()["revoked_at"] == revoked.json()["revoked_at"]
     events = [event["event"] for event in hub.client.get("/api/devices/audit").json()["events"]]

@@ -89,7 +89,7 @@ def test_a_code_pairs_once_and_a_second_use_fails(db: sqlite3.Connection) -> Non
     assert result.token
     assert result.name == "Pixel 8"
     assert result.comparison == minted.comparison
-    device = devices.authenticate(db, result.token, PHONE, now=T0 + timedelta(minutes=2))
+    device = pairing.authenticate(db, result.token, PHONE, now=T0 + timedelta(minutes=2))
     assert device is not None
     assert device.id == result.device_id
     with pytest.raises(PairingFailed, match=r"^invalid or expired pairing code$"):
@@ -141,7 +141,7 @@ def test_a_confirmation_code_waits_for_the_owner_then_pairs(db: sqlite3.Connecti
     done = pairing.exchange(db, minted.code, "Pixel", PHONE, now=T0 + timedelta(seconds=30))
     assert done.paired
     assert done.token
-    assert devices.authenticate(db, done.token, PHONE, now=T0 + timedelta(seconds=31))
+    assert pairing.authenticate(db, done.token, PHONE, now=T0 + timedelta(seconds=31))
     with pytest.raises(PairingFailed):
         pairing.exchange(db, minted.code, "Pixel", PHONE, now=T0 + timedelta(seconds=32))
 
@@ -204,10 +204,10 @@ def test_a_revoked_device_no_longer_authenticates(db: sqlite3.Connection) -> Non
     result = pair(db)
     assert result.token
     assert result.device_id
-    assert devices.authenticate(db, result.token, PHONE) is not None
+    assert pairing.authenticate(db, result.token, PHONE) is not None
     revoked = devices.revoke_device(db, result.device_id[:6], now=T0 + timedelta(hours=1))
     assert revoked.revoked_at is not None
-    assert devices.authenticate(db, result.token, PHONE) is None
+    assert pairing.authenticate(db, result.token, PHONE) is None
     assert devices.revoke_device(db, result.device_id).revoked_at == revoked.revoked_at
 
 
@@ -216,22 +216,22 @@ def test_wrong_or_malformed_tokens_do_not_authenticate(db: sqlite3.Connection) -
     assert result.token
     wrong = [new_device_token(), result.token[:-1], result.token + "x", "council_" + "a" * 5000]
     for token in ["", *wrong, result.token.removeprefix(TOKEN_PREFIX)]:
-        assert devices.authenticate(db, token, PHONE) is None
+        assert pairing.authenticate(db, token, PHONE) is None
 
 
 def test_last_seen_is_written_at_most_every_thirty_seconds(db: sqlite3.Connection) -> None:
     result = pair(db)
     assert result.token
-    first = devices.authenticate(db, result.token, "10.0.0.1", now=T0 + timedelta(minutes=1))
+    first = pairing.authenticate(db, result.token, "10.0.0.1", now=T0 + timedelta(minutes=1))
     assert first is not None
     assert first.last_address == "10.0.0.1"
     changes = db.total_changes
-    soon = devices.authenticate(db, result.token, "10.0.0.2", now=T0 + timedelta(seconds=80))
+    soon = pairing.authenticate(db, result.token, "10.0.0.2", now=T0 + timedelta(seconds=80))
     assert soon is not None
     assert soon.last_seen_at == first.last_seen_at
     assert soon.last_address == "10.0.0.1"
     assert db.total_changes == changes  # no write inside the interval
-    later = devices.authenticate(db, result.token, "10.0.0.2", now=T0 + timedelta(seconds=91))
+    later = pairing.authenticate(db, result.token, "10.0.0.2", now=T0 + timedelta(seconds=91))
     assert later is not None
     assert later.last_address == "10.0.0.2"
     assert later.last_seen_at == devices.stamp(T0 + timedelta(seconds=91))

@@ -14,11 +14,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from council.datafolder import DataFolder
-from council.engine.binary import find_llama_server
 from council.errors import BadRequest, CouncilError, EngineNotFound, NotFound
 from council.models.catalog import SPLIT_NAME, read_model
 
@@ -56,9 +56,10 @@ def find_model(folder: DataFolder, model: str) -> Path:
 
 
 def split_model(
-    folder: DataFolder, model: str, max_size: str = "512M", llama_server: Path | None = None
+    folder: DataFolder, model: str, max_size: str, find_tool: Callable[[str], Path | None]
 ) -> SplitResult:
-    """Write `model`'s shards of at most `max_size` each beside it; return what was written."""
+    """Write `model`'s shards of at most `max_size` each beside it; return what was written.
+    `find_tool(name)` finds an engine tool (the engine layer does that: models never import it)."""
     limit = parse_size(max_size)
     path = find_model(folder, model)
     info = read_model(path, folder.models.resolve())
@@ -70,7 +71,7 @@ def split_model(
         raise BadRequest(
             f"{info.path} is {info.size_bytes} bytes, within {max_size}: a browser loads it as is"
         )
-    tool = find_llama_server(folder, llama_server).sibling(SPLIT_TOOL)
+    tool = find_tool(SPLIT_TOOL)
     if tool is None:
         raise EngineNotFound(
             f"no {SPLIT_TOOL} beside llama-server: run `council engine build`, or use a llama.cpp "

@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 from council.errors import CouncilError, NotFound
 from council.security.tokens import (
+    TOKEN_PREFIX,
     hash_secret,
     new_device_token,
     new_pairing_code,
@@ -116,6 +117,15 @@ class PendingPairing:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def authenticate(
+    db: sqlite3.Connection, token: str, address: str, *, now: datetime | None = None
+) -> store.Device | None:
+    """The live device a bearer token belongs to, or None (unknown, malformed or revoked)."""
+    if not plausible_secret(token) or not token.startswith(TOKEN_PREFIX):
+        return None
+    return store.device_by_token_hash(db, hash_secret(token), address, now=now)
 
 
 def _moment(now: datetime | None) -> datetime:

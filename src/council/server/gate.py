@@ -28,6 +28,7 @@ from http.cookies import SimpleCookie
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from council.config import DeviceLimits
+from council.security import pairing
 from council.store import devices
 
 log = logging.getLogger("council")
@@ -151,7 +152,7 @@ class DeviceGate:
             return
         token = bearer_token(scope)
         address = (scope.get("client") or ("", 0))[0]
-        device = devices.authenticate(self.db, token, address) if token else None
+        device = pairing.authenticate(self.db, token, address) if token else None
         if device is None:
             await refuse(scope, send, 401, UNPAIRED, "invalid_api_key")
             return

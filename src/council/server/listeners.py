@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # imported when used: start-up stays quick without --lan
     from council.security.tls import CertificateAuthority
 
 log = logging.getLogger("council")
-DEFAULT_LAN_PORT = 8711
 RENEW_CHECK = 60.0  # seconds between checks of addresses and expiry
 PORT_SEARCH = 20
 

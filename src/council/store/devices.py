@@ -23,6 +23,7 @@ operations (`rename_device`, `revoke_device`) open their own.
 
 from __future__ import annotations
 
+import hmac
 import sqlite3
 import unicodedata
 from dataclasses import asdict, dataclass, replace
@@ -30,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from council.errors import NotFound
-from council.security.tokens import TOKEN_PREFIX, hash_secret, plausible_secret, secrets_match
 from council.store.conversations import new_id, transaction
 from council.store.db import resolve_prefix
 
@@ -117,18 +117,16 @@ def insert_device(
     return device
 
 
-def authenticate(
-    db: sqlite3.Connection, token: str, address: str, *, now: datetime | None = None
+def device_by_token_hash(
+    db: sqlite3.Connection, digest: str, address: str, *, now: datetime | None = None
 ) -> Device | None:
-    """The live device a bearer token belongs to, or None (unknown, malformed or revoked)."""
-    if not plausible_secret(token) or not token.startswith(TOKEN_PREFIX):
-        return None
-    digest = hash_secret(token)
+    """The live device whose token hashes to `digest`, or None (unknown or revoked); its last
+    sighting is recorded. `council.security.pairing.authenticate` hashes the token."""
     row = db.execute(
         f"SELECT {DEVICE_COLUMNS}, token_hash FROM devices WHERE token_hash = ?",  # noqa: S608
         (digest,),
     ).fetchone()
-    if row is None or not secrets_match(row[-1], digest):
+    if row is None or not hmac.compare_digest(row[-1].encode(), digest.encode()):
         return None
     device = _device(row[:-1])
     if device.revoked:
