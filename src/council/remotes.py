@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -89,7 +88,3 @@ def save_remotes(folder: DataFolder, remotes: list[RemoteSeatConfig]) -> None:
     text = "# council remote seats. Holds bearer tokens: keep this file private.\n"
     text += tomli_w.dumps({"remotes": [asdict(remote) for remote in remotes]})
     atomic_write(path, text, mode=0o600)
-
-
-def remotes_path(folder: DataFolder) -> Path:
-    return folder.root / FILE
