@@ -40,7 +40,7 @@ def test_an_engine_killed_by_sigill_mid_answer_fails_its_seat_for_good_with_the_
 
     failed = seat(hub.wait_for(lambda h: seat(h, "demo-1")["state"] == "failed"), "demo-1")
     assert failed["reason"].startswith("killed by SIGILL: this engine uses CPU instructions")
-    assert "`council engine build --force`" in failed["reason"]
+    assert "named by --llama-server was built for another CPU" in failed["reason"]
     assert failed["restarts"] == 0
     before = starts(engine)
     time.sleep(1.5)  # longer than the first restart backoff

@@ -12,6 +12,8 @@ def test_sigill_says_the_cpu_cannot_run_the_build_and_how_to_rebuild() -> None:
     assert reason.startswith("killed by SIGILL: this engine uses CPU instructions")
     assert "`council engine build --force`" in reason
     assert "portable" in describe_exit(-signal.SIGILL, origin="data folder")
+    named = describe_exit(-signal.SIGILL, origin="--llama-server")
+    assert "the llama-server named by --llama-server was built for another CPU" in named
 
 
 def test_sigill_is_never_retried_but_other_crashes_are() -> None:

@@ -26,10 +26,14 @@ def as_signal(code: int | None) -> int | None:
 
 
 def rebuild_advice(origin: str) -> str:
+    """What to do about an engine this CPU cannot run, by where the engine came from."""
+    if origin == "project build":
+        return "`council engine build --force` rebuilds it for this machine"
     if origin == "data folder":
         return ("use a portable llama.cpp release in engines/ (or remove it: "
                 "`council engine build` makes one for this machine)")  # fmt: skip
-    return "`council engine build --force` rebuilds it for this machine"
+    return (f"the llama-server named by {origin} was built for another CPU: use one built for "
+            "this machine (`council engine build` makes one)")  # fmt: skip
 
 
 _MEANING = {
