@@ -177,9 +177,13 @@ class _Launch:
 
     def argv(self, model: Path, port: int) -> list[str]:
         threads = self.threads or os.cpu_count() or 1
+        # A build with loadable CPU variants names the one it loaded only at verbosity 4.
+        variants = any(self.binary.parent.glob("*ggml-cpu-*"))
+        verbose = ["--log-verbosity", "4"] if variants else []
         return [str(self.binary), "--model", str(model), "--host", "127.0.0.1",
                 "--port", str(port), "--ctx-size", "512", "--parallel", "1",
-                "--threads", str(threads), "--no-webui", "--offline", *self.args]  # fmt: skip
+                "--threads", str(threads), "--no-webui", "--offline", *verbose,
+                *self.args]  # fmt: skip
 
 
 def _run_one(launch: _Launch, model: Path, name: str, log: Path) -> FormatResult:
