@@ -134,3 +134,18 @@ def test_a_feature_build_replaces_march_native_with_exactly_those_instruction_se
     assert "-DGGML_AMX_INT8=OFF" in flags
     assert "-DGGML_AVX512=OFF" in flags
     assert "-DGGML_NATIVE=ON" in cmake_flags("native")
+
+
+def test_a_build_folder_that_cannot_be_written_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = BuildLayout(tmp_path)
+    finished_tree(layout)
+    monkeypatch.setattr(selftest, "PAUSE", 0.0)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system", str(layout.bin / MANIFEST))
+
+    monkeypatch.setattr(build, "atomic_write_json", read_only)
+    with pytest.raises(EngineBuildError, match=r"could not write .*council-build\.json: Read-only"):
+        build.build_engine(layout, report=lambda line: None)

@@ -42,7 +42,7 @@ def test_amx_that_traps_is_rebuilt_away_when_the_rebuild_is_faster_than_the_swit
     tmp_path: Path,
 ) -> None:
     build = FakeBuild(tmp_path, SAPPHIRE_RAPIDS, trap=["AMX_INT8"], buffer_trap=True,
-                      delay=0.0, delay_no_repack=0.05)  # fmt: skip
+                      delay=0.0, delay_no_repack=0.3)  # fmt: skip
     settled, said = settle_quietly(build)
     assert build.rebuilds == [tuple(f for f in SAPPHIRE_RAPIDS if not f.startswith("AMX"))]
     assert settled.features == build.rebuilds[0]  # type: ignore[attr-defined]
@@ -60,7 +60,7 @@ def test_the_runtime_switch_is_kept_when_it_measures_faster_than_any_rebuild(
     tmp_path: Path,
 ) -> None:
     build = FakeBuild(tmp_path, SAPPHIRE_RAPIDS, trap=["AMX_TILE"], buffer_trap=True,
-                      delay=0.05, delay_no_repack=0.0)  # fmt: skip
+                      delay=0.3, delay_no_repack=0.0)  # fmt: skip
     settled, _ = settle_quietly(build)
     assert build.rebuilds[-1] is None  # back to the native build
     assert settled.features is None  # type: ignore[attr-defined]

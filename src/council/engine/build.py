@@ -143,6 +143,20 @@ def build_engine(
     progress: Progress = lambda percent, line: None,
 ) -> Path:
     """Fetch, verify, unpack, configure, compile and self-test; returns the llama-server path."""
+    try:
+        return _build(layout, portable=portable, jobs=jobs, force=force, report=report,
+                      progress=progress)  # fmt: skip
+    except OSError as exc:  # a full or read-only disk: one line, not a traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        raise EngineBuildError(
+            f"the engine build could not write{where}: {exc.strerror or exc}"
+        ) from None
+
+
+def _build(
+    layout: BuildLayout, *, portable: bool, jobs: int | None, force: bool, report: Report,
+    progress: Progress,
+) -> Path:  # fmt: skip
     variant = "portable" if portable else "native"
     server = layout.bin / executable_name("llama-server")
     tree = _Tree(layout, variant, jobs or os.cpu_count() or 1, progress)

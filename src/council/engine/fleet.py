@@ -74,6 +74,7 @@ class Fleet:
     ) -> None:
         self.folder = folder
         self.binary = binary
+        self.runtime_args = binary.runtime_args  # read once: the manifest is on the stick
         self.planned: list[PlannedSeat] = []
         self._on_event = on_event or (lambda seat, kind, message: None)
         self.engines: dict[str, EngineProcess] = {}
@@ -97,7 +98,7 @@ class Fleet:
             log=self.folder.logs / f"{name}.log",
             ctx_size=seat.config.ctx_size,
             threads=seat.threads,
-            extra_args=(*self.binary.runtime_args, *seat.config.extra_args),
+            extra_args=(*self.runtime_args, *seat.config.extra_args),
             origin=self.binary.source,
             memory_estimate=estimates([seat])[0].total,
         )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from council.engine.crashes import describe_exit, is_retried
+from council.engine.crashes import as_signal, describe_exit, is_retried
 
 STARTUP_TIMEOUT = 600.0  # a large model on a slow stick can take minutes to map
 STOP_GRACE = 5.0
@@ -176,11 +176,7 @@ class EngineProcess:
         return self._run
 
     def _env(self) -> dict[str, str]:
-        # Drop LLAMA_ARG_* and keys inherited from the user's shell: the hub decides how its
-        # engines listen, and nothing in the environment may widen that.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_ARG_", "LLAMA_API"))}
-        env["LLAMA_API_KEY"] = self.api_key
-        return env
+        return {**engine_environment(), "LLAMA_API_KEY": self.api_key}
 
     async def _wait_healthy(self, run: _Run, client: httpx.AsyncClient) -> bool:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -250,7 +246,7 @@ class EngineProcess:
         # The data folder moves between laptops: keep its absolute path out of stored reasons.
         reason = reason.replace(str(self.spec.model), self.spec.model.name)
         ending = self._describe_exit(run.process.returncode)
-        if run.process.returncode in _SELF_EXPLAINING:
+        if as_signal(run.process.returncode) in _SELF_EXPLAINING:
             return ending  # the signal says more than the last lines of a log cut short
         if exited:
             return f"{ending}; {reason}" if reason else ending
@@ -267,6 +263,12 @@ class EngineProcess:
     def _append_log(self, run: _Run, line: str) -> None:
         with open(self.spec.log, "a", encoding="utf-8") as log:
             log.write(f"=== council: {line} ===\n")
+
+
+def engine_environment() -> dict[str, str]:
+    """The user's environment less LLAMA_ARG_* and API keys: council decides how its engines
+    listen, and nothing inherited from the shell may widen that."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_ARG_", "LLAMA_API"))}
 
 
 def engine_argv(spec: EngineSpec, port: int) -> list[str]:

@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import httpx
 
 from council.engine.cpu import cpu_fingerprint
 from council.engine.crashes import as_signal
-from council.engine.process import failure_reason, free_port
+from council.engine.process import engine_environment, failure_reason, free_port
 
 FORMATS = ("Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q6_K")
 ROUNDS = 3
@@ -46,8 +46,6 @@ PROMPT = ("The council reads the question, and each seat writes its answer in pl
     :160
 ]
 _BACKEND_LINE = re.compile(r"loaded CPU backend from (\S+)")
-
-Report = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +122,10 @@ def write_models(folder: Path, formats: Sequence[str] = FORMATS) -> dict[str, Pa
 
 
 def run_selftest(
-    binary: Path,
-    args: Sequence[str] = (),
-    *,
-    models: dict[str, Path] | None = None,
-    threads: int | None = None,
-    env: dict[str, str] | None = None,
+    binary: Path, args: Sequence[str] = (), *, models: dict[str, Path] | None = None
 ) -> SelfTest:
     """Run `binary` on each self-test model; the first crash by signal ends the test."""
-    launch = _Launch(binary, tuple(args), threads, env)
+    launch = _Launch(binary, tuple(args))
     with tempfile.TemporaryDirectory(prefix="council-selftest-") as temp:
         models = models or write_models(Path(temp))
         results: list[FormatResult] = []
@@ -148,12 +141,9 @@ def run_selftest(
     return SelfTest(ok=ok, args=tuple(args), formats=tuple(results), cpu_backend=backend)
 
 
-def measure_speed(
-    binary: Path, args: Sequence[str] = (), *, model: Path, rounds: int = 3,
-    env: dict[str, str] | None = None,
-) -> float:  # fmt: skip
+def measure_speed(binary: Path, args: Sequence[str] = (), *, model: Path, rounds: int = 3) -> float:
     """Tokens per second (prompt and generated together), median of `rounds` requests."""
-    launch = _Launch(binary, tuple(args), None, env)
+    launch = _Launch(binary, tuple(args))
     with (
         tempfile.TemporaryDirectory(prefix="council-speed-") as temp,
         _serving(launch, model, Path(temp) / "speed.log") as (base, _),
@@ -172,11 +162,9 @@ def measure_speed(
 class _Launch:
     binary: Path
     args: tuple[str, ...]
-    threads: int | None
-    env: dict[str, str] | None
 
     def argv(self, model: Path, port: int) -> list[str]:
-        threads = self.threads or os.cpu_count() or 1
+        threads = os.cpu_count() or 1  # every core: each thread configures its own tiles
         # A build with loadable CPU variants names the one it loaded only at verbosity 4.
         variants = any(self.binary.parent.glob("*ggml-cpu-*"))
         verbose = ["--log-verbosity", "4"] if variants else []
@@ -214,7 +202,10 @@ class _EngineDied(Exception):
 def _died(name: str, code: int, log: Path) -> FormatResult:
     code = as_signal(code) or code
     if code < 0:
-        signame = signal.Signals(-code).name
+        try:
+            signame = signal.Signals(-code).name
+        except ValueError:
+            signame = f"signal {-code}"
         return FormatResult(name, ok=False, reason=f"killed by signal {signame}", signal=signame)
     said = failure_reason(_read(log))
     reason = f"exited with code {code}" + (f": {said}" if said else "")
@@ -227,7 +218,7 @@ def _serving(launch: _Launch, model: Path, log: Path) -> Any:
     with open(log, "wb") as out:
         process = subprocess.Popen(
             launch.argv(model, port), stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, env=_engine_env(launch.env),
+            stderr=subprocess.STDOUT, env=engine_environment(),
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -270,11 +261,6 @@ def _exit_code(process: subprocess.Popen[bytes]) -> int | None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         return process.wait(timeout=5)
     return None
-
-
-def _engine_env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_ARG_", "LLAMA_API"))}
-    return {**env, **(extra or {})}
 
 
 def _loaded_backend(log: Path) -> str | None:
