@@ -18,7 +18,7 @@ import httpx
 
 from council.datafolder import DataFolder, running_hub
 from council.deliberation.events import Event
-from council.errors import BadRequest, CouncilError, HubUnreachable, NotFound
+from council.errors import HubUnreachable, error_for_status
 
 
 class HubClient:
@@ -89,7 +89,7 @@ def _raise_for(status: int, body: bytes) -> None:
         message = json.loads(body)["error"]["message"]
     except (ValueError, KeyError, TypeError):
         message = body[:200].decode(errors="replace") or f"HTTP {status}"
-    raise (NotFound if status == 404 else BadRequest if status < 500 else CouncilError)(message)
+    raise error_for_status(status)(message)
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from council.config import DeviceLimits
 from council.datafolder import DataFolder
+from council.errors import PairingFailed
 from council.security import pairing
 from council.server.app import create_app
 from council.server.devices_api import DevicesApi
@@ -197,7 +198,7 @@ def test_a_rejected_claim_spends_the_code(hub: Hub) -> None:
     assert rejected.status_code == 200
     assert rejected.json() == {"rejected": "Mine"}
     assert hub.client.get("/api/pairings").json() == {"pending": []}
-    with pytest.raises(pairing.PairingFailed):
+    with pytest.raises(PairingFailed):
         pairing.exchange(hub.db, made["code"], "Intruder", "192.168.1.66")
     assert hub.client.get("/api/devices").json()["devices"] == []
     again = hub.client.post(f"/api/pairings/{made['comparison']}/confirm")

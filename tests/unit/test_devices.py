@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from council.errors import NotFound
+from council.errors import NotFound, PairingFailed
 from council.security import pairing
-from council.security.pairing import AttemptLimiter, PairingFailed
+from council.security.pairing import AttemptLimiter
 from council.security.tokens import (
     TOKEN_PREFIX,
     hash_secret,

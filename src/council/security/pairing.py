@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from council.errors import CouncilError, NotFound
+from council.errors import NotFound, PairingFailed, TooManyRequests
 from council.security.tokens import (
     TOKEN_PREFIX,
     hash_secret,
@@ -60,14 +60,6 @@ DEFAULT_TTL = timedelta(minutes=5)
 MAX_TTL = timedelta(hours=1)
 COMPARISON_DIGITS = 6
 PURGE_AFTER = timedelta(days=1)
-FAILED_MESSAGE = "invalid or expired pairing code"
-
-
-class PairingFailed(CouncilError):
-    """The one answer a phone gets for any bad code: it never says which check failed."""
-
-    def __init__(self) -> None:
-        super().__init__(FAILED_MESSAGE)
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ def _new_comparison(db: sqlite3.Connection, at: str) -> str:
         comparison = f"{secrets.randbelow(10**COMPARISON_DIGITS):0{COMPARISON_DIGITS}d}"
         if not store.comparison_in_use(db, comparison, at):
             return comparison
-    raise CouncilError("too many pairing codes are live at once; wait a few minutes")
+    raise TooManyRequests("too many pairing codes are live at once; wait a few minutes")
 
 
 def mint_code(

@@ -1,8 +1,8 @@
 """`/api`: conversations, council rounds streamed over SSE, seats and the council's defaults.
 
-Every error is a JSON body `{"error": {"status", "message"}}`; council's own errors map to their
-HTTP status once, here (`NotFound` 404, `BadRequest` 400), the way httpx maps transport errors
-at its boundary. Request bodies are read with a size limit before they are parsed.
+Every error is raised as a `CouncilError` and rendered by `server/http.py` as a JSON body
+`{"error": {"status", "message"}}` with the status its class declares. Request bodies are read
+with a size limit before they are parsed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.routing import Route
 from council.config import CouncilDefaults
 from council.deliberation.roster import Roster
 from council.deliberation.service import CouncilService, RunHandle
-from council.errors import BadRequest, CouncilError, NotFound
+from council.errors import BadRequest, NotFound, PayloadTooLarge
 from council.models.digests import ModelFiles
 from council.store import conversations as store
 from council.store import export
@@ -38,19 +38,6 @@ class ApiContext:
     defaults: Callable[[], CouncilDefaults]
     save_defaults: Callable[[CouncilDefaults], None]
     model_files: ModelFiles | None = None  # the hashed catalog files behind /models/…
-
-
-class PayloadTooLarge(CouncilError):
-    pass
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
-
-
-def council_error_response(exc: CouncilError) -> JSONResponse:
-    status = {NotFound: 404, BadRequest: 400, PayloadTooLarge: 413}.get(type(exc), 409)
-    return error_response(status, str(exc))
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:

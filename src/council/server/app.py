@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -22,15 +21,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from council.defaults import ADD_MODELS_HINT
-from council.errors import CouncilError
-from council.server.api import Api, ApiContext, council_error_response
+from council.server.api import Api, ApiContext
 from council.server.browser_seats import browser_seat_routes
 from council.server.gate import DeviceGate
 from council.server.guard import LocalGuard
+from council.server.http import EXCEPTION_HANDLERS
 from council.server.lan import LanContext, lan_routes
 from council.server.metrics import Metrics, MetricsMiddleware
 from council.server.model_files import model_file_routes
-from council.server.openai_api import OpenAIApi, openai_error
+from council.server.openai_api import OpenAIApi
 from council.server.openapi import openapi_schema
 from council.server.seat import SEAT_CSP, seat_routes
 
@@ -115,21 +114,6 @@ def create_app(
         text, content_type = await asyncio.to_thread(metrics.render)
         return Response(text, headers={"content-type": content_type, "cache-control": "no-store"})
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        headers = exc.headers if isinstance(exc, HTTPException) else None
-        if request.url.path.startswith("/v1/"):
-            return openai_error(status, str(detail))
-        return JSONResponse(
-            {"error": {"status": status, "message": detail}}, status_code=status, headers=headers
-        )
-
-    async def council_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, CouncilError):
-            return council_error_response(exc)
-        return await http_error(request, exc)
-
     app = Starlette(
         routes=[
             # /v1 first: the router tries routes in order, and these are the busiest.
@@ -161,6 +145,6 @@ def create_app(
             ),
             *([Middleware(DeviceGate, db=lan.db, sessions=lan.sessions)] if lan else []),
         ],
-        exception_handlers={HTTPException: http_error, CouncilError: council_error},
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     return app

@@ -41,8 +41,9 @@ from council.deliberation.roster import Roster
 from council.deliberation.seats import SeatFailure
 from council.engine.binary import EngineBinary
 from council.engine.tokenizer import Tokenizer
+from council.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from council.models.digests import ModelFiles
-from council.server.api import HEARTBEAT, error_response, read_json
+from council.server.api import HEARTBEAT, read_json
 
 SECRET_HEADER = "x-council-seat-secret"  # noqa: S105 - a header name, not a secret
 MAX_REGISTRATION = 4096
@@ -62,15 +63,13 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
         if ctx_size is not None and (
             not isinstance(ctx_size, int) or isinstance(ctx_size, bool) or ctx_size < 256
         ):
-            return error_response(400, "'ctx_size' must be a whole number of at least 256")
+            raise BadRequest("'ctx_size' must be a whole number of at least 256")
         model = tab_model(body, files, roster.fleet.binary)
-        if isinstance(model, Response):
-            return model
         from_device = "device" in request.scope.get("state", {})
         try:
             seat = seats.register(PHONE if from_device else THIS_TAB, ctx_size, set(roster))
         except SeatFailure as exc:
-            return error_response(429, str(exc))
+            raise TooManyRequests(str(exc)) from None
         if model is not None:
             seat.model, seat.tokenizer = model
         return JSONResponse({"id": seat.id, "name": seat.name, "label": seat.label,
@@ -79,10 +78,8 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
     async def tasks(request: Request) -> Response:
         """The tab's task stream; closing it takes the seat out of the council."""
         seat = owned(request)
-        if isinstance(seat, Response):
-            return seat
         if seat.connected or seat.gone:
-            return error_response(409, f"{seat.name} has a task stream already: register again")
+            raise Conflict(f"{seat.name} has a task stream already: register again")
         seat.connected = True
         return StreamingResponse(
             task_stream(seats, seat),
@@ -93,14 +90,10 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
     async def change_model(request: Request) -> Response:
         """The tab swapped models (the larger one took over): count with the new one."""
         seat = owned(request)
-        if isinstance(seat, Response):
-            return seat
         body = await read_json(request, limit=MAX_REGISTRATION)
         if body.get("model") is None:
-            return error_response(400, "'model' is required")
+            raise BadRequest("'model' is required")
         model = tab_model(body, files, roster.fleet.binary)
-        if isinstance(model, Response):
-            return model
         if model is not None:
             seat.model, seat.tokenizer = model
         return Response(status_code=204)
@@ -108,22 +101,20 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
     async def answer(request: Request) -> Response:
         """A batch of a task's answer, in order; the last says done or error."""
         seat = owned(request)
-        if isinstance(seat, Response):
-            return seat
         update = await read_json(request, limit=MAX_BATCH)
         deltas = update.get("deltas", [])
         if not isinstance(deltas, list) or not all(isinstance(d, str) for d in deltas):
-            return error_response(400, "'deltas' must be a list of strings")
+            raise BadRequest("'deltas' must be a list of strings")
         if not seat.deliver(request.path_params["task"], update):
-            return error_response(404, "this task was cancelled or has ended: stop answering it")
+            raise NotFound("this task was cancelled or has ended: stop answering it")
         return Response(status_code=204)
 
-    def owned(request: Request) -> BrowserSeat | Response:
+    def owned(request: Request) -> BrowserSeat:
         seat = seats.get(request.path_params["id"])
         if seat is None or seat.gone:
-            return error_response(404, "no such browser seat: register again")
+            raise NotFound("no such browser seat: register again")
         if not seat.owned_by(request.headers.get(SECRET_HEADER, "")):
-            return error_response(403, "this is not the secret this seat registered with")
+            raise Forbidden("this is not the secret this seat registered with")
         return seat
 
     return [
@@ -153,7 +144,7 @@ async def task_stream(seats: BrowserSeats, seat: BrowserSeat) -> AsyncIterator[b
 
 def tab_model(
     body: dict[str, Any], files: ModelFiles | None, binary: EngineBinary
-) -> tuple[str, Tokenizer | None] | Response | None:
+) -> tuple[str, Tokenizer | None] | None:
     """The catalog path of the model `body["model"]` names, and its tokenizer (None for an
     engine built without llama-tokenize); None when no model is named."""
     model = body.get("model")
@@ -162,7 +153,7 @@ def tab_model(
     match = _MODEL_PATH.fullmatch(model) if isinstance(model, str) else None
     found = files.lookup(match["digest"], match["name"]) if match and files else None
     if found is None:
-        return error_response(400, "'model' must be the /models/… path of a model this hub serves")
+        raise BadRequest("'model' must be the /models/… path of a model this hub serves")
     path, _, digest = found
     return digest.path, Tokenizer.beside(binary, path)
 

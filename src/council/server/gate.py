@@ -15,9 +15,7 @@ open. An ended stream gets a last SSE `error` event, so an SDK raises instead of
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import sqlite3
 import time
 from collections import deque
@@ -28,7 +26,9 @@ from http.cookies import SimpleCookie
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from council.config import DeviceLimits
+from council.errors import TooManyRequests, Unauthorized
 from council.security import pairing
+from council.server.http import send_error, sse_error_frame
 from council.store import devices
 
 log = logging.getLogger("council")
@@ -154,7 +154,7 @@ class DeviceGate:
         address = (scope.get("client") or ("", 0))[0]
         device = pairing.authenticate(self.db, token, address) if token else None
         if device is None:
-            await refuse(scope, send, 401, UNPAIRED, "invalid_api_key")
+            await send_error(scope, send, Unauthorized(UNPAIRED))
             return
         scope.setdefault("state", {})["device"] = device
         if scope["type"] == "http" and long_lived(scope):
@@ -166,7 +166,7 @@ class DeviceGate:
         if (refusal := self.sessions.refusal(device.id)) is not None:
             reason, wait = refusal
             message = f"this device is at its limit of {reason}: wait and try again"
-            await refuse(scope, send, 429, message, "rate_limit_exceeded", retry_after=wait)
+            await send_error(scope, send, TooManyRequests(message, retry_after=wait))
             return
         await self._serve(scope, receive, send, self.sessions.open(device.id))
 
@@ -206,15 +206,11 @@ class _Progress:
 
 async def _end_revoked(scope: Scope, send: Send, response: _Progress) -> None:
     if not response.started:
-        await refuse(scope, send, 401, REVOKED, "invalid_api_key")
+        await send_error(scope, send, Unauthorized(REVOKED))
         return
     if response.ended:
         return
-    last = b""
-    if response.event_stream:
-        error = {"message": REVOKED, "type": "invalid_request_error", "param": None,
-                 "code": "invalid_api_key"}  # fmt: skip
-        last = f"data: {json.dumps({'error': error})}\n\n".encode()
+    last = sse_error_frame(Unauthorized(REVOKED)) if response.event_stream else b""
     await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
@@ -231,36 +227,3 @@ def bearer_token(scope: Scope) -> str | None:
         return None
     morsel = cookie.get(COOKIE)
     return morsel.value if morsel else None
-
-
-async def refuse(
-    scope: Scope,
-    send: Send,
-    status: int,
-    message: str,
-    code: str,
-    *,
-    retry_after: float | None = None,
-) -> None:
-    """A refusal in the shape the route's clients expect: OpenAI's on `/v1`, council's elsewhere."""
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    error: dict[str, object]
-    if scope["path"].startswith("/v1/"):
-        kind = "requests" if status == 429 else "invalid_request_error"
-        error = {"message": message, "type": kind, "param": None, "code": code}
-    else:
-        error = {"status": status, "message": message}
-    data = json.dumps({"error": error}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(data)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="council"'))
-    if retry_after is not None:
-        headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})

@@ -33,8 +33,10 @@ import ipaddress
 import logging
 from collections.abc import Iterable
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from council.errors import Forbidden
+from council.server.http import send_error
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ class LocalGuard:
             # Closing before accepting makes the server answer the handshake with 403.
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": ""})
             return
-        await self._forbidden(scope, refusal)(scope, receive, send)
+        await send_error(scope, send, Forbidden(refusal))
 
     def _refusal(self, scope: Scope) -> str | None:
         """Why the request must be refused, or None to let it through."""
@@ -149,20 +151,3 @@ class LocalGuard:
         if not origin.startswith(prefix):  # also catches the opaque origin "null"
             return False
         return _normalise(origin.removeprefix(prefix), default_port) in allowed
-
-    @staticmethod
-    def _forbidden(scope: Scope, message: str) -> JSONResponse:
-        path = str(scope.get("path", ""))
-        body: dict[str, object]
-        if path == "/v1" or path.startswith("/v1/"):
-            body = {
-                "error": {
-                    "message": message,
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": None,
-                }
-            }
-        else:
-            body = {"error": {"status": 403, "message": message}}
-        return JSONResponse(body, status_code=403, headers={"cache-control": "no-store"})

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from council.errors import CouncilError
+from council.errors import NotFound, PairingFailed, TooManyRequests
 from council.security import pairing
 from council.server.api import read_json
 from council.server.gate import COOKIE, DeviceSessions
@@ -24,6 +24,7 @@ from council.server.gate import COOKIE, DeviceSessions
 if TYPE_CHECKING:  # cryptography loads only with --lan
     from council.security.tls import CertificateAuthority
 
+NO_CA = "this hub uses its own certificate; there is no CA to install"
 COOKIE_AGE = 400 * 24 * 3600  # the longest lifetime browsers keep a cookie
 
 
@@ -46,17 +47,14 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
     async def exchange(request: Request) -> Response:
         address = request.client.host if request.client else ""
         if (wait := ctx.limiter.check(address)) is not None:
-            return JSONResponse(
-                {"error": {"status": 429, "message": "too many attempts: wait and try again"}},
-                status_code=429, headers={"retry-after": str(max(1, round(wait)))},
-            )  # fmt: skip
+            raise TooManyRequests("too many attempts: wait and try again", retry_after=wait)
         body = await read_json(request, limit=4096)
         try:
             result = pairing.exchange(ctx.db, str(body.get("code") or ""),
                                       str(body.get("name") or "phone"), address)  # fmt: skip
-        except pairing.PairingFailed as exc:
+        except PairingFailed:
             ctx.limiter.failure(address, db=ctx.db)
-            return JSONResponse({"error": {"status": 403, "message": str(exc)}}, status_code=403)
+            raise
         ctx.limiter.success(address)
         if not result.paired:
             return JSONResponse(result.to_dict(), status_code=202)
@@ -67,7 +65,7 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
 
     async def ca_page(request: Request) -> Response:
         if ctx.ca is None:
-            raise CouncilError("this hub uses its own certificate; there is no CA to install")
+            raise NotFound(NO_CA)
         return JSONResponse({
             "fingerprint": ctx.ca.fingerprint,
             "pem": "/ca.pem",
@@ -85,7 +83,7 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
 
     async def ca_pem(request: Request) -> Response:
         if ctx.ca is None:
-            raise CouncilError("this hub uses its own certificate; there is no CA to install")
+            raise NotFound(NO_CA)
         return Response(
             ctx.ca.pem,
             media_type="application/x-pem-file",
@@ -94,7 +92,7 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
 
     async def ca_profile(request: Request) -> Response:
         if ctx.ca is None:
-            raise CouncilError("this hub uses its own certificate; there is no CA to install")
+            raise NotFound(NO_CA)
         from council.security.tls import ios_profile
 
         return Response(ios_profile(ctx.ca), media_type="application/x-apple-aspen-config")

@@ -9,8 +9,8 @@ and the engine's answer comes back byte for byte as it arrives: `Passthrough` is
 no response object and no buffering in between, so SSE comments and pings pass too. A client
 that goes away closes the engine's stream, which frees its slot.
 
-Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so SDKs raise
-their usual exceptions.
+Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}` (rendered by
+`server/http.py` from the error's class), so SDKs raise their usual exceptions.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from council.deliberation.events import Event
 from council.deliberation.service import CouncilService, RunHandle
 from council.engine.process import engine_headers
 from council.engine.wire import EngineAnswer, EngineGone, send_request
-from council.errors import BadRequest, CouncilError, NotFound
-from council.server.api import PayloadTooLarge, parse_object, read_body
+from council.errors import BadRequest, CouncilError, NoAnswer, NotFound, SeatError
+from council.server.api import parse_object, read_body
+from council.server.http import error_response, sse_error_frame
 from council.server.metrics import Metrics, device_label
 from council.store import conversations as store
 from council.types import Mode
@@ -45,11 +46,6 @@ PASSED_HEADERS = frozenset({b"content-type", b"content-length", b"content-encodi
                             b"cache-control"})  # fmt: skip
 TAIL = 4096  # the end of an answer, where llama-server reports its token counts
 Target = Callable[[str], tuple[str, str] | str]
-
-
-def openai_error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return JSONResponse(body, status_code=status)
 
 
 class OpenAIApi:
@@ -107,8 +103,7 @@ class OpenAIApi:
             if event.type == "done":
                 done = event.data
         if done.get("status") != "done":
-            return openai_error(502, f"the council could not answer: {done.get('error')}",
-                                "server_error")  # fmt: skip
+            raise NoAnswer(f"the council could not answer: {done.get('error')}")
         return JSONResponse(shape.completion(done["answer"]))
 
 
@@ -133,20 +128,14 @@ class Passthrough:
             elif model not in api.seat_names():
                 raise NotFound(f"the model {model!r} does not exist: see /v1/models")
             elif isinstance(target := api.target(model), str):
-                raise CouncilError(target)
+                raise SeatError(target)
             else:
                 stream = payload.get("stream") is True
                 await self._forward(scope, receive, send, body=body, model=model, target=target,
                                     started=started, stream=stream)  # fmt: skip
                 return
-        except PayloadTooLarge as exc:
-            response = openai_error(413, str(exc))
-        except NotFound as exc:
-            response = openai_error(404, str(exc))
-        except BadRequest as exc:
-            response = openai_error(400, str(exc))
         except CouncilError as exc:
-            response = openai_error(503, str(exc), "server_error")
+            response = error_response(self.path, exc)
         await response(scope, receive, send)
 
     async def _forward(
@@ -168,8 +157,8 @@ class Passthrough:
             answer = await send_request(where.hostname or "127.0.0.1", where.port or 80,
                                         self.path, body, headers)  # fmt: skip
         except EngineGone as exc:
-            message = f"the seat {model!r} did not answer: {exc}"
-            await openai_error(502, message, "server_error")(scope, receive, send)
+            error = NoAnswer(f"the seat {model!r} did not answer: {exc}")
+            await error_response(self.path, error)(scope, receive, send)
             return
 
         async def hang_up_when_the_client_goes() -> None:
@@ -184,9 +173,8 @@ class Passthrough:
             await self._pump(answer, send, tail, model, started)
         except EngineGone as exc:
             if not watcher.done():  # the engine died mid-answer: say so, and end the answer
-                error = {"message": f"the seat {model!r} stopped answering: {exc}",
-                         "type": "server_error", "param": None, "code": None}  # fmt: skip
-                last = f"data: {json.dumps({'error': error})}\n\n".encode() if stream else b""
+                error = NoAnswer(f"the seat {model!r} stopped answering: {exc}")
+                last = sse_error_frame(error) if stream else b""
                 await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             watcher.cancel()
@@ -302,9 +290,8 @@ async def _stream_chunks(handle: RunHandle, shape: _Shape) -> AsyncIterator[byte
             yield f": council {event.data['stage']} stage\n\n".encode()  # progress, as a comment
         elif event.type == "done":
             if event.data["status"] != "done":
-                error = {"message": f"the council could not answer: {event.data['error']}",
-                         "type": "server_error", "param": None, "code": None}  # fmt: skip
-                yield f"data: {json.dumps({'error': error})}\n\n".encode()
+                error = NoAnswer(f"the council could not answer: {event.data['error']}")
+                yield sse_error_frame(error)
                 return
             if not streamed and event.data["answer"]:
                 yield shape.chunk(event.data["answer"])
