@@ -29,9 +29,10 @@ from typing import Any
 import httpx
 from benchmarks.hubs import running_hub
 
-from council.config import CouncilDefaults, HubConfig, SeatConfig, save_config
+from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
 from council.models.demo import write_demo_model
+from council.settings import RoundDefaults
 
 SEATS = ("bench-1", "bench-2", "bench-3")
 
@@ -74,7 +75,7 @@ def main() -> None:
         for seed, name in enumerate(SEATS, 1):
             write_demo_model(folder.models / f"{name}.gguf", seed=seed, context_length=16384)
         seats = tuple(SeatConfig(name, f"{name}.gguf", ctx_size=16384) for name in SEATS)
-        council = CouncilDefaults(extractor="regex:(.)")
+        council = RoundDefaults(extractor="regex:(.)")
         save_config(folder, HubConfig(seats=seats, council=council))
         with running_hub(folder.root) as hub:
             # One client for the whole run: its set-up is not the council's time.

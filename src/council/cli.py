@@ -12,8 +12,17 @@ from typing import Any, TypeVar
 import click
 
 from council import __version__
-from council.config import DEFAULT_LAN_PORT
 from council.errors import CouncilError
+from council.settings import (
+    DEFAULT_LAN_PORT,
+    PAIRING_TTL,
+    PAIRING_TTL_DEFAULT,
+    SEED,
+    RoundDefaults,
+    ranges,
+)
+
+MAX_TOKENS = ranges(RoundDefaults)["max_tokens"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -194,7 +203,7 @@ def models_list(data: Path | None, as_json: bool) -> None:
 @models.command("demo")
 @data_option
 @click.option("--name", default="demo", show_default=True, help="File name (without .gguf).")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(SEED.low, SEED.high), default=0, show_default=True,
               help="Random seed of the weights.")  # fmt: skip
 @reports_errors
 def models_demo(data: Path | None, name: str, seed: int) -> None:
@@ -252,7 +261,7 @@ def models_split(
 @click.option("--chair", default=None, help="The seat that writes the final answer.")
 @click.option("--conversation", default=None, help="Follow up in this conversation (id or prefix).")
 @click.option("--extractor", default=None, help="vote: number, choice[:LETTERS] or regex:PATTERN.")
-@click.option("--max-tokens", type=click.IntRange(1, 32768), default=None,
+@click.option("--max-tokens", type=click.IntRange(MAX_TOKENS.low, MAX_TOKENS.high), default=None,
               help="Longest answer per seat and stage.")  # fmt: skip
 @llama_server_option
 @json_option
@@ -328,7 +337,8 @@ def export(conversation_id: str, data: Path | None, fmt: str) -> None:
 @cli.command()
 @data_option
 @click.option("--name", default=None, help="The device's name (else the phone names itself).")
-@click.option("--ttl", type=click.IntRange(30, 3600), default=300, show_default=True,
+@click.option("--ttl", type=click.IntRange(PAIRING_TTL.low, PAIRING_TTL.high),
+              default=PAIRING_TTL_DEFAULT, show_default=True,
               help="Seconds the code stays valid.")  # fmt: skip
 @click.option(
     "--confirm",

@@ -11,16 +11,19 @@ import re
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import tomli_w
+import tomlkit
+import tomlkit.exceptions
 
 from council.atomicfile import atomic_write
 from council.datafolder import DataFolder
 from council.errors import ConfigError
+from council.settings import CONTEXT_SIZE, DEFAULT_PORT, DeviceLimits, RoundDefaults, range_of
 
-DEFAULT_PORT = 8710
-DEFAULT_LAN_PORT = 8711  # the HTTPS listener for phones (`council up --lan`)
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 SEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -28,7 +31,7 @@ SEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class SeatConfig:
     name: str
     model: str
-    ctx_size: int = 2048
+    ctx_size: int = CONTEXT_SIZE
     threads: int = 0  # 0: share the machine's cores between the seats
     enabled: bool = True
     extra_args: tuple[str, ...] = ()
@@ -37,42 +40,14 @@ class SeatConfig:
         return folder.models / self.model
 
 
-@dataclass(frozen=True, slots=True)
-class CouncilDefaults:
-    """What a question gets when it does not say: `[council]` in config.toml."""
-
-    mode: str = "synthesize"
-    chair: str = ""  # empty: the first seat taking part
-    seats: tuple[str, ...] = ()  # empty: every seat
-    max_tokens: int = 512
-    temperature: float = 0.7
-    stage_timeout: float = 300.0
-    exclude_self: bool = True
-    layers: int = 1
-    extractor: str = "number"
-    review_ties: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceLimits:
-    """What one paired device may use on the LAN listener: `[devices]` in config.toml.
-
-    Both count the requests that make the engines work: every `/v1` request and every `POST` to
-    `/api`. Over either limit a request gets `429` with `Retry-After`.
-    """
-
-    max_streams: int = 4  # open at once
-    requests_per_minute: int = 120
-
-
-Table = TypeVar("Table", CouncilDefaults, DeviceLimits, SeatConfig)
+Table = TypeVar("Table", bound="DataclassInstance")
 
 
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     port: int = DEFAULT_PORT
     seats: tuple[SeatConfig, ...] = field(default_factory=tuple)
-    council: CouncilDefaults = field(default_factory=CouncilDefaults)
+    council: RoundDefaults = field(default_factory=RoundDefaults)
     devices: DeviceLimits = field(default_factory=DeviceLimits)
 
     @property
@@ -94,16 +69,91 @@ def load_config(folder: DataFolder) -> HubConfig:
 
 
 def save_config(folder: DataFolder, config: HubConfig) -> None:
-    document: dict[str, Any] = {
-        "hub": {"port": config.port},
-        "council": {**asdict(config.council), "seats": list(config.council.seats)},
-        "devices": asdict(config.devices),
-        "seats": [{**asdict(seat), "extra_args": list(seat.extra_args)} for seat in config.seats],
-    }
-    text = "# council configuration. Model paths are relative to models/.\n" + tomli_w.dumps(
-        document
-    )
-    atomic_write(folder.config_file, text)
+    """Write `config` to config.toml. A file that exists is edited, not rewritten: the values
+    are set in its parsed document (tomlkit, a format-preserving TOML library), so the user's
+    comments, order and layout survive a change made on the page; a key the file leaves out is
+    added only when its value differs from the default."""
+    path = folder.config_file
+    document, fresh = _document(path)
+    _update(document, "hub", {"port": config.port}, {"port": DEFAULT_PORT}, fresh)
+    _update(document, "council", _values(config.council), _values(RoundDefaults()), fresh)
+    _update(document, "devices", _values(config.devices), _values(DeviceLimits()), fresh)
+    _update_seats(document, config.seats)
+    atomic_write(path, tomlkit.dumps(document))
+
+
+HEADER = "council configuration. Model paths are relative to models/."
+
+
+def _document(path: Path) -> tuple[tomlkit.TOMLDocument, bool]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        document = tomlkit.document()
+        document.add(tomlkit.comment(HEADER))
+        return document, True
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        return tomlkit.parse(text), False
+    except tomlkit.exceptions.ParseError as exc:
+        message = f"{path} is not valid TOML ({exc}): fix it before changing settings"
+        raise ConfigError(message) from None
+
+
+def _values(table: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(table).items()}
+
+
+def _update(
+    document: tomlkit.TOMLDocument,
+    key: str,
+    values: dict[str, Any],
+    defaults: dict[str, Any],
+    fresh: bool,
+) -> None:
+    table = document.get(key)
+    if table is None:
+        table = tomlkit.table()
+    _set_changed(table, values, defaults, fresh)
+    if key not in document and (fresh or len(table) > 0):
+        document[key] = table
+
+
+def _set_changed(table: Any, values: dict[str, Any], defaults: dict[str, Any], fresh: bool) -> None:
+    """Set `values` in a tomlkit table, touching only what changed (an untouched value keeps
+    its comment and spelling)."""
+    for name, value in values.items():
+        if name in table:
+            if table[name] != value:
+                table[name] = value
+        elif fresh or value != defaults[name]:
+            table[name] = value
+
+
+def _update_seats(document: tomlkit.TOMLDocument, seats: tuple[SeatConfig, ...]) -> None:
+    wanted = {seat.name: seat for seat in seats}
+    default = _values(SeatConfig("", ""))
+    entries = document.get("seats")
+    if entries is None:
+        entries = tomlkit.aot()
+    kept = set()
+    for index in reversed(range(len(entries))):
+        name = entries[index].get("name")
+        if name not in wanted or name in kept:
+            del entries[index]
+        else:
+            kept.add(name)
+            _set_changed(entries[index], _values(wanted[name]), default, fresh=False)
+    for seat in seats:
+        if seat.name not in kept:
+            table = tomlkit.table()
+            _set_changed(table, _values(seat), {**default, "name": None, "model": None}, False)
+            if len(entries) > 0:
+                entries[-1].add(tomlkit.nl())  # a blank line between seats, as people write them
+            entries.append(table)
+    if "seats" not in document and len(entries) > 0:
+        document["seats"] = entries
 
 
 def _parse(raw: dict[str, Any], path: Path) -> HubConfig:
@@ -116,33 +166,42 @@ def _parse(raw: dict[str, Any], path: Path) -> HubConfig:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"{path}: seat names must be unique, repeated: {', '.join(duplicates)}")
-    council = _parse_table(CouncilDefaults, raw.get("council", {}), "[council]", path)
+    council = _parse_table(RoundDefaults, raw.get("council", {}), "[council]", path)
     devices = _parse_table(DeviceLimits, raw.get("devices", {}), "[devices]", path)
-    if devices.max_streams < 1 or devices.requests_per_minute < 1:
-        raise ConfigError(f"{path}: [devices] limits must be at least 1")
     return HubConfig(port=port, seats=seats, council=council, devices=devices)
 
 
 def _parse_table(kind: type[Table], raw: Any, where: str, path: Path) -> Table:
-    """A TOML table onto a dataclass, each value checked against its field's type: nothing is
-    coerced (`enabled = "false"` is an error, not True), and an unknown key is an error too,
-    so a typo never silently falls back to a default. `where` names the table in messages."""
+    try:
+        return typed_table(kind, raw, where)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def typed_table(kind: type[Table], raw: Any, where: str) -> Table:
+    """A TOML table (or a JSON object) onto a dataclass, each value checked against its field's
+    type and range: nothing is coerced (`enabled = "false"` is an error, not True), and an
+    unknown key is an error too, so a typo never silently falls back to a default. `where`
+    names the table in the `ValueError`'s message."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: {where} must be a table")
+        raise ValueError(f"{where} must be a table")
     fields = kind.__dataclass_fields__
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"{path}: {where} has an unknown key {unknown[0]!r} "
-                          f"(known: {', '.join(fields)})")  # fmt: skip
+        known = ", ".join(fields)
+        raise ValueError(f"{where} has an unknown key {unknown[0]!r} (known: {known})")
     values: dict[str, Any] = {}
     for name, spec in fields.items():
         if name not in raw:
             if spec.default is MISSING and spec.default_factory is MISSING:
-                raise ConfigError(f"{path}: {where} is missing {name!r}")
+                raise ValueError(f"{where} is missing {name!r}")
             continue
         value, expected = _checked(raw[name], str(spec.type))
         if value is _BAD:
-            raise ConfigError(f"{path}: {where}: {name} = {raw[name]!r} is not {expected}")
+            raise ValueError(f"{where}: {name} = {raw[name]!r} is not {expected}")
+        allowed = range_of(spec)
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{where}: {name} = {raw[name]!r} must be {allowed.describe()}")
         values[name] = value
     return kind(**values)
 

@@ -34,8 +34,7 @@ def ensure_seats(folder: DataFolder) -> HubConfig:
     real = [model for model in scan(folder.models) if model.valid and not model.demo]
     if real:
         seats = tuple(
-            SeatConfig(name=seat_name_for(model.path), model=model.path, ctx_size=2048)
-            for model in real
+            SeatConfig(name=seat_name_for(model.path), model=model.path) for model in real
         )
     else:
         seats = tuple(SeatConfig(name=name, model=demo_model_path(name)) for name, _ in DEMO_SEATS)

@@ -24,24 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from council import __version__
-from council.config import (
-    DEFAULT_LAN_PORT,
-    CouncilDefaults,
-    HubConfig,
-    load_config,
-    save_config,
-)
+from council.config import HubConfig, load_config, save_config
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
 from council.engine import orphans
 from council.engine.binary import EngineBinary
 from council.engine.firstuse import checked_engine
 from council.engine.fleet import Fleet, plan_seats
+from council.errors import ConfigError, CouncilError
+from council.remotes import load_remotes
 from council.server.listeners import (
     LanListener,
     bind_listener,
     open_lan_listener,
 )
+from council.settings import DEFAULT_LAN_PORT, RoundDefaults
 from council.store import conversations
 from council.store import db as store
 
@@ -141,6 +138,7 @@ class Hub:
                 log.warning("stopped engines a previous council left running: %s", stopped)
             binary = checked_engine(folder, self.options.llama_server, self.say)
             config = ensure_seats(folder)
+            check_round_defaults(folder, config)
             fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
             fleet.check_memory()
             listener = bind_listener(self.options.host, self.options.port, config.port)
@@ -276,7 +274,7 @@ class Hub:
 
         self.roster = roster = Roster(ready.folder, ready.config, ready.fleet, config_changed)
 
-        def save_defaults(defaults: CouncilDefaults) -> None:
+        def save_defaults(defaults: RoundDefaults) -> None:
             ready.config = replace(load_config(ready.folder), council=defaults)
             save_config(ready.folder, ready.config)
 
@@ -357,3 +355,17 @@ def configure_logging(logs: Path, *, terminal: bool = True) -> None:
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+
+
+def check_round_defaults(folder: DataFolder, config: HubConfig) -> None:
+    """`[council]` is checked once, by `council up`, through the validation every question
+    goes through: a typo in a seat's name or an out-of-range value is one line now, not an
+    error on every question later. Any configured seat may be named (a disabled one too, so
+    turning a seat off on the page never stops the next start)."""
+    from council.deliberation.service import round_options
+
+    names = [seat.name for seat in config.seats] + [r.name for r in load_remotes(folder)]
+    try:
+        round_options(config.council, {}, names)
+    except CouncilError as exc:
+        raise ConfigError(f"{folder.config_file}: [council]: {exc}") from None

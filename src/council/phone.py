@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from council.config import DEFAULT_LAN_PORT
 from council.datafolder import DataFolder, running_hub
 from council.security import pairing
 from council.security.tls import lan_addresses, load_or_create_ca, local_hostname
+from council.settings import DEFAULT_LAN_PORT
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,14 @@ tokens: the file is written atomically with owner-only permissions, and tokens n
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-import tomli_w
+import tomlkit
 
 from council.atomicfile import atomic_write
-from council.config import SEAT_NAME
+from council.config import SEAT_NAME, typed_table
 from council.datafolder import DataFolder
 from council.errors import BadRequest, ConfigError
 
@@ -55,36 +55,44 @@ def validate(remote: RemoteSeatConfig, taken: set[str]) -> None:
 
 
 def from_request(body: dict[str, Any], base: RemoteSeatConfig | None = None) -> RemoteSeatConfig:
-    fields: dict[str, Any] = asdict(base) if base else {"token": "", "ctx_size": 0, "enabled": True}
-    for key in ("name", "url", "model", "token", "ctx_size", "enabled"):
-        if key in body:
-            fields[key] = body[key]
+    """A remote seat from an API request (over `base`, when it changes one), every value
+    checked for its type like config.toml's: `"enabled": "false"` is refused, not true."""
+    fields: dict[str, Any] = asdict(base) if base else {}
+    fields.update({key: value for key, value in body.items() if key not in {"has_token", "kind"}})
     try:
-        remote = RemoteSeatConfig(
-            name=str(fields["name"]), url=str(fields["url"]).rstrip("/"),
-            model=str(fields["model"]), token=str(fields["token"]),
-            ctx_size=int(fields["ctx_size"]), enabled=bool(fields["enabled"]),
-        )  # fmt: skip
-    except KeyError as exc:
-        raise BadRequest(f"a remote seat needs {exc.args[0]!r}") from None
-    except (TypeError, ValueError):
-        raise BadRequest("'ctx_size' must be a whole number") from None
-    return remote
+        remote = typed_table(RemoteSeatConfig, fields, "the remote seat")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return replace(remote, url=remote.url.rstrip("/"))
 
 
 def load_remotes(folder: DataFolder) -> list[RemoteSeatConfig]:
+    """remotes.toml's seats, each checked as the API checks a new one."""
     path = folder.root / FILE
     if not path.exists():
         return []
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        return [RemoteSeatConfig(**item) for item in raw.get("remotes", [])]
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    entries = raw.get("remotes", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: remotes must be an array of tables ([[remotes]])")
+    remotes: list[RemoteSeatConfig] = []
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        where = f"remote seat {name!r}" if isinstance(name, str) else "a [[remotes]] entry"
+        try:
+            remote = typed_table(RemoteSeatConfig, entry, where)
+            validate(remote, {r.name for r in remotes})
+        except (ValueError, BadRequest) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        remotes.append(remote)
+    return remotes
 
 
 def save_remotes(folder: DataFolder, remotes: list[RemoteSeatConfig]) -> None:
     path = folder.root / FILE
     text = "# council remote seats. Holds bearer tokens: keep this file private.\n"
-    text += tomli_w.dumps({"remotes": [asdict(remote) for remote in remotes]})
+    text += tomlkit.dumps({"remotes": [asdict(remote) for remote in remotes]})
     atomic_write(path, text, mode=0o600)

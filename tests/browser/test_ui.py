@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from council.config import CouncilDefaults, HubConfig, SeatConfig, save_config
+from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
 from council.models.demo import write_demo_model
+from council.settings import RoundDefaults
 from tests.browser.conftest import new_page, screenshot
 from tests.fakes import cloud_seat, url_of
 from tests.hubs import HubProcess
@@ -95,7 +96,7 @@ def test_a_follow_up_stays_in_the_conversation_and_is_there_after_a_reload(
 def long_answers(folder: DataFolder) -> None:
     write_demo_model(folder.models / "slow.gguf", seed=21, context_length=65536)
     save_config(folder, HubConfig(seats=(SeatConfig("slow", "slow.gguf", ctx_size=32768),),
-                                  council=CouncilDefaults(max_tokens=30000)))  # fmt: skip
+                                  council=RoundDefaults(max_tokens=30000)))  # fmt: skip
 
 
 def test_stop_ends_a_running_round_and_keeps_what_was_written(

@@ -70,3 +70,24 @@ def test_a_demo_name_with_folders_in_it_is_refused(isolated_data: DataFolder) ->
     assert result.returncode == 2
     assert "a plain file name, without folders" in result.stderr
     assert not (isolated_data.root / "escape.gguf").exists()
+
+
+def test_council_up_refuses_a_council_table_naming_no_seat_or_out_of_range(
+    isolated_data: DataFolder, engine_binary: EngineBinary
+) -> None:
+    seats = '[[seats]]\nname = "alpha"\nmodel = "alpha.gguf"\n'
+    cases = {
+        'chair = "alhpa"': "[council]: unknown chair 'alhpa': the seats are alpha",
+        'mode = "debate"': "[council]: unknown mode 'debate'",
+        'seats = ["alpha", "beta"]': "[council]: unknown seat 'beta'",
+        "max_tokens = 0": "[council]: max_tokens = 0 must be from 1 to 32768",
+    }
+    for line, message in cases.items():
+        isolated_data.config_file.write_text(f"[council]\n{line}\n\n{seats}")
+        result = council("up", "--no-browser", "--llama-server", str(engine_binary.path))
+        assert result.returncode == 1, line
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert lines[0].startswith(f"Error: {isolated_data.config_file}: ")
+        assert message in lines[0]
+    assert not isolated_data.database.exists()  # refused before anything was opened

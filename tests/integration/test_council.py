@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 
-from council.config import CouncilDefaults, HubConfig, SeatConfig, save_config
+from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
 from council.models.demo import write_demo_model
+from council.settings import RoundDefaults
 from tests.hubs import HubProcess, ask_round, new_conversation, sse_events
 
 StartHub = Callable[..., HubProcess]
@@ -118,7 +119,7 @@ def seats_sharing_a_model(folder: DataFolder) -> None:
                 SeatConfig("twin-b", "twin.gguf"),
                 SeatConfig("other", "other.gguf"),
             ),
-            council=CouncilDefaults(temperature=0.0),
+            council=RoundDefaults(temperature=0.0),
         ),
     )
 

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs
 import pytest
 from starlette.testclient import TestClient
 
-from council.config import DeviceLimits
 from council.datafolder import DataFolder
 from council.errors import PairingFailed
 from council.security import pairing
@@ -19,6 +18,7 @@ from council.server.app import create_app
 from council.server.devices_api import DevicesApi
 from council.server.gate import DeviceSessions
 from council.server.lan import LanContext
+from council.settings import DeviceLimits
 from council.store import devices as store
 from council.store.db import connect
 

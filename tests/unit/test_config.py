@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from council.config import HubConfig, SeatConfig, load_config, save_config
@@ -85,3 +87,86 @@ def test_an_unknown_council_key_is_refused_instead_of_ignored(isolated_data: Dat
     isolated_data.config_file.write_text("[council]\nmax_token = 64\n")
     with pytest.raises(ConfigError, match=r"\[council\] has an unknown key 'max_token'"):
         load_config(isolated_data)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[council]\ntemperature = 2.5", "[council]: temperature = 2.5 must be from 0 to 2"),
+        ("[council]\nlayers = 9", "[council]: layers = 9 must be from 1 to 4"),
+        ("[devices]\nmax_streams = 0", "[devices]: max_streams = 0 must be from 1 to 1000"),
+    ],
+)
+def test_a_value_outside_its_settings_range_is_one_line_naming_table_and_key(
+    isolated_data: DataFolder, table: str, message: str
+) -> None:
+    isolated_data.config_file.write_text(table + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(isolated_data)
+    assert str(caught.value) == f"{isolated_data.config_file}: {message}"
+
+
+HAND_WRITTEN = """\
+# My council. I wrote this by hand.
+[hub]
+port = 8720  # 8710 is taken by something else on this laptop
+
+[council]
+mode = "vote"  # votes settle arithmetic best
+max_tokens = 100
+
+[[seats]]
+name = "alpha"  # the fast one
+model = "alpha.gguf"
+ctx_size = 1024
+
+[[seats]]
+name = "beta"
+model = "beta.gguf"
+"""
+
+
+def test_a_change_from_the_page_keeps_the_users_comments_and_layout(
+    isolated_data: DataFolder,
+) -> None:
+    isolated_data.config_file.write_text(HAND_WRITTEN)
+    config = load_config(isolated_data)
+    beta = config.seats[1]
+    gamma = SeatConfig("gamma", "gamma.gguf", enabled=False)
+    changed = replace(
+        config,
+        council=replace(config.council, max_tokens=200),
+        seats=(replace(beta, ctx_size=4096), gamma),
+    )
+    save_config(isolated_data, changed)
+
+    text = isolated_data.config_file.read_text()
+    assert load_config(isolated_data) == changed
+    for kept in (
+        "# My council. I wrote this by hand.\n",
+        "port = 8720  # 8710 is taken by something else on this laptop\n",
+        'mode = "vote"  # votes settle arithmetic best\n',
+    ):
+        assert kept in text
+    assert "max_tokens = 200\n" in text
+    assert "alpha" not in text
+    assert "temperature" not in text  # a default the file left out stays out
+    added = 'ctx_size = 4096\n\n[[seats]]\nname = "gamma"\nmodel = "gamma.gguf"\nenabled = false\n'
+    assert added in text
+
+
+def test_a_new_config_file_spells_out_every_setting(isolated_data: DataFolder) -> None:
+    save_config(isolated_data, HubConfig(seats=(SeatConfig("a", "a.gguf"),)))
+    text = isolated_data.config_file.read_text()
+    assert text.startswith("# council configuration.")
+    assert "temperature = 0.7\n" in text
+    assert "requests_per_minute = 120\n" in text
+
+
+def test_a_config_file_broken_since_the_hub_started_is_not_overwritten(
+    isolated_data: DataFolder,
+) -> None:
+    isolated_data.config_file.write_text("[council\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        save_config(isolated_data, HubConfig())
+    assert isolated_data.config_file.read_text() == "[council\n"

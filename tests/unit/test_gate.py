@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from council.config import DeviceLimits
 from council.server.gate import DeviceSessions, counted
+from council.settings import DeviceLimits
 from tests.running import run as run_coroutine
 
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from council.config import CouncilDefaults
 from council.deliberation.events import Event
 from council.deliberation.modes import RoundFailed, run_mode
 from council.deliberation.rounds import Round, RoundOptions
 from council.deliberation.seats import Sampling, Seat
 from council.errors import BadRequest, NotFound
+from council.settings import RoundDefaults, ranges
 from council.store import conversations as store
 from council.types import MessageStatus, Mode
 
@@ -55,7 +55,7 @@ class CouncilService:
         self,
         db: sqlite3.Connection,
         seats: Callable[[], Mapping[str, Seat]],
-        defaults: Callable[[], CouncilDefaults],
+        defaults: Callable[[], RoundDefaults],
     ) -> None:
         self.db = db
         self._seats = seats
@@ -70,42 +70,7 @@ class CouncilService:
 
     def options(self, request: Mapping[str, Any]) -> RoundOptions:
         """The request's choices over the defaults, validated; unknown names are a clear 4xx."""
-        defaults = self._defaults()
-        merged = {**asdict(defaults), **{k: v for k, v in request.items() if v is not None}}
-        seats = self._seats()
-        try:
-            mode = Mode(merged["mode"])
-        except ValueError:
-            modes = ", ".join(m.value for m in Mode)
-            raise BadRequest(f"unknown mode {merged['mode']!r}: use {modes}") from None
-        chosen = tuple(merged["seats"] or seats)
-        if not isinstance(merged["seats"], list | tuple) or not chosen:
-            raise BadRequest("'seats' must be a list of seat names")
-        unknown = [name for name in chosen if name not in seats]
-        if unknown:
-            raise NotFound(f"unknown seat {unknown[0]!r}: the seats are {', '.join(seats)}")
-        if len(set(chosen)) != len(chosen):
-            raise BadRequest("a seat may take part once per round")
-        chair = merged["chair"] or chosen[0]
-        if chair not in seats:
-            raise NotFound(f"unknown chair {chair!r}: the seats are {', '.join(seats)}")
-        seed = merged.get("seed")
-        return RoundOptions(
-            mode=mode,
-            seats=chosen,
-            chair=chair,
-            sampling=Sampling(
-                max_tokens=_int(merged, "max_tokens", 1, 32768),
-                temperature=_float(merged, "temperature", 0, 2),
-                seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-            ),
-            stage_timeout=_float(merged, "stage_timeout", 1, 3600),
-            exclude_self=bool(merged["exclude_self"]),
-            layers=_int(merged, "layers", 1, 4),
-            extractor=str(merged["extractor"]),
-            review_ties=bool(merged["review_ties"]),
-            shuffle_seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        )
+        return round_options(self._defaults(), request, list(self._seats()))
 
     def start(self, conversation_id: str, question: str, options: RoundOptions) -> RunHandle:
         question = question.strip()
@@ -113,13 +78,6 @@ class CouncilService:
             raise BadRequest("the question is empty")
         if len(question) > MAX_QUESTION:
             raise BadRequest(f"the question is longer than {MAX_QUESTION} characters")
-        if options.mode is Mode.VOTE:
-            from council.deliberation.extract import make_extractor
-
-            try:
-                make_extractor(options.extractor)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from None
         history = store.history(self.db, conversation_id)
         message_id = store.start_message(
             self.db, conversation_id, question, options.mode.value, options.to_dict()
@@ -167,15 +125,63 @@ class CouncilService:
             queue.put_nowait(None)
 
 
-def _int(request: Mapping[str, Any], key: str, low: int, high: int) -> int:
-    value = request[key]
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadRequest(f"{key} must be a whole number from {low} to {high}")
+def round_options(
+    defaults: RoundDefaults, request: Mapping[str, Any], seats: Sequence[str]
+) -> RoundOptions:
+    """`request`'s choices over `defaults`, checked against the settings' ranges and the seat
+    names: the one validation a question from the page, `/v1`, the CLI and `[council]` in
+    config.toml (checked by `council up`) all go through."""
+    merged = {**asdict(defaults), **{k: v for k, v in request.items() if v is not None}}
+    try:
+        mode = Mode(merged["mode"])
+    except ValueError:
+        modes = ", ".join(m.value for m in Mode)
+        raise BadRequest(f"unknown mode {merged['mode']!r}: use {modes}") from None
+    chosen = tuple(merged["seats"] or seats)
+    if not isinstance(merged["seats"], list | tuple) or not chosen:
+        raise BadRequest("'seats' must be a list of seat names")
+    unknown = [name for name in chosen if name not in seats]
+    if unknown:
+        raise NotFound(f"unknown seat {unknown[0]!r}: the seats are {', '.join(seats)}")
+    if len(set(chosen)) != len(chosen):
+        raise BadRequest("a seat may take part once per round")
+    chair = merged["chair"] or chosen[0]
+    if chair not in seats:
+        raise NotFound(f"unknown chair {chair!r}: the seats are {', '.join(seats)}")
+    if mode is Mode.VOTE:
+        from council.deliberation.extract import make_extractor
+
+        try:
+            make_extractor(str(merged["extractor"]))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    seed = merged.get("seed")
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    return RoundOptions(
+        mode=mode,
+        seats=chosen,
+        chair=chair,
+        sampling=Sampling(
+            max_tokens=_bounded(merged, "max_tokens"),
+            temperature=float(_bounded(merged, "temperature")),
+            seed=seed,
+        ),
+        stage_timeout=float(_bounded(merged, "stage_timeout")),
+        exclude_self=bool(merged["exclude_self"]),
+        layers=_bounded(merged, "layers"),
+        extractor=str(merged["extractor"]),
+        review_ties=bool(merged["review_ties"]),
+        shuffle_seed=seed,
+    )
+
+
+_RANGES = ranges(RoundDefaults)
+
+
+def _bounded(request: Mapping[str, Any], key: str) -> Any:
+    value, allowed = request[key], _RANGES[key]
+    whole = isinstance(allowed.low, int)
+    if value not in allowed or (whole and not isinstance(value, int)):
+        kind = "a whole number" if whole else "a number"
+        raise BadRequest(f"{key} must be {kind} {allowed.describe()}")
     return value
-
-
-def _float(request: Mapping[str, Any], key: str, low: float, high: float) -> float:
-    value = request[key]
-    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-        raise BadRequest(f"{key} must be a number from {low:g} to {high:g}")
-    return float(value)

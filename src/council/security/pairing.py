@@ -53,11 +53,12 @@ from council.security.tokens import (
     new_pairing_code,
     plausible_secret,
 )
+from council.settings import PAIRING_TTL, PAIRING_TTL_DEFAULT
 from council.store import devices as store
 from council.store.conversations import transaction
 
-DEFAULT_TTL = timedelta(minutes=5)
-MAX_TTL = timedelta(hours=1)
+DEFAULT_TTL = timedelta(seconds=PAIRING_TTL_DEFAULT)
+MAX_TTL = timedelta(seconds=PAIRING_TTL.high)
 COMPARISON_DIGITS = 6
 PURGE_AFTER = timedelta(days=1)
 

@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from council.config import CouncilDefaults
 from council.deliberation.roster import Roster
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, NotFound, PayloadTooLarge
 from council.models.digests import ModelFiles
+from council.settings import RoundDefaults
 from council.store import conversations as store
 from council.store import export
 
@@ -35,8 +35,8 @@ class ApiContext:
     db: sqlite3.Connection
     council: CouncilService
     roster: Roster
-    defaults: Callable[[], CouncilDefaults]
-    save_defaults: Callable[[CouncilDefaults], None]
+    defaults: Callable[[], RoundDefaults]
+    save_defaults: Callable[[RoundDefaults], None]
     model_files: ModelFiles | None = None  # the hashed catalog files behind /models/…
 
 
@@ -232,7 +232,7 @@ class Api:
             raise BadRequest(f"unknown setting {unknown[0]!r}")
         merged = {**current, **body}
         options = self.ctx.council.options(merged)  # validates names, ranges and the mode
-        updated = CouncilDefaults(
+        updated = RoundDefaults(
             mode=options.mode.value, chair=str(merged["chair"] or ""),
             seats=tuple(merged["seats"] or ()), max_tokens=options.sampling.max_tokens,
             temperature=options.sampling.temperature, stage_timeout=options.stage_timeout,
@@ -291,5 +291,5 @@ async def _stop_on_disconnect(handle: RunHandle, request: Request) -> None:
             return
 
 
-def _defaults_dict(defaults: CouncilDefaults) -> dict[str, Any]:
+def _defaults_dict(defaults: RoundDefaults) -> dict[str, Any]:
     return {**asdict(defaults), "seats": list(defaults.seats)}

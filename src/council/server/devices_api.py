@@ -26,9 +26,9 @@ from council.datafolder import DataFolder
 from council.errors import BadRequest
 from council.security import pairing
 from council.server.api import read_json
+from council.settings import PAIRING_TTL, PAIRING_TTL_DEFAULT
 from council.store import devices as store
 
-MIN_TTL, MAX_TTL, DEFAULT_TTL = 30, 3600, 300  # seconds, as `council pair --ttl`
 AUDIT_LIMIT, MAX_AUDIT_LIMIT = 100, 1000
 NO_STORE = {"cache-control": "no-store"}
 
@@ -68,14 +68,18 @@ class DevicesApi:
         return JSONResponse(device.to_dict())
 
     async def pair(self, request: Request) -> Response:
-        """Mint a one-time pairing code: `{"name"?, "ttl"? (30..3600 s), "confirm"?}`; the
+        """Mint a one-time pairing code: `{"name"?, "ttl"? (seconds), "confirm"?}`; the
         answer holds the URL a phone opens, as text and as a QR code."""
         body = await _read_json(request)
-        name, ttl, confirm = body.get("name"), body.get("ttl", DEFAULT_TTL), body.get("confirm")
+        name, ttl, confirm = (
+            body.get("name"),
+            body.get("ttl", PAIRING_TTL_DEFAULT),
+            body.get("confirm"),
+        )
         if name is not None and not isinstance(name, str):
             raise BadRequest("'name' must be a string")
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL <= ttl <= MAX_TTL:
-            raise BadRequest(f"'ttl' must be a whole number of seconds from {MIN_TTL} to {MAX_TTL}")
+        if not isinstance(ttl, int) or ttl not in PAIRING_TTL:
+            raise BadRequest(f"'ttl' must be a whole number of seconds {PAIRING_TTL.describe()}")
         if confirm is not None and not isinstance(confirm, bool):
             raise BadRequest("'confirm' must be true or false")
         from council.phone import invite  # loads cryptography: only when someone pairs

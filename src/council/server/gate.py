@@ -25,10 +25,10 @@ from http.cookies import SimpleCookie
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from council.config import DeviceLimits
 from council.errors import TooManyRequests, Unauthorized
 from council.security import pairing
 from council.server.http import send_error, sse_error_frame
+from council.settings import DeviceLimits
 from council.store import devices
 
 log = logging.getLogger("council")
