@@ -12,7 +12,7 @@ VENDOR := src/council/web/vendor
 help:
 	@echo "make up     set up (venv, engine build) and start council on http://127.0.0.1:8710"
 	@echo "make test   set up with test tools (and Debian's chromium and certutil), then lint and run every test"
-	@echo "make lint   ruff, mypy --strict and the import-cycle check"
+	@echo "make lint   ruff, mypy --strict, the import-cycle check and Biome (the browser code)"
 	@echo "make clean  remove the venv and the engine build (keeps council-data/)"
 
 up: $(VENV)/.runtime engine web
@@ -41,15 +41,17 @@ $(VENDOR)/.installed: package.json package-lock.json
 	   node_modules/@wllama/wllama-compat/wasm/wllama.wasm $(VENDOR)/wllama/compat/
 	@touch $@
 
-lint: $(VENV)/.test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+lint: $(VENV)/.test $(VENDOR)/.installed
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/python scripts/import_cycles.py
+	npx --no-install biome check
 
-format: $(VENV)/.test
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+format: $(VENV)/.test $(VENDOR)/.installed
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+	$(BIN)/ruff format src tests benchmarks scripts
+	npx --no-install biome check --write
 
 $(VENV)/.created:
 	@scripts/system-deps.sh build

@@ -22,6 +22,11 @@ ISOLATION = {
     "cross-origin-resource-policy": "same-origin",
 }
 LOAD_TIMEOUT = 120_000
+SEAT_MODULES = tuple(
+    f"/seat/{name}.js"
+    for name in ("seat", "capabilities", "decide", "host", "join", "loading", "model", "page")
+)
+SHARED_MODULES = ("/static/lib/dom.js", "/static/lib/sse.js")
 
 
 def open_seat(page: Page, hub: HubProcess) -> None:
@@ -55,11 +60,21 @@ def ask(page: Page, question: str) -> None:
 
 
 def test_the_page_and_the_wasm_it_loads_carry_the_isolation_headers(hub: HubProcess) -> None:
-    for path in ("/seat/", "/seat/seat.js", "/seat/vendor/index.js", "/seat/vendor/wllama.wasm",
-                 "/seat/vendor/compat/wllama.wasm", "/seat/vendor/compat/wllama.js"):  # fmt: skip
+    for path in (
+        "/seat/",
+        *SEAT_MODULES,
+        "/seat/vendor/index.js",
+        "/seat/vendor/wllama.wasm",
+        "/seat/vendor/compat/wllama.wasm",
+        "/seat/vendor/compat/wllama.js",
+    ):
         response = httpx.get(f"{hub.url}{path}", timeout=10)
         assert response.status_code == 200, path
         assert {name: response.headers.get(name) for name in ISOLATION} == ISOLATION, path
+    for path in SHARED_MODULES:  # same origin: an isolated page may load them without the headers
+        response = httpx.get(f"{hub.url}{path}", timeout=10)
+        assert response.status_code == 200, path
+        assert "javascript" in response.headers["content-type"], path
     wasm = httpx.head(f"{hub.url}/seat/vendor/wllama.wasm", timeout=10)
     assert wasm.headers["content-type"] == "application/wasm"
     csp = httpx.get(f"{hub.url}/seat/", timeout=10).headers["content-security-policy"]
@@ -125,7 +140,7 @@ def test_an_isolated_tab_runs_the_model_on_threads_and_downloads_it_once(
         assert loaded_from(again) == ("storage", 0)
         assert model_bytes_sent(hub, model_url) == int(size)  # the hub sent nothing more
         expect(again.locator("#download-status")).to_have_text(
-            "Loaded from this browser's storage: 0 bytes downloaded."
+            "Loaded from this browser's storage: 0 B downloaded."
         )
         ask(again, "And again")
         screenshot(again, "seat-second-visit")
@@ -218,20 +233,33 @@ def test_a_download_that_stalls_gives_way_to_the_host_and_says_why(
         context.close()
 
 
-BROWSER = {"secure": True, "isolated": True, "webgpu": False, "shaderF16": False, "jspi": True,
-           "memory64": True, "compat": False, "deviceMemoryGb": 8, "cores": 4,
-           "quota": 10 * 2**30, "free": 10 * 2**30}  # fmt: skip
+BROWSER = {
+    "secure": True,
+    "isolated": True,
+    "webgpu": False,
+    "shaderF16": False,
+    "jspi": True,
+    "memory64": True,
+    "compat": False,
+    "deviceMemoryGb": 8,
+    "cores": 4,
+    "quota": 10 * 2**30,
+    "free": 10 * 2**30,
+}
 CATALOG = [
     {"path": "small.gguf", "name": "small", "size_bytes": 300 * 2**20, "url": "/models/a/s.gguf"},
     {"path": "large.gguf", "name": "large", "size_bytes": 3 * 2**30, "url": "/models/b/l.gguf"},
 ]
-DECIDE = "([facts, catalog]) => import('/seat/seat.js').then((seat) => seat.decide(facts, catalog))"
+DECIDE = (
+    "([facts, catalog, asked]) => "
+    "import('/seat/decide.js').then((seat) => seat.decide(facts, catalog, asked))"
+)
 
 
-def decision(page: Page, **facts: object) -> dict[str, Any]:
-    """The page's own `decide()` for a browser with `facts` (over BROWSER) and CATALOG. The
-    module is loaded already, so importing it again runs nothing."""
-    return dict(page.evaluate(DECIDE, [{**BROWSER, **facts}, CATALOG]))
+def decision(page: Page, asked: str | None = None, **facts: object) -> dict[str, Any]:
+    """The page's own `decide()` for a browser with `facts` (over BROWSER) and CATALOG, the
+    address naming the model `asked` or none. The module is pure: importing it runs nothing."""
+    return dict(page.evaluate(DECIDE, [{**BROWSER, **facts}, CATALOG, asked]))
 
 
 def test_the_decision_follows_what_the_browser_can_do_and_says_why(
@@ -246,21 +274,35 @@ def test_the_decision_follows_what_the_browser_can_do_and_says_why(
     assert (able["model"]["path"], able["larger"]["path"]) == ("small.gguf", "large.gguf")
     assert "there is no WebGPU adapter, so the CPU does the work" in able["reasons"]
 
+    named = decision(page, asked="large.gguf")
+    assert (named["model"]["path"], named["larger"]) == ("large.gguf", None)
+    assert named["reasons"][1] == "the model asked for, large · 3.2 GB, fits in this tab's 4.3 GB"
+
     gpu = decision(page, webgpu=True, shaderF16=True)["reasons"]
     assert "a WebGPU adapter with shader-f16 is available, so layers run on the GPU" in gpu
     no_f16 = decision(page, webgpu=True)["reasons"]
-    assert ("the WebGPU adapter lacks shader-f16, which llama.cpp's WebGPU backend needs, so the "
-            "CPU does the work") in no_f16  # fmt: skip
+    assert (
+        "the WebGPU adapter lacks shader-f16, which llama.cpp's WebGPU backend needs, so the "
+        "CPU does the work"
+    ) in no_f16
 
     compat = decision(page, jspi=False, compat=True)  # 2 GB a file at most: no larger model
     assert compat["larger"] is None
-    assert "this browser lacks JSPI or Memory64, so the slower compatible build runs" in (
-        compat["reasons"])  # fmt: skip
+    assert (
+        "this browser lacks JSPI or Memory64, so the slower compatible build runs"
+        in (compat["reasons"])
+    )
 
     insecure = decision(page, secure=False, isolated=False)
-    assert (insecure["where"], insecure["reasons"]) == ("host", [
-        "this page is not a secure context (it came over plain HTTP from another address), so "
-        "the browser withholds cross-origin isolation and WebGPU"])  # fmt: skip
+    assert (insecure["where"], insecure["reasons"]) == (
+        "host",
+        [
+            "this page is not a secure context (it came over plain HTTP from another address), so "
+            "the browser withholds cross-origin isolation and WebGPU"
+        ],
+    )
     tiny = decision(page, deviceMemoryGb=0.5)
     assert (tiny["where"], tiny["reasons"]) == (
-        "host", ["no model on the hub fits in this tab's 256.0 MB"])  # fmt: skip
+        "host",
+        ["no model on the hub fits in this tab's 268 MB"],
+    )

@@ -68,7 +68,7 @@ def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downl
         page.goto(f"{hub.url}/seat/")
         assert loaded_from(page)[0] == "hub"
         expect(page.locator("#reasons")).to_contain_text(
-            "a larger model, council demo (larger, random weights) · 6.3 MB, also fits, so it "
+            "a larger model, council demo (larger, random weights) · 6.6 MB, also fits, so it "
             "downloads in the background while the smallest answers"
         )
         expect(page.locator("#fetch-larger")).to_be_checked()
@@ -105,7 +105,7 @@ def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downl
         )
         assert again.locator("body").get_attribute("data-larger-source") == "storage"
         expect(again.locator("#larger-status")).to_have_text(
-            "Loaded from this browser's storage: 0 bytes downloaded."
+            "Loaded from this browser's storage: 0 B downloaded."
         )
         assert {url: model_bytes_sent(hub, url) for url in sizes} == sizes  # nothing more sent
     finally:

@@ -25,17 +25,32 @@ SHAPE = DemoShape(embedding_length=256, block_count=4, feed_forward_length=768)
 def split(data: DataFolder, engine: EngineBinary) -> list[str]:
     write_demo_model(data.models / "big.gguf", name="big", shape=SHAPE)
     done = subprocess.run(
-        [sys.executable, "-m", "council", "models", "split", "big.gguf", "--max-size", "1M",
-         "--json"], capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "council",
+            "models",
+            "split",
+            "big.gguf",
+            "--max-size",
+            "1M",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
         env={**os.environ, "COUNCIL_LLAMA_SERVER": str(engine.path)},  # COUNCIL_DATA: the stick
-    )  # fmt: skip
+    )
     return list(json.loads(done.stdout)["shards"])
 
 
 def test_the_tab_loads_a_split_model_from_its_first_shards_url_and_generates(
-    start_hub: Callable[..., HubProcess], isolated_data: DataFolder, engine_binary: EngineBinary,
+    start_hub: Callable[..., HubProcess],
+    isolated_data: DataFolder,
+    engine_binary: EngineBinary,
     browser: Browser,
-) -> None:  # fmt: skip
+) -> None:
     shards = split(isolated_data, engine_binary)
     assert len(shards) > 2
     hub = start_hub()
@@ -50,7 +65,7 @@ def test_the_tab_loads_a_split_model_from_its_first_shards_url_and_generates(
         total = sum((isolated_data.models / shard).stat().st_size for shard in shards)
         assert downloaded > total  # every shard, and the responses' headers
         expect(page.locator("#reasons")).to_contain_text(
-            "the model asked for, council demo (big, random weights) · 6.3 MB"
+            "the model asked for, council demo (big, random weights) · 6.6 MB"
         )
         expect(page.locator("#decision")).to_have_text("Runs in this tab.")
         ask(page, "Hello from a split model")

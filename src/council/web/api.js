@@ -1,4 +1,6 @@
-// The hub's HTTP API, and a reader for the server-sent events a council round streams.
+// The hub's HTTP API, and a council round's server-sent events.
+
+import { serverEvents } from "/static/lib/sse.js";
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -36,23 +38,5 @@ export async function streamRound(conversationId, body, onEvent, onMessageId, si
     throw new ApiError(response.status, data?.error?.message || `HTTP ${response.status}`);
   }
   onMessageId(response.headers.get("x-council-message"));
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let type = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline).replace(/\r$/, "");
-      buffer = buffer.slice(newline + 1);
-      if (line.startsWith("event:")) type = line.slice(6).trim();
-      else if (line.startsWith("data:") && type) {
-        onEvent(type, JSON.parse(line.slice(5)));
-        type = "";
-      }
-    }
-  }
+  for await (const [type, data] of serverEvents(response.body)) onEvent(type, data);
 }

@@ -1,11 +1,10 @@
 // The council page: conversations on the left, the current one in the middle, the composer below.
-import { api, ApiError, streamRound } from "/static/api.js";
-import { el, humanSize } from "/static/dom.js";
-import { RoundView } from "/static/round.js";
-import { registerServiceWorker } from "/static/pwa.js";
+import { ApiError, api, streamRound } from "/static/api.js";
 import { closeDevices, openDevices, wireDevices } from "/static/devices.js";
+import { $, el, humanSize } from "/static/lib/dom.js";
+import { registerServiceWorker } from "/static/pwa.js";
+import { RoundView } from "/static/round.js";
 
-const $ = (id) => document.getElementById(id);
 const state = { conversation: null, seats: [], defaults: null, running: null };
 const EMPTY = $("empty");
 
@@ -14,12 +13,25 @@ async function loadConversations() {
   const search = $("search").value.trim();
   const query = search ? `?search=${encodeURIComponent(search)}` : "";
   const { conversations } = await api("GET", `/api/conversations${query}`);
-  $("conversations").replaceChildren(...conversations.map((c) => el("li", {},
-    el("button", { type: "button", class: "conversation",
-      "aria-current": c.id === state.conversation?.id ? "true" : null,
-      onclick: () => openConversation(c.id) },
-    el("span", { class: "conversation-title", text: c.title || "Untitled" }),
-    el("span", { class: "conversation-date", text: c.updated_at.slice(0, 16).replace("T", " ") })))));
+  $("conversations").replaceChildren(
+    ...conversations.map((c) =>
+      el(
+        "li",
+        {},
+        el(
+          "button",
+          {
+            type: "button",
+            class: "conversation",
+            "aria-current": c.id === state.conversation?.id ? "true" : null,
+            onclick: () => openConversation(c.id),
+          },
+          el("span", { class: "conversation-title", text: c.title || "Untitled" }),
+          el("span", { class: "conversation-date", text: c.updated_at.slice(0, 16).replace("T", " ") }),
+        ),
+      ),
+    ),
+  );
   if (!conversations.length) {
     $("conversations").append(el("li", { class: "hint", text: search ? "Nothing found." : "No conversations yet." }));
   }
@@ -51,8 +63,7 @@ function showConversation(conversation) {
 
 async function renameConversation() {
   const heading = $("title");
-  const input = el("input", { class: "title-input", value: heading.textContent,
-    "aria-label": "Conversation title" });
+  const input = el("input", { class: "title-input", value: heading.textContent, "aria-label": "Conversation title" });
   heading.replaceChildren(input);
   input.focus();
   input.select();
@@ -77,7 +88,10 @@ async function deleteConversation() {
   const button = $("delete");
   if (!deleteArmed) {
     button.textContent = "Confirm delete";
-    deleteArmed = setTimeout(() => { button.textContent = "Delete"; deleteArmed = null; }, 4000);
+    deleteArmed = setTimeout(() => {
+      button.textContent = "Delete";
+      deleteArmed = null;
+    }, 4000);
     return;
   }
   clearTimeout(deleteArmed);
@@ -110,14 +124,20 @@ async function ask(event) {
       state.conversation = await api("POST", "/api/conversations", {});
       $("thread").replaceChildren();
     }
-    const view = new RoundView(question, { mode: body.mode, seats, chair: body.chair,
-      labels: seatLabels() });
+    const view = new RoundView(question, { mode: body.mode, seats, chair: body.chair, labels: seatLabels() });
     $("thread").append(view.element);
     view.element.scrollIntoView({ block: "start", behavior: "smooth" });
     $("question").value = "";
     setRunning({ view, controller: new AbortController(), messageId: null });
-    await streamRound(state.conversation.id, body, (type, data) => view.handle(type, data),
-      (id) => { state.running.messageId = id; }, state.running.controller.signal);
+    await streamRound(
+      state.conversation.id,
+      body,
+      (type, data) => view.handle(type, data),
+      (id) => {
+        state.running.messageId = id;
+      },
+      state.running.controller.signal,
+    );
   } catch (error) {
     if (error.name !== "AbortError") showComposerError(error.message);
     if (state.running?.view && error instanceof ApiError) state.running.view.element.remove();
@@ -159,8 +179,7 @@ async function stop() {
 
 // ---- seats and defaults -------------------------------------------------------------------
 async function loadSeats() {
-  const [{ seats }, defaults] = await Promise.all([api("GET", "/api/seats"),
-    api("GET", "/api/council/defaults")]);
+  const [{ seats }, defaults] = await Promise.all([api("GET", "/api/seats"), api("GET", "/api/council/defaults")]);
   state.seats = seats;
   state.defaults = state.defaults || defaults;
   renderComposerOptions();
@@ -174,50 +193,94 @@ function renderComposerOptions() {
   // A seat the page has not shown before is picked as the defaults say (none listed: all).
   const byDefault = (name) => !defaults.seats.length || defaults.seats.includes(name);
   const picked = (name) => (shown.has(name) ? previous.has(name) : byDefault(name));
-  $("seat-choice").replaceChildren(el("legend", { text: "Seats" }), ...state.seats.map((seat) =>
-    el("label", { class: "chip" }, el("input", { type: "checkbox", value: seat.name,
-      checked: picked(seat.name) }), seat.name,
-    seat.kind === "browser" ? el("span", { class: "kind", text: seat.label }) : null)));
+  $("seat-choice").replaceChildren(
+    el("legend", { text: "Seats" }),
+    ...state.seats.map((seat) =>
+      el(
+        "label",
+        { class: "chip" },
+        el("input", { type: "checkbox", value: seat.name, checked: picked(seat.name) }),
+        seat.name,
+        seat.kind === "browser" ? el("span", { class: "kind", text: seat.label }) : null,
+      ),
+    ),
+  );
   const chair = $("chair").value || defaults.chair;
-  $("chair").replaceChildren(el("option", { value: "", text: "first seat" }),
-    ...state.seats.map((seat) => el("option", { value: seat.name, text: seat.name,
-      selected: seat.name === chair })));
+  $("chair").replaceChildren(
+    el("option", { value: "", text: "first seat" }),
+    ...state.seats.map((seat) => el("option", { value: seat.name, text: seat.name, selected: seat.name === chair })),
+  );
   if (!$("mode").dataset.touched) $("mode").value = defaults.mode;
 }
 
 // Browser seats by name → "browser (this tab)" / "browser (phone)", for the round panes.
 function seatLabels() {
-  return Object.fromEntries(state.seats.filter((seat) => seat.kind === "browser")
-    .map((seat) => [seat.name, seat.label]));
+  return Object.fromEntries(
+    state.seats.filter((seat) => seat.kind === "browser").map((seat) => [seat.name, seat.label]),
+  );
 }
 
 function renderSeatsTable() {
-  $("seats-table").querySelector("tbody").replaceChildren(...state.seats.map((seat) => el("tr",
-    { "data-seat": seat.name, "data-state": seat.state },
-    el("th", { scope: "row" }, seat.name, seat.demo ? el("span", { class: "tag",
-      text: "demo model: noise" }) : null, el("span", { class: "kind", text: seat.label || seat.kind })),
-    el("td", { text: seat.model }),
-    el("td", { text: humanSize(seat.size_bytes) }),
-    el("td", { text: seat.quantization || "–" }),
-    el("td", { text: seat.ctx_size ? String(seat.ctx_size) : "–" }),
-    el("td", { class: `state state-${seat.state}` }, seat.state,
-      seat.reason ? el("span", { class: "reason", text: seat.reason }) : null),
-    el("td", { text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–" }),
-    // A browser seat leaves when its tab closes; there is nothing here to remove.
-    el("td", {}, seat.kind === "browser" ? null : el("button", { type: "button", class: "danger",
-      "aria-label": `Remove ${seat.name}`, text: "Remove",
-      onclick: () => removeSeat(seat.name) })))));
+  $("seats-table")
+    .querySelector("tbody")
+    .replaceChildren(
+      ...state.seats.map((seat) =>
+        el(
+          "tr",
+          { "data-seat": seat.name, "data-state": seat.state },
+          el(
+            "th",
+            { scope: "row" },
+            seat.name,
+            seat.demo ? el("span", { class: "tag", text: "demo model: noise" }) : null,
+            el("span", { class: "kind", text: seat.label || seat.kind }),
+          ),
+          el("td", { text: seat.model }),
+          el("td", { text: humanSize(seat.size_bytes) }),
+          el("td", { text: seat.quantization || "–" }),
+          el("td", { text: seat.ctx_size ? String(seat.ctx_size) : "–" }),
+          el(
+            "td",
+            { class: `state state-${seat.state}` },
+            seat.state,
+            seat.reason ? el("span", { class: "reason", text: seat.reason }) : null,
+          ),
+          el("td", { text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–" }),
+          // A browser seat leaves when its tab closes; there is nothing here to remove.
+          el(
+            "td",
+            {},
+            seat.kind === "browser"
+              ? null
+              : el("button", {
+                  type: "button",
+                  class: "danger",
+                  "aria-label": `Remove ${seat.name}`,
+                  text: "Remove",
+                  onclick: () => removeSeat(seat.name),
+                }),
+          ),
+        ),
+      ),
+    );
   renderLocalModels();
 }
 
 async function renderLocalModels() {
   const { models } = await api("GET", "/api/models");
   const free = models.filter((model) => model.valid && !model.seats.length);
-  $("local-model").replaceChildren(...free.map((model) => el("option", { value: model.path,
-    text: `${model.path}${model.demo ? " (demo)" : ""} · ${humanSize(model.size_bytes)}` })));
+  $("local-model").replaceChildren(
+    ...free.map((model) =>
+      el("option", {
+        value: model.path,
+        text: `${model.path}${model.demo ? " (demo)" : ""} · ${humanSize(model.size_bytes)}`,
+      }),
+    ),
+  );
   $("local-form").querySelector("button").disabled = !free.length;
-  $("seats-hint").textContent = free.length ? "" :
-    "Every model on the stick is seated. Copy more GGUF files into the data folder's models/ folder to seat them.";
+  $("seats-hint").textContent = free.length
+    ? ""
+    : "Every model on the stick is seated. Copy more GGUF files into the data folder's models/ folder to seat them.";
 }
 
 async function removeSeat(name) {
@@ -240,13 +303,16 @@ async function addSeat(event, errorId, toBody) {
   }
 }
 
-const addRemote = (event) => addSeat(event, "remote-error",
-  (data) => ({ ...data, ctx_size: Number(data.ctx_size || 0) }));
+const addRemote = (event) =>
+  addSeat(event, "remote-error", (data) => ({ ...data, ctx_size: Number(data.ctx_size || 0) }));
 
-const addLocal = (event) => addSeat(event, "local-error", (data) => ({
-  kind: "local", model: data.model, ctx_size: Number(data.ctx_size || 0),
-  ...(data.name ? { name: data.name } : {}),
-}));
+const addLocal = (event) =>
+  addSeat(event, "local-error", (data) => ({
+    kind: "local",
+    model: data.model,
+    ctx_size: Number(data.ctx_size || 0),
+    ...(data.name ? { name: data.name } : {}),
+  }));
 
 async function saveDefaults() {
   const body = { mode: $("mode").value, seats: chosenSeats(), chair: $("chair").value };
@@ -254,15 +320,16 @@ async function saveDefaults() {
     state.defaults = await api("PUT", "/api/council/defaults", body);
     showComposerError("");
     $("save-defaults").textContent = "Saved as the defaults";
-    setTimeout(() => { $("save-defaults").textContent = "Make these the defaults"; }, 2000);
+    setTimeout(() => {
+      $("save-defaults").textContent = "Make these the defaults";
+    }, 2000);
   } catch (error) {
     showComposerError(error.message);
   }
 }
 
 // ---- the hub's health ---------------------------------------------------------------------
-const STATUS_WORDS = { ok: "all seats ready", starting: "seats starting…",
-  degraded: "some seats are not answering" };
+const STATUS_WORDS = { ok: "all seats ready", starting: "seats starting…", degraded: "some seats are not answering" };
 
 async function refreshHealth() {
   try {
@@ -300,20 +367,38 @@ function wire() {
     }
   });
   $("stop").addEventListener("click", stop);
-  $("new-conversation").addEventListener("click", () => { showConversation(null); closeSidebar(); $("question").focus(); });
+  $("new-conversation").addEventListener("click", () => {
+    showConversation(null);
+    closeSidebar();
+    $("question").focus();
+  });
   $("search").addEventListener("input", () => loadConversations());
   $("rename").addEventListener("click", renameConversation);
   $("delete").addEventListener("click", deleteConversation);
-  $("mode").addEventListener("change", () => { $("mode").dataset.touched = "1"; });
+  $("mode").addEventListener("change", () => {
+    $("mode").dataset.touched = "1";
+  });
   $("save-defaults").addEventListener("click", saveDefaults);
-  $("show-seats").addEventListener("click", () => { closeDevices(); $("seats-panel").hidden = false; closeSidebar(); loadSeats(); });
-  $("show-devices").addEventListener("click", () => { $("seats-panel").hidden = true; closeSidebar(); openDevices(); });
-  $("close-seats").addEventListener("click", () => { $("seats-panel").hidden = true; });
+  $("show-seats").addEventListener("click", () => {
+    closeDevices();
+    $("seats-panel").hidden = false;
+    closeSidebar();
+    loadSeats();
+  });
+  $("show-devices").addEventListener("click", () => {
+    $("seats-panel").hidden = true;
+    closeSidebar();
+    openDevices();
+  });
+  $("close-seats").addEventListener("click", () => {
+    $("seats-panel").hidden = true;
+  });
   $("remote-form").addEventListener("submit", addRemote);
   $("local-form").addEventListener("submit", addLocal);
   wireDevices();
   $("menu").addEventListener("click", () =>
-    document.body.classList.contains("sidebar-open") ? closeSidebar() : openSidebar());
+    document.body.classList.contains("sidebar-open") ? closeSidebar() : openSidebar(),
+  );
 }
 
 wire();

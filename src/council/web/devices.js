@@ -1,9 +1,8 @@
 // The Devices panel: paired phones (rename, revoke), pairing a new one with a QR code, and the
 // phones that wait for the owner's approval. Its routes exist on the laptop's own listener only.
 import { api } from "/static/api.js";
-import { el } from "/static/dom.js";
+import { $, el } from "/static/lib/dom.js";
 
-const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
 const TTL = 300; // seconds a pairing code lives, as `council pair`
 const state = {
@@ -24,14 +23,16 @@ function showError(message) {
 }
 
 // Errors land in the panel, never as an unhandled rejection.
-const guarded = (action) => async (...args) => {
-  try {
-    showError("");
-    await action(...args);
-  } catch (error) {
-    showError(error.message);
-  }
-};
+const guarded =
+  (action) =>
+  async (...args) => {
+    try {
+      showError("");
+      await action(...args);
+    } catch (error) {
+      showError(error.message);
+    }
+  };
 
 // ---- the list -----------------------------------------------------------------------------
 async function loadDevices() {
@@ -49,34 +50,62 @@ async function loadDevices() {
 function renderLan(lan) {
   const note = $("lan-note");
   note.className = lan.serving ? "hint" : "banner";
-  note.replaceChildren(...(lan.serving
-    ? ["Phones reach this hub at ", el("code", { text: lan.url }), "."]
-    : ["Phones can't reach this hub yet: start it with ", el("code", { text: "council up --lan" }), "."]));
+  note.replaceChildren(
+    ...(lan.serving
+      ? ["Phones reach this hub at ", el("code", { text: lan.url }), "."]
+      : ["Phones can't reach this hub yet: start it with ", el("code", { text: "council up --lan" }), "."]),
+  );
 }
 
 function renderDevices() {
   $("devices-empty").hidden = state.devices.length > 0;
-  $("devices-table").querySelector("tbody").replaceChildren(...state.devices.map((device) => {
-    const revoked = device.revoked_at !== null;
-    return el("tr", { "data-device": device.id, "data-state": revoked ? "revoked" : "active" },
-      el("th", { scope: "row", class: "device-name", text: device.name }),
-      el("td", { text: when(device.last_seen_at) }),
-      el("td", { text: device.last_address || "–" }),
-      el("td", { class: revoked ? "state state-failed" : "state state-healthy",
-        text: revoked ? `revoked ${when(device.revoked_at)}` : "active" }),
-      el("td", { class: "row-actions" },
-        el("button", { type: "button", text: "Rename", "aria-label": `Rename ${device.name}`,
-          onclick: (event) => renameDevice(device, event.target.closest("tr")) }),
-        revoked ? null : el("button", { type: "button", class: "danger", text: "Revoke",
-          "aria-label": `Revoke ${device.name}`,
-          onclick: (event) => revokeDevice(device, event.target) })));
-  }));
+  $("devices-table")
+    .querySelector("tbody")
+    .replaceChildren(
+      ...state.devices.map((device) => {
+        const revoked = device.revoked_at !== null;
+        return el(
+          "tr",
+          { "data-device": device.id, "data-state": revoked ? "revoked" : "active" },
+          el("th", { scope: "row", class: "device-name", text: device.name }),
+          el("td", { text: when(device.last_seen_at) }),
+          el("td", { text: device.last_address || "–" }),
+          el("td", {
+            class: revoked ? "state state-failed" : "state state-healthy",
+            text: revoked ? `revoked ${when(device.revoked_at)}` : "active",
+          }),
+          el(
+            "td",
+            { class: "row-actions" },
+            el("button", {
+              type: "button",
+              text: "Rename",
+              "aria-label": `Rename ${device.name}`,
+              onclick: (event) => renameDevice(device, event.target.closest("tr")),
+            }),
+            revoked
+              ? null
+              : el("button", {
+                  type: "button",
+                  class: "danger",
+                  text: "Revoke",
+                  "aria-label": `Revoke ${device.name}`,
+                  onclick: (event) => revokeDevice(device, event.target),
+                }),
+          ),
+        );
+      }),
+    );
 }
 
 function renameDevice(device, row) {
   const cell = row.querySelector(".device-name");
-  const input = el("input", { class: "name-input", value: device.name, maxlength: "60",
-    "aria-label": `New name for ${device.name}` });
+  const input = el("input", {
+    class: "name-input",
+    value: device.name,
+    maxlength: "60",
+    "aria-label": `New name for ${device.name}`,
+  });
   state.renaming = true;
   cell.replaceChildren(input);
   input.focus();
@@ -108,11 +137,14 @@ const revokeDevice = guarded(async (device, button) => {
   if (!armed.has(button)) {
     button.textContent = "Confirm revoke";
     button.setAttribute("aria-label", `Confirm: revoke ${device.name}`);
-    armed.set(button, setTimeout(() => {
-      armed.delete(button);
-      button.textContent = "Revoke";
-      button.setAttribute("aria-label", `Revoke ${device.name}`);
-    }, 4000));
+    armed.set(
+      button,
+      setTimeout(() => {
+        armed.delete(button);
+        button.textContent = "Revoke";
+        button.setAttribute("aria-label", `Revoke ${device.name}`);
+      }, 4000),
+    );
     return;
   }
   clearTimeout(armed.get(button));
@@ -124,10 +156,19 @@ const revokeDevice = guarded(async (device, button) => {
 async function loadAudit() {
   if (!$("devices-audit").open) return;
   const { events } = await api("GET", "/api/devices/audit?limit=20");
-  $("audit-list").replaceChildren(...events.map((event) => el("li", {},
-    el("span", { class: "audit-at", text: when(event.at) }), " ",
-    el("span", { class: "audit-event", text: event.event.replace("_", " ") }),
-    event.detail ? ` · ${event.detail}` : "", event.address ? ` · ${event.address}` : "")));
+  $("audit-list").replaceChildren(
+    ...events.map((event) =>
+      el(
+        "li",
+        {},
+        el("span", { class: "audit-at", text: when(event.at) }),
+        " ",
+        el("span", { class: "audit-event", text: event.event.replace("_", " ") }),
+        event.detail ? ` · ${event.detail}` : "",
+        event.address ? ` · ${event.address}` : "",
+      ),
+    ),
+  );
   if (!events.length) $("audit-list").append(el("li", { class: "hint", text: "Nothing yet." }));
 }
 
@@ -151,9 +192,15 @@ const pair = guarded(async (event) => {
   $("pair-url").value = invite.url;
   $("pair-fingerprint").textContent = invite.fingerprint;
   $("pair-comparison").hidden = !invite.comparison;
-  $("pair-comparison").replaceChildren(...(invite.comparison ? ["The phone will show ",
-    el("strong", { class: "comparison", text: invite.comparison }),
-    ". Approve it below only if it does."] : []));
+  $("pair-comparison").replaceChildren(
+    ...(invite.comparison
+      ? [
+          "The phone will show ",
+          el("strong", { class: "comparison", text: invite.comparison }),
+          ". Approve it below only if it does.",
+        ]
+      : []),
+  );
   setResult("");
   $("pairing-live").hidden = false;
   $("pairing").hidden = false;
@@ -217,7 +264,9 @@ async function copyUrl() {
     $("pair-url").select(); // no clipboard permission: leave it selected for Ctrl+C
     button.textContent = document.execCommand("copy") ? "Copied" : "Press Ctrl+C";
   }
-  setTimeout(() => { button.textContent = "Copy"; }, 2000);
+  setTimeout(() => {
+    button.textContent = "Copy";
+  }, 2000);
 }
 
 // ---- phones waiting for approval ----------------------------------------------------------
@@ -227,25 +276,45 @@ async function loadPending() {
   if (key === state.pending) return;
   state.pending = key;
   $("pending-section").hidden = !pending.length;
-  $("pending").replaceChildren(...pending.map((claim) => el("li",
-    { class: "pending-claim", "data-comparison": claim.comparison },
-    el("span", { class: "pending-who", text: `${claim.name} at ${claim.address}` }),
-    " shows ", el("strong", { class: "comparison", text: claim.comparison }),
-    el("span", { class: "pending-actions" },
-      el("button", { type: "button", class: "primary", text: "Approve",
-        "aria-label": `Approve ${claim.name} showing ${claim.comparison}`,
-        onclick: () => decide(claim, "confirm") }),
-      el("button", { type: "button", class: "danger", text: "Reject",
-        "aria-label": `Reject ${claim.name} showing ${claim.comparison}`,
-        onclick: () => decide(claim, "reject") })))));
+  $("pending").replaceChildren(
+    ...pending.map((claim) =>
+      el(
+        "li",
+        { class: "pending-claim", "data-comparison": claim.comparison },
+        el("span", { class: "pending-who", text: `${claim.name} at ${claim.address}` }),
+        " shows ",
+        el("strong", { class: "comparison", text: claim.comparison }),
+        el(
+          "span",
+          { class: "pending-actions" },
+          el("button", {
+            type: "button",
+            class: "primary",
+            text: "Approve",
+            "aria-label": `Approve ${claim.name} showing ${claim.comparison}`,
+            onclick: () => decide(claim, "confirm"),
+          }),
+          el("button", {
+            type: "button",
+            class: "danger",
+            text: "Reject",
+            "aria-label": `Reject ${claim.name} showing ${claim.comparison}`,
+            onclick: () => decide(claim, "reject"),
+          }),
+        ),
+      ),
+    ),
+  );
 }
 
 const decide = guarded(async (claim, verdict) => {
   await api("POST", `/api/pairings/${encodeURIComponent(claim.comparison)}/${verdict}`);
   if (state.invite?.comparison === claim.comparison) {
     if (verdict === "reject") endInvite();
-    setResult(verdict === "confirm" ? `Approved ${claim.name}: it pairs on its next try.`
-      : `Rejected ${claim.name}.`, verdict === "confirm" ? "good" : "bad");
+    setResult(
+      verdict === "confirm" ? `Approved ${claim.name}: it pairs on its next try.` : `Rejected ${claim.name}.`,
+      verdict === "confirm" ? "good" : "bad",
+    );
   }
   await refresh();
 });

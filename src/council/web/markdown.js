@@ -11,8 +11,25 @@ const escapeHtml = (text) => text.replace(/[&<>"']/g, (char) => ESCAPES[char]);
 marked.setOptions({ gfm: true, breaks: true });
 marked.use({ renderer: { html: (token) => escapeHtml(token.text) } });
 
-const FORBID_TAGS = ["img", "svg", "math", "style", "form", "input", "button", "iframe",
-  "object", "embed", "video", "audio", "source", "picture", "link", "meta", "base"];
+const FORBID_TAGS = [
+  "img",
+  "svg",
+  "math",
+  "style",
+  "form",
+  "input",
+  "button",
+  "iframe",
+  "object",
+  "embed",
+  "video",
+  "audio",
+  "source",
+  "picture",
+  "link",
+  "meta",
+  "base",
+];
 
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   if (node.tagName === "A") {

@@ -1,6 +1,9 @@
 // The phone's side of pairing: the one-time code arrives in the URL's fragment (never sent to a
 // server, so never in a log), is exchanged once for a device token, and is then wiped from the
 // address bar and history.
+
+// Its own `$`, not /static/lib/dom.js: a phone not yet paired may fetch only the pairing routes
+// (server/gate.py's PUBLIC), so this module imports nothing.
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.hash.slice(1));
 const code = params.get("code");
@@ -39,8 +42,11 @@ if (!code) {
 } else {
   $("pair-status").textContent = "Name this device, then pair.";
   $("pair-form").hidden = false;
-  $("device-name").value = /iPhone|iPad/.test(navigator.userAgent) ? "iPhone"
-    : /Android/.test(navigator.userAgent) ? "Android phone" : "Browser";
+  $("device-name").value = /iPhone|iPad/.test(navigator.userAgent)
+    ? "iPhone"
+    : /Android/.test(navigator.userAgent)
+      ? "Android phone"
+      : "Browser";
   $("pair-form").addEventListener("submit", (event) => {
     event.preventDefault();
     $("pair-form").querySelector("button").disabled = true;

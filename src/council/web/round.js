@@ -1,5 +1,5 @@
 // One council round on the page: built live from its events, or replayed from the store.
-import { el, formatNumber } from "/static/dom.js";
+import { el, formatNumber } from "/static/lib/dom.js";
 import { setMarkdown } from "/static/markdown.js";
 
 const STAGE_TITLES = { answer: "Answers", review: "Reviews", chair: "Final answer" };
@@ -19,20 +19,30 @@ export class RoundView {
     this.chair = el("section", { class: "chair", hidden: true, "aria-label": "Final answer" });
     this.aggregate = el("section", { class: "aggregate", hidden: true });
     this.vote = el("section", { class: "vote", hidden: true });
-    this.reviews = el("details", { class: "reviews", hidden: true },
-      el("summary", { text: "Reviews" }));
+    this.reviews = el("details", { class: "reviews", hidden: true }, el("summary", { text: "Reviews" }));
     this.error = el("p", { class: "round-error", role: "alert", hidden: true });
-    this.element = el("article", { class: "round" },
+    this.element = el(
+      "article",
+      { class: "round" },
       el("div", { class: "question" }, el("p", { class: "question-text", text: question })),
-      this.meta, this.body, this.reviews, this.aggregate, this.vote, this.chair,
-      this.notes, this.error, el("footer", { class: "round-footer" }, this.status));
+      this.meta,
+      this.body,
+      this.reviews,
+      this.aggregate,
+      this.vote,
+      this.chair,
+      this.notes,
+      this.error,
+      el("footer", { class: "round-footer" }, this.status),
+    );
     this.setMeta(mode, seats, chair);
     this.setStatus("waiting for the seats…", "running");
   }
 
   setMeta(mode, seats, chair) {
-    this.meta.textContent = [mode, seats.length ? `seats: ${seats.join(", ")}` : "",
-      chair ? `chair: ${chair}` : ""].filter(Boolean).join(" · ");
+    this.meta.textContent = [mode, seats.length ? `seats: ${seats.join(", ")}` : "", chair ? `chair: ${chair}` : ""]
+      .filter(Boolean)
+      .join(" · ");
   }
 
   setStatus(text, state) {
@@ -59,8 +69,8 @@ export class RoundView {
     }
     if (data.stage === "chair") {
       this.chair.hidden = false;
-      this.chair.replaceChildren(el("h3", { text: `Final answer · chair: ${data.seats[0]}` }),
-        (this.chairBody = el("div", { class: "markdown chair-text" })));
+      this.chairBody = el("div", { class: "markdown chair-text" });
+      this.chair.replaceChildren(el("h3", { text: `Final answer · chair: ${data.seats[0]}` }), this.chairBody);
       this.chairText = "";
       this.setStatus(`${data.seats[0]} is writing the final answer…`, "running");
       return;
@@ -112,10 +122,20 @@ export class RoundView {
     entry.labels = data.labels || {};
     const legend = Object.entries(entry.labels).map(([label, seat]) => `${label} = ${seat}`);
     entry.legend.textContent = legend.length ? `Labels it saw: ${legend.join(", ")}` : "";
-    entry.ranking.replaceChildren(data.ranking
-      ? el("span", {}, "Extracted ranking: ",
-        el("ol", { class: "ranking" }, data.ranking.map((seat) => el("li", { text: seat }))))
-      : el("span", { class: "unparsed", text: `Ranking unparsed: ${data.problem || data.status}` }));
+    entry.ranking.replaceChildren(
+      data.ranking
+        ? el(
+            "span",
+            {},
+            "Extracted ranking: ",
+            el(
+              "ol",
+              { class: "ranking" },
+              data.ranking.map((seat) => el("li", { text: seat })),
+            ),
+          )
+        : el("span", { class: "unparsed", text: `Ranking unparsed: ${data.problem || data.status}` }),
+    );
     if (data.ranking && data.problem) {
       entry.ranking.append(el("span", { class: "hint", text: ` (${data.problem})` }));
     }
@@ -124,30 +144,59 @@ export class RoundView {
 
   on_ranking(data) {
     this.aggregate.hidden = false;
-    const rows = data.standings.map((s) => el("tr", {},
-      el("th", { scope: "row", text: s.seat }),
-      el("td", { text: formatNumber(s.mean_rank) }),
-      el("td", { text: formatNumber(s.borda) }),
-      el("td", { text: String(s.votes) }),
-      el("td", { text: formatNumber(s.controversy) })));
+    const rows = data.standings.map((s) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row", text: s.seat }),
+        el("td", { text: formatNumber(s.mean_rank) }),
+        el("td", { text: formatNumber(s.borda) }),
+        el("td", { text: String(s.votes) }),
+        el("td", { text: formatNumber(s.controversy) }),
+      ),
+    );
     this.aggregate.replaceChildren(
       el("h3", { text: `Aggregate ranking (${data.valid} of ${data.reviews} rankings read)` }),
-      el("table", {},
-        el("thead", {}, el("tr", {}, ["Seat", "Mean rank", "Borda", "Votes", "Controversy"]
-          .map((h) => el("th", { scope: "col", text: h })))),
-        el("tbody", {}, rows)));
+      el(
+        "table",
+        {},
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ["Seat", "Mean rank", "Borda", "Votes", "Controversy"].map((h) => el("th", { scope: "col", text: h })),
+          ),
+        ),
+        el("tbody", {}, rows),
+      ),
+    );
   }
 
   on_vote(data) {
     this.vote.hidden = false;
     const counts = Object.entries(data.counts);
-    this.vote.replaceChildren(el("h3", { text: "Vote" }),
-      el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Answer" }),
-        el("th", { scope: "col", text: "Votes" }))),
-      el("tbody", {}, counts.map(([answer, votes]) => el("tr", {},
-        el("td", { text: answer }), el("td", { text: String(votes) }))))),
-      data.abstained.length ? el("p", { class: "hint",
-        text: `No readable answer from: ${data.abstained.join(", ")}` }) : null);
+    this.vote.replaceChildren(
+      el("h3", { text: "Vote" }),
+      el(
+        "table",
+        {},
+        el(
+          "thead",
+          {},
+          el("tr", {}, el("th", { scope: "col", text: "Answer" }), el("th", { scope: "col", text: "Votes" })),
+        ),
+        el(
+          "tbody",
+          {},
+          counts.map(([answer, votes]) => el("tr", {}, el("td", { text: answer }), el("td", { text: String(votes) }))),
+        ),
+      ),
+      data.abstained.length
+        ? el("p", { class: "hint", text: `No readable answer from: ${data.abstained.join(", ")}` })
+        : null,
+    );
   }
 
   on_note(data) {
@@ -163,13 +212,14 @@ export class RoundView {
     this.flush();
     if (data.status === "done" && data.answer && !this.chairText) {
       this.chair.hidden = false;
-      this.chair.replaceChildren(el("h3", { text: "Final answer" }),
-        (this.chairBody = el("div", { class: "markdown chair-text" })));
+      this.chairBody = el("div", { class: "markdown chair-text" });
+      this.chair.replaceChildren(el("h3", { text: "Final answer" }), this.chairBody);
       setMarkdown(this.chairBody, data.answer);
     }
     if (data.result?.tally && data.result.winner) {
-      this.vote.append(el("p", { class: "winner",
-        text: `Winner: ${data.result.winner} (decided by ${data.result.decided_by})` }));
+      this.vote.append(
+        el("p", { class: "winner", text: `Winner: ${data.result.winner} (decided by ${data.result.decided_by})` }),
+      );
     }
     const words = { done: "done", cancelled: "stopped: what was written is kept", failed: "failed" };
     this.setStatus(words[data.status] || data.status, data.status);
@@ -185,8 +235,7 @@ export class RoundView {
     const title = STAGE_TITLES[stage] + (layer ? ` · layer ${layer}` : "");
     const tabs = el("div", { class: "tabs", role: "tablist", "aria-label": title });
     const panes = el("div", { class: "panes" });
-    const section = el("section", { class: `stage stage-${stage}` },
-      el("h3", { text: title }), tabs, panes);
+    const section = el("section", { class: `stage stage-${stage}` }, el("h3", { text: title }), tabs, panes);
     section.tabs = tabs;
     section.panesBox = panes;
     this.stages.set(key, section);
@@ -202,15 +251,34 @@ export class RoundView {
     const section = this.stageSection(stage, layer, [seat]);
     if (this.panes.has(key)) return this.panes.get(key); // the new section made it
     const id = `pane-${Math.random().toString(36).slice(2)}`;
-    const tab = el("button", { type: "button", role: "tab", class: "tab", "aria-controls": id,
-      text: seat, onclick: () => this.selectTab(section, seat) });
+    const tab = el("button", {
+      type: "button",
+      role: "tab",
+      class: "tab",
+      "aria-controls": id,
+      text: seat,
+      onclick: () => this.selectTab(section, seat),
+    });
     const state = el("span", { class: "pane-state", text: "answering…" });
     const text = el("div", { class: "markdown pane-text" });
     const error = el("p", { class: "pane-error", role: "alert", hidden: true });
-    const element = el("div", { class: "pane", id, role: "tabpanel", "data-seat": seat,
-      "data-state": "running" }, el("header", {}, el("span", {}, el("strong", { text: seat }),
-      this.labels[seat] ? el("span", { class: "kind", text: this.labels[seat] }) : null), state),
-    text, error);
+    const element = el(
+      "div",
+      { class: "pane", id, role: "tabpanel", "data-seat": seat, "data-state": "running" },
+      el(
+        "header",
+        {},
+        el(
+          "span",
+          {},
+          el("strong", { text: seat }),
+          this.labels[seat] ? el("span", { class: "kind", text: this.labels[seat] }) : null,
+        ),
+        state,
+      ),
+      text,
+      error,
+    );
     const pane = { key, seat, element, tab, state, text: "", tokens: 0, body: text, error };
     section.tabs.append(tab);
     section.panesBox.append(element);
@@ -234,9 +302,10 @@ export class RoundView {
     pane.element.dataset.state = data.status;
     const seconds = data.wall_ms / 1000;
     const speed = data.generation_ms ? data.completion_tokens / (data.generation_ms / 1000) : 0;
-    pane.state.textContent = data.status === "done"
-      ? `${data.completion_tokens} tokens · ${seconds.toFixed(1)} s${speed ? ` · ${speed.toFixed(0)} tok/s` : ""}`
-      : data.status;
+    pane.state.textContent =
+      data.status === "done"
+        ? `${data.completion_tokens} tokens · ${seconds.toFixed(1)} s${speed ? ` · ${speed.toFixed(0)} tok/s` : ""}`
+        : data.status;
     if (data.status !== "done") {
       pane.error.hidden = false;
       pane.error.textContent = `${data.status === "timeout" ? "Timed out" : data.status === "cancelled" ? "Stopped" : "Failed"}: ${data.error}`;
@@ -251,15 +320,23 @@ export class RoundView {
     this.reviewsBySeat ??= new Map();
     if (this.reviewsBySeat.has(seat)) return this.reviewsBySeat.get(seat);
     const entry = {
-      review: true, seat, labels: {}, text: "",
+      review: true,
+      seat,
+      labels: {},
+      text: "",
       legend: el("p", { class: "legend" }),
       ranking: el("div", { class: "extracted" }),
       body: el("div", { class: "markdown review-text" }),
       state: el("span", { class: "pane-state" }),
     };
-    entry.element = el("div", { class: "review", "data-seat": seat },
+    entry.element = el(
+      "div",
+      { class: "review", "data-seat": seat },
       el("header", {}, el("strong", { text: `Review by ${seat}` }), entry.state),
-      entry.legend, entry.body, entry.ranking);
+      entry.legend,
+      entry.body,
+      entry.ranking,
+    );
     this.reviews.append(entry.element);
     this.reviewsBySeat.set(seat, entry);
     const count = this.reviewsBySeat.size;
@@ -271,18 +348,18 @@ export class RoundView {
     const entry = this.reviewEntry(data.seat);
     this.pending.delete(entry);
     entry.text = data.content || "";
-    entry.state.textContent = data.status === "done"
-      ? `${data.completion_tokens} tokens` : `${data.status}: ${data.error}`;
+    entry.state.textContent =
+      data.status === "done" ? `${data.completion_tokens} tokens` : `${data.status}: ${data.error}`;
     entry.element.dataset.state = data.status;
-    if (data.details?.labels) this.on_review_done({ seat: data.seat, ...data.details,
-      status: data.status });
+    if (data.details?.labels) this.on_review_done({ seat: data.seat, ...data.details, status: data.status });
     this.renderReview(entry);
   }
 
   // "Response B" → "Response B (demo-3)": the labels this reviewer saw, resolved for people.
   renderReview(entry) {
     const resolved = entry.text.replace(/\bResponse ([A-Z])\b/g, (match, label) =>
-      entry.labels[label] ? `${match} (${entry.labels[label]})` : match);
+      entry.labels[label] ? `${match} (${entry.labels[label]})` : match,
+    );
     setMarkdown(entry.body, resolved);
   }
 
@@ -316,8 +393,10 @@ export class RoundView {
   // ---- a stored message, replayed -----------------------------------------------------------
   static fromStored(message, labels = {}) {
     const view = new RoundView(message.question, {
-      mode: message.mode, seats: message.options.seats || [],
-      chair: message.result?.chair || message.options.chair, labels,
+      mode: message.mode,
+      seats: message.options.seats || [],
+      chair: message.result?.chair || message.options.chair,
+      labels,
     });
     for (const output of message.outputs) {
       if (output.stage === "review") {
@@ -341,8 +420,7 @@ export class RoundView {
     }
     if (result.tally) view.on_vote(result.tally);
     for (const note of result.notes || []) view.addNote(note);
-    view.on_done({ status: message.status, answer: message.answer, result,
-      error: message.error });
+    view.on_done({ status: message.status, answer: message.answer, result, error: message.error });
     return view;
   }
 }

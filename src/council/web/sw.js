@@ -8,7 +8,7 @@
 //
 // Bump VERSION to drop every cache an older worker made.
 
-const VERSION = "council-shell-1";
+const VERSION = "council-shell-2";
 
 const SHELL = [
   "/",
@@ -16,7 +16,8 @@ const SHELL = [
   "/static/app.css",
   "/static/api.js",
   "/static/markdown.js",
-  "/static/dom.js",
+  "/static/lib/dom.js",
+  "/static/lib/sse.js",
   "/static/round.js",
   "/static/devices.js",
   "/static/pwa.js",

@@ -3,14 +3,13 @@
 // batches as wllama writes it, so the council page streams it like any engine's. Closing the
 // tab (or unticking "Join the council") closes the stream, and the hub takes the seat out.
 
-import { lines } from "/seat/lines.js";
+import { $, why } from "/static/lib/dom.js";
+import { serverEvents } from "/static/lib/sse.js";
 
 const SECRET = "x-council-seat-secret";
 // Sent on `document` by the page when another model takes over (detail: its /models/… path).
 export const MODEL_CHANGED = "council-seat:model";
 const BATCH_MS = 150; // how often written text goes to the hub while a task runs
-
-const $ = (id) => document.getElementById(id);
 
 function say(text) {
   $("council-status").textContent = text;
@@ -18,22 +17,6 @@ function say(text) {
 
 function doing(text) {
   $("council-task").textContent = text;
-}
-
-function why(error) {
-  return error?.message || String(error?.type ?? error);
-}
-
-// `event:`/`data:` pairs from a streamed response body.
-async function* serverEvents(body) {
-  let kind = "";
-  for await (const line of lines(body)) {
-    if (line.startsWith("event:")) kind = line.slice(6).trim();
-    else if (line.startsWith("data:") && kind) {
-      yield [kind, JSON.parse(line.slice(5))];
-      kind = "";
-    }
-  }
 }
 
 class CouncilSeat {
