@@ -78,8 +78,13 @@ http {{
 def shape_for(size_gb: float) -> DemoShape:
     """A llama shape of about `size_gb` GB in F16: 4096 wide, ~354 MB a block."""
     blocks = max(1, round(size_gb * 1e9 / (177_209_344 * 2)))
-    return DemoShape(embedding_length=4096, block_count=blocks, feed_forward_length=11008,
-                     head_count=32, head_count_kv=8)  # fmt: skip
+    return DemoShape(
+        embedding_length=4096,
+        block_count=blocks,
+        feed_forward_length=11008,
+        head_count=32,
+        head_count_kv=8,
+    )
 
 
 class _Download(asyncio.BufferedProtocol):
@@ -148,11 +153,25 @@ def start_engine(
     port = free_port()
     binary = find_llama_server(folder)
     process = subprocess.Popen(
-        [str(binary.path), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "-c", str(N_CTX), "--threads", str(threads), "--threads-batch", str(threads),
-         *binary.runtime_args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(binary.path),
+            "-m",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-c",
+            str(N_CTX),
+            "--threads",
+            str(threads),
+            "--threads-batch",
+            str(threads),
+            *binary.runtime_args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -171,10 +190,16 @@ def start_engine(
 def engine_rate(base: str, max_tokens: int) -> float:
     """One greedy completion on llama-server: its generation tokens/s."""
     answer = httpx.post(
-        f"{base}/v1/chat/completions", trust_env=False, timeout=300,
-        json={"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens,
-              "temperature": 0, "ignore_eos": True},
-    ).json()  # fmt: skip
+        f"{base}/v1/chat/completions",
+        trust_env=False,
+        timeout=300,
+        json={
+            "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "ignore_eos": True,
+        },
+    ).json()
     if answer["usage"]["completion_tokens"] != max_tokens:
         raise SystemExit(f"llama-server generated {answer['usage']['completion_tokens']} tokens")
     return float(answer["timings"]["predicted_per_second"])
@@ -187,8 +212,9 @@ def tokens_per_second(
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             page = browser.new_page()
             page.goto(f"{hub_url}/seat/?model={name}")
@@ -197,8 +223,9 @@ def tokens_per_second(
             engine, engine_url = start_engine(folder, folder.models / name, threads)
 
             def tab() -> float:
-                done = page.evaluate("([p, n]) => window.councilSeat.generate(p, n)",
-                                     [PROMPT, max_tokens])  # fmt: skip
+                done = page.evaluate(
+                    "([p, n]) => window.councilSeat.generate(p, n)", [PROMPT, max_tokens]
+                )
                 if done["usage"]["completion_tokens"] != max_tokens:
                     raise SystemExit(f"the tab generated {done['usage']['completion_tokens']}")
                 return float(done["timings"]["predicted_per_second"])
@@ -217,12 +244,16 @@ def tokens_per_second(
         finally:
             browser.close()
     size = (folder.models / name).stat().st_size
-    print(f"Tokens/s: {rounds} greedy completions of {max_tokens} tokens each, a {size / MB:.0f} "
-          f"MB {quantization} model (~130M parameters), {threads} threads each, on "
-          f"{os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"Tokens/s: {rounds} greedy completions of {max_tokens} tokens each, a {size / MB:.0f} "
+        f"MB {quantization} model (~130M parameters), {threads} threads each, on "
+        f"{os.cpu_count()} cores"
+    )
     for which, values in rates.items():
-        print(f"  {which:<12} median {statistics.median(values):>7.1f} tokens/s   "
-              f"rounds: {' '.join(f'{v:.1f}' for v in values)}")  # fmt: skip
+        print(
+            f"  {which:<12} median {statistics.median(values):>7.1f} tokens/s   "
+            f"rounds: {' '.join(f'{v:.1f}' for v in values)}"
+        )
     ratio = statistics.median(rates["tab"]) / statistics.median(rates["llama-server"])
     print(f"  tab/llama-server: {ratio:.3f}")
 
@@ -268,8 +299,12 @@ def main() -> None:
         model = write_demo_model(folder.models / name, name="bench", shape=shape_for(args.size_gb))
         paced = {quantization: f"paced-{quantization.lower()}.gguf" for quantization in FORMATS}
         for quantization, file in paced.items():
-            write_demo_model(folder.models / file, name=f"paced {quantization}", shape=PACED,
-                             quantization=quantization)  # fmt: skip
+            write_demo_model(
+                folder.models / file,
+                name=f"paced {quantization}",
+                shape=PACED,
+                quantization=quantization,
+            )
         size = model.stat().st_size
         with running_hub(folder.root) as hub:
             # Every file hashed first: hashing in the background would take CPU from the downloads.
@@ -279,19 +314,29 @@ def main() -> None:
             with running_nginx(Path(temp), NGINX_CONF, models=folder.models) as nginx:
                 if nginx is not None:
                     targets["nginx"] = (nginx, f"/{name}")
-                print(f"{args.rounds} downloads of a {size / MB:.0f} MB model from each server, "
-                      f"alternating order, on {os.cpu_count()} cores"
-                      f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
+                print(
+                    f"{args.rounds} downloads of a {size / MB:.0f} MB model from each server, "
+                    f"alternating order, on {os.cpu_count()} cores"
+                    f"{'' if nginx else ' (nginx not installed: no reference)'}"
+                )
                 rates = asyncio.run(measure(targets, args.rounds))
                 for target, values in rates.items():
-                    print(f"  {target:<8} median {statistics.median(values):>8.0f} MB/s   "
-                          f"rounds: {' '.join(f'{v:.0f}' for v in values)}")  # fmt: skip
+                    print(
+                        f"  {target:<8} median {statistics.median(values):>8.0f} MB/s   "
+                        f"rounds: {' '.join(f'{v:.0f}' for v in values)}"
+                    )
                 if nginx is not None:
                     ratio = statistics.median(rates["council"]) / statistics.median(rates["nginx"])
                     print(f"  council/nginx: {ratio:.3f} (target ≥ 0.9)")
             for quantization, file in paced.items():
-                tokens_per_second(folder, hub.url, file, quantization, rounds=args.token_rounds,
-                                  max_tokens=args.max_tokens)  # fmt: skip
+                tokens_per_second(
+                    folder,
+                    hub.url,
+                    file,
+                    quantization,
+                    rounds=args.token_rounds,
+                    max_tokens=args.max_tokens,
+                )
 
 
 if __name__ == "__main__":

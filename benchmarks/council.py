@@ -81,8 +81,7 @@ def main() -> None:
             # One client for the whole run: its set-up is not the council's time.
             client = httpx.Client(base_url=hub.url, timeout=600, trust_env=False)
             one_round(client, "warm-up", args.mode, 8)
-            print(f"mode {args.mode}, 3 seats, max_tokens {args.max_tokens}, "
-                  f"{args.rounds} rounds")  # fmt: skip
+            print(f"mode {args.mode}, 3 seats, max_tokens {args.max_tokens}, {args.rounds} rounds")
             print(f"{'round':>5}  {'wall':>10}  {'critical path':>14}  {'ratio':>6}")
             ratios = []
             for n in range(1, args.rounds + 1):

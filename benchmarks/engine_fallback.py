@@ -44,8 +44,10 @@ from council.engine.cpu import cpu_model, native_features
 from council.engine.ladder import plan
 from council.models.starter import starter_model
 
-PROMPT = ("A council of models answers a question, reviews the answers anonymously and a chair "
-          "writes the final answer. ") * 8  # fmt: skip
+PROMPT = (
+    "A council of models answers a question, reviews the answers anonymously and a chair "
+    "writes the final answer. "
+) * 8
 PREDICT = 64
 
 
@@ -65,13 +67,24 @@ def build_rung(features: tuple[str, ...], name: str) -> Path:
     tree = project_root() / "build" / "engine-bench" / name
     library = tree / "bin"
     if not (library / "libggml-cpu.so").is_file():
-        print(f"building libggml-cpu {name} ({' '.join(features) or 'no x86 extensions'})…",
-              flush=True)  # fmt: skip
-        configure = ["cmake", "-S", str(layout.source), "-B", str(tree),
-                     *cmake_flags("native", features)]  # fmt: skip
+        print(
+            f"building libggml-cpu {name} ({' '.join(features) or 'no x86 extensions'})…",
+            flush=True,
+        )
+        configure = [
+            "cmake",
+            "-S",
+            str(layout.source),
+            "-B",
+            str(tree),
+            *cmake_flags("native", features),
+        ]
         subprocess.run(configure, check=True, capture_output=True)
-        subprocess.run(["cmake", "--build", str(tree), "--target", "ggml-cpu", "-j",
-                        str(os.cpu_count() or 1)], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["cmake", "--build", str(tree), "--target", "ggml-cpu", "-j", str(os.cpu_count() or 1)],
+            check=True,
+            capture_output=True,
+        )
     return library
 
 
@@ -82,11 +95,26 @@ def engine(binary: EngineBinary, model: Path, choice: Choice) -> Iterator[tuple[
     if choice.library is not None:
         env["LD_LIBRARY_PATH"] = str(choice.library)
     threads = str(os.cpu_count() or 1)
-    argv = [str(binary.path), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-            "-c", "1024", "-np", "1", "-t", threads, "-tb", threads, "--no-webui",
-            *choice.args]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=env)  # fmt: skip
+    argv = [
+        str(binary.path),
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        "1024",
+        "-np",
+        "1",
+        "-t",
+        threads,
+        "-tb",
+        threads,
+        "--no-webui",
+        *choice.args,
+    ]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -115,8 +143,13 @@ def mapped_backend(pid: int) -> str:
 def measure(binary: EngineBinary, model: Path, choice: Choice, key: str) -> None:
     with engine(binary, model, choice) as (base, pid):
         choice.mapped = mapped_backend(pid)
-        body = {"prompt": PROMPT, "n_predict": PREDICT, "temperature": 0, "ignore_eos": True,
-                "cache_prompt": False}  # fmt: skip
+        body = {
+            "prompt": PROMPT,
+            "n_predict": PREDICT,
+            "temperature": 0,
+            "ignore_eos": True,
+            "cache_prompt": False,
+        }
         answer = httpx.post(f"{base}/completion", json=body, trust_env=False, timeout=600).json()
         timings = answer["timings"]
         choice.pp.setdefault(key, []).append(timings["prompt_per_second"])
@@ -127,8 +160,11 @@ def requantize(binary: EngineBinary, source: Path, target: Path, kind: str) -> P
     tool = binary.sibling("llama-quantize")
     if tool is None:
         raise SystemExit("llama-quantize is missing: run `council engine build`")
-    subprocess.run([str(tool), "--allow-requantize", str(source), str(target), kind],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [str(tool), "--allow-requantize", str(source), str(target), kind],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
@@ -139,8 +175,10 @@ def main() -> None:
     args = parser.parse_args()
     binary = find_llama_server(DataFolder(Path("/nonexistent")))
     native = native_features()
-    choices = [Choice("as built", binary.runtime_args),
-               Choice("--no-repack", (*binary.runtime_args, "--no-repack"))]  # fmt: skip
+    choices = [
+        Choice("as built", binary.runtime_args),
+        Choice("--no-repack", (*binary.runtime_args, "--no-repack")),
+    ]
     dropped: list[str] = []
     for rung, features in plan(native)[: args.rungs]:
         dropped.append(rung.name)
@@ -159,19 +197,25 @@ def main() -> None:
                 for choice in order:
                     measure(binary, model, choice, key)
     cores = os.cpu_count()
-    print(f"SmolLM2-135M-Instruct, {cpu_model()}, {cores} threads; build: "
-          f"{' '.join(native) or 'generic'}")  # fmt: skip
-    print(f"{args.rounds} rounds of a {len(PROMPT)}-character prompt and {PREDICT} generated "
-          "tokens; median tokens/s (prompt processing / generation)")  # fmt: skip
+    print(
+        f"SmolLM2-135M-Instruct, {cpu_model()}, {cores} threads; build: "
+        f"{' '.join(native) or 'generic'}"
+    )
+    print(
+        f"{args.rounds} rounds of a {len(PROMPT)}-character prompt and {PREDICT} generated "
+        "tokens; median tokens/s (prompt processing / generation)"
+    )
     base = choices[0]
     for key in models:
         print(f"{key}:")
         for choice in choices:
             pp, tg = statistics.median(choice.pp[key]), statistics.median(choice.tg[key])
             bpp, btg = statistics.median(base.pp[key]), statistics.median(base.tg[key])
-            print(f"  {choice.label:<28} pp {pp:8.1f}  tg {tg:7.1f}   "
-                  f"ratio to as built: pp {pp / bpp:5.3f}  tg {tg / btg:5.3f}   "
-                  f"[{shown(choice.mapped)}]")  # fmt: skip
+            print(
+                f"  {choice.label:<28} pp {pp:8.1f}  tg {tg:7.1f}   "
+                f"ratio to as built: pp {pp / bpp:5.3f}  tg {tg / btg:5.3f}   "
+                f"[{shown(choice.mapped)}]"
+            )
 
 
 def shown(mapped: str) -> str:

@@ -20,8 +20,9 @@ from council.models.demo import DemoShape
 
 # A random-weight model of about 130M parameters (F16), which a laptop's CPU runs at the pace of
 # a real small model (the default demo model runs a hundred times faster).
-PACED = DemoShape(embedding_length=1024, block_count=12, feed_forward_length=2816, head_count=16,
-                  head_count_kv=4)  # fmt: skip
+PACED = DemoShape(
+    embedding_length=1024, block_count=12, feed_forward_length=2816, head_count=16, head_count_kv=4
+)
 
 
 def free_port() -> int:
@@ -45,10 +46,21 @@ def running_hub(data: Path, deadline: float = 120) -> Iterator[Hub]:
     """`council up` on `data` with every seat healthy; stopped (by its PID) on the way out."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(port),
-         "--data", str(data)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "council",
+            "up",
+            "--no-browser",
+            "--port",
+            str(port),
+            "--data",
+            str(data),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ,
+    )
     try:
         hub = Hub(process, port)
         end = time.monotonic() + deadline
@@ -87,8 +99,10 @@ def running_nginx(root: Path, config: str, **fields: object) -> Iterator[int | N
         return
     port = free_port()
     (root / "nginx.conf").write_text(config.format(root=root, port=port, **fields))
-    process = subprocess.Popen([binary, "-p", str(root), "-c", str(root / "nginx.conf"),
-                                "-g", "daemon off;"], stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [binary, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -121,9 +121,11 @@ async def one_stream(target: Target, body: bytes) -> tuple[float, int]:
     # A fresh connection per request, whichever the target: llama-server closes connections
     # after a streamed answer without saying so, so a kept-alive one may fail (engine_headers).
     host, port = target.url.removeprefix("http://").rsplit(":", 1)
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Authorization: Bearer {target.key}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {target.key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     request = head.encode() + body
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
@@ -137,8 +139,14 @@ async def one_stream(target: Target, body: bytes) -> tuple[float, int]:
 
 async def batch(target: Target, streams: int, max_tokens: int) -> None:
     question = [{"role": "user", "content": "Count to a thousand."}]
-    request = {"model": SEAT, "stream": True, "max_tokens": max_tokens, "ignore_eos": True,
-               "temperature": 0.0, "messages": question}  # fmt: skip
+    request = {
+        "model": SEAT,
+        "stream": True,
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "temperature": 0.0,
+        "messages": question,
+    }
     body = json.dumps(request).encode()
     started = time.perf_counter()
     results = await asyncio.gather(*(one_stream(target, body) for _ in range(streams)))
@@ -174,8 +182,10 @@ async def measure(targets: list[Target], levels: list[int], rounds: int, max_tok
 
 def report(targets: list[Target], levels: list[int]) -> None:
     direct = targets[0]
-    print(f"{'streams':>7}  {'target':<8} {'TTFT p50':>10} {'TTFT p99':>10} {'tok/s':>9}  "
-          f"{'added p50':>10} {'added p99':>10} {'tok/s ratio':>11}")  # fmt: skip
+    print(
+        f"{'streams':>7}  {'target':<8} {'TTFT p50':>10} {'TTFT p99':>10} {'tok/s':>9}  "
+        f"{'added p50':>10} {'added p99':>10} {'tok/s ratio':>11}"
+    )
     for streams in levels:
         base50 = percentile(direct.ttft[streams], 0.5) * 1000
         base99 = percentile(direct.ttft[streams], 0.99) * 1000
@@ -194,38 +204,55 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="batches per level and target")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--streams", default="1,8,32")
-    parser.add_argument("--model", choices=sorted(SHAPES), default="paced",
-                        help="paced (default): ~130M parameters, a small model's pace; demo: "
-                             "thousands of tokens/s, the worst case for a proxy")  # fmt: skip
-    parser.add_argument("--engine-threads", type=int, default=0,
-                        help="the engine's threads (0: all cores, a seat's default)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        choices=sorted(SHAPES),
+        default="paced",
+        help="paced (default): ~130M parameters, a small model's pace; demo: "
+        "thousands of tokens/s, the worst case for a proxy",
+    )
+    parser.add_argument(
+        "--engine-threads",
+        type=int,
+        default=0,
+        help="the engine's threads (0: all cores, a seat's default)",
+    )
     args = parser.parse_args()
     levels = [int(level) for level in args.streams.split(",")]
     with tempfile.TemporaryDirectory() as temp:
         folder = DataFolder(Path(temp) / "stick")
         folder.root.mkdir()
         folder.prepare()
-        write_demo_model(folder.models / f"{SEAT}.gguf", seed=1, context_length=16384,
-                         shape=SHAPES[args.model])  # fmt: skip
+        write_demo_model(
+            folder.models / f"{SEAT}.gguf", seed=1, context_length=16384, shape=SHAPES[args.model]
+        )
         slots = max(levels)
         # Every stream gets a slot of its own, so the engine never queues one behind another.
-        seat = SeatConfig(SEAT, f"{SEAT}.gguf", ctx_size=slots * (args.max_tokens + 128),
-                          threads=args.engine_threads,
-                          extra_args=("--parallel", str(slots)))  # fmt: skip
+        seat = SeatConfig(
+            SEAT,
+            f"{SEAT}.gguf",
+            ctx_size=slots * (args.max_tokens + 128),
+            threads=args.engine_threads,
+            extra_args=("--parallel", str(slots)),
+        )
         save_config(folder, HubConfig(seats=(seat,)))
         with running_hub(folder.root) as hub:
             engine_port, key = engine_of(hub.process)
-            targets = [Target("direct", f"http://127.0.0.1:{engine_port}", key),
-                       Target("council", hub.url, key)]  # fmt: skip
+            targets = [
+                Target("direct", f"http://127.0.0.1:{engine_port}", key),
+                Target("council", hub.url, key),
+            ]
             # The hub needs no key on its localhost listener; sending the engine's does no harm.
             with running_nginx(Path(temp), NGINX_CONF, engine_port=engine_port) as nginx:
                 if nginx is not None:
                     targets.append(Target("nginx", f"http://127.0.0.1:{nginx}", key))
                 threads = args.engine_threads or os.cpu_count()
-                print(f"{args.rounds} batches per level and target, {args.max_tokens} tokens a "
-                      f"stream, {args.model} model, {threads} engine threads on "
-                      f"{os.cpu_count()} cores"
-                      f"{'' if nginx else ' (nginx not installed: no reference)'}")  # fmt: skip
+                print(
+                    f"{args.rounds} batches per level and target, {args.max_tokens} tokens a "
+                    f"stream, {args.model} model, {threads} engine threads on "
+                    f"{os.cpu_count()} cores"
+                    f"{'' if nginx else ' (nginx not installed: no reference)'}"
+                )
                 asyncio.run(measure(targets, levels, args.rounds, args.max_tokens))
                 report(targets, levels)
 

@@ -57,8 +57,15 @@ def time_direct(binary: Path, models: list[Path], threads: int) -> float:
     processes = []
     for model in models:
         port = free_port()
-        spec = EngineSpec(model.stem, binary, model, Path(os.devnull), 2048, threads,
-                          EngineBinary(binary, "benchmark").runtime_args)  # fmt: skip
+        spec = EngineSpec(
+            model.stem,
+            binary,
+            model,
+            Path(os.devnull),
+            2048,
+            threads,
+            EngineBinary(binary, "benchmark").runtime_args,
+        )
         argv = engine_argv(spec, port)  # exactly the command line council gives its engines
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append((process, port))
@@ -73,8 +80,17 @@ def time_direct(binary: Path, models: list[Path], threads: int) -> float:
 def time_council(data: Path, binary: Path) -> float:
     port = free_port()
     env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(binary)}
-    argv = [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(port),
-            "--data", str(data)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "council",
+        "up",
+        "--no-browser",
+        "--port",
+        str(port),
+        "--data",
+        str(data),
+    ]
     started = time.monotonic()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wait_until(
@@ -92,16 +108,19 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as temp:
-        print(f"{'seats':>5}  {'direct (median)':>16}  {'council (median)':>17}  "
-              f"{'ratio':>6}  {'overhead':>9}")  # fmt: skip
+        print(
+            f"{'seats':>5}  {'direct (median)':>16}  {'council (median)':>17}  "
+            f"{'ratio':>6}  {'overhead':>9}"
+        )
         for seats in (1, 3):
             folder = DataFolder(Path(temp) / f"stick-{seats}")
             folder.root.mkdir()
             folder.prepare()
             binary = find_llama_server(folder).path
             names = [f"bench-{i}" for i in range(1, seats + 1)]
-            models = [write_demo_model(folder.models / f"{n}.gguf", seed=i) for i, n in
-                      enumerate(names)]  # fmt: skip
+            models = [
+                write_demo_model(folder.models / f"{n}.gguf", seed=i) for i, n in enumerate(names)
+            ]
             save_config(folder, HubConfig(seats=tuple(SeatConfig(n, f"{n}.gguf") for n in names)))
             threads = max(1, cores // seats)
             direct, council = [], []

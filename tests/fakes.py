@@ -59,11 +59,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         words = re.findall(r"\S+\s*", text)
         for word in words:
-            self._event({"choices": [{"index": 0, "delta": {"content": word},
-                                      "finish_reason": None}]})  # fmt: skip
+            self._event(
+                {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+            )
         self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        self._event({"choices": [], "usage": {"prompt_tokens": 40,
-                                              "completion_tokens": len(words)}})  # fmt: skip
+        self._event(
+            {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": len(words)}}
+        )
         self.wfile.write(b"data: [DONE]\n\n")
 
     def _event(self, payload: dict[str, Any]) -> None:

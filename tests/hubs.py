@@ -39,8 +39,17 @@ class HubProcess:
         self._url = f"http://127.0.0.1:{port}" if port else ""
         self.output = data.parent / f"council-{port or free_port()}.out"
         port_args = ["--port", str(port)] if port else []
-        command = [sys.executable, "-m", "council", "up", "--no-browser", *port_args,
-                   "--data", str(data), *extra]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "council",
+            "up",
+            "--no-browser",
+            *port_args,
+            "--data",
+            str(data),
+            *extra,
+        ]
         with open(self.output, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         self.spawned: set[int] = set()
@@ -135,9 +144,9 @@ def sse_events(lines: Any) -> Any:
             kind = ""
 
 
-def ask_round(hub: HubProcess, conversation_id: str, question: str, **options: Any) -> list[
-    tuple[str, dict[str, Any]]
-]:  # fmt: skip
+def ask_round(
+    hub: HubProcess, conversation_id: str, question: str, **options: Any
+) -> list[tuple[str, dict[str, Any]]]:
     """Run a council round to the end and return every event it streamed."""
     body = {"question": question, **options}
     url = f"{hub.url}/api/conversations/{conversation_id}/messages"
@@ -159,10 +168,24 @@ def llama_server(binary: Path, model: Path, *args: str) -> Iterator[str]:
     on the way out."""
     port = free_port()
     server = subprocess.Popen(
-        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", "256",
-         "-t", "1", *EngineBinary(binary, "test").runtime_args, *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(binary),
+            "-m",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-c",
+            "256",
+            "-t",
+            "1",
+            *EngineBinary(binary, "test").runtime_args,
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -61,6 +61,8 @@ async def ask_council(
             message = next(m for m in stored["messages"] if m["id"] == message_id)
             write(json.dumps({"conversation_id": conversation_id, **message}, indent=2) + "\n")
         else:
-            write(f"\nconversation {conversation_id} (follow up with --conversation "
-                  f"{conversation_id[:8]})\n")  # fmt: skip
+            write(
+                f"\nconversation {conversation_id} (follow up with --conversation "
+                f"{conversation_id[:8]})\n"
+            )
     return str(renderer.final.get("status", "failed"))

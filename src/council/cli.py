@@ -72,14 +72,31 @@ def cli() -> None:
 @llama_server_option
 @click.option("--no-browser", is_flag=True, help="Do not open the page in a browser.")
 @click.option("--lan", is_flag=True, help="Also serve phones over HTTPS on the LAN.")
-@click.option("--lan-host", default="0.0.0.0", show_default=True,  # noqa: S104
-              help="Address the LAN listener binds.")  # fmt: skip
-@click.option("--lan-port", type=click.IntRange(1, 65535), default=DEFAULT_LAN_PORT,
-              show_default=True, help="Port of the LAN listener.")  # fmt: skip
-@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              default=None, help="Your own LAN certificate (PEM, with its chain).")  # fmt: skip
-@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              default=None, help="The key of --tls-cert (PEM).")  # fmt: skip
+@click.option(
+    "--lan-host",
+    default="0.0.0.0",  # noqa: S104 - the LAN listener is opt-in and behind device pairing
+    show_default=True,
+    help="Address the LAN listener binds.",
+)
+@click.option(
+    "--lan-port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_LAN_PORT,
+    show_default=True,
+    help="Port of the LAN listener.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Your own LAN certificate (PEM, with its chain).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The key of --tls-cert (PEM).",
+)
 @reports_errors
 def up(
     data: Path | None,
@@ -97,9 +114,17 @@ def up(
 
     from council.hub import Hub, UpOptions
 
-    options = UpOptions(data=data, port=port, llama_server=llama_server,
-                        open_browser=not no_browser, lan=lan, lan_host=lan_host,
-                        lan_port=lan_port, tls_cert=tls_cert, tls_key=tls_key)  # fmt: skip
+    options = UpOptions(
+        data=data,
+        port=port,
+        llama_server=llama_server,
+        open_browser=not no_browser,
+        lan=lan,
+        lan_host=lan_host,
+        lan_port=lan_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     asyncio.run(Hub(options, say=_say).serve())
 
 
@@ -109,9 +134,11 @@ def engine() -> None:
 
 
 @engine.command("build")
-@click.option("--portable", is_flag=True,
-              help="Build every x86-64 CPU variant as loadable backends, so one build runs on "
-                   "any laptop.")  # fmt: skip
+@click.option(
+    "--portable",
+    is_flag=True,
+    help="Build every x86-64 CPU variant as loadable backends, so one build runs on any laptop.",
+)
 @click.option("--jobs", "-j", type=click.IntRange(1), default=None, help="Parallel compile jobs.")
 @click.option("--force", is_flag=True, help="Rebuild even if this build already exists.")
 @reports_errors
@@ -120,8 +147,14 @@ def engine_build(portable: bool, jobs: int | None, force: bool) -> None:
     on this CPU (a build that crashes here is rebuilt without the instruction sets that trap)."""
     from council.engine.build import build_engine, default_layout
 
-    build_engine(default_layout(), portable=portable, jobs=jobs, force=force, report=_say,
-                 progress=_BuildProgress())  # fmt: skip
+    build_engine(
+        default_layout(),
+        portable=portable,
+        jobs=jobs,
+        force=force,
+        report=_say,
+        progress=_BuildProgress(),
+    )
 
 
 @engine.command("status")
@@ -203,8 +236,13 @@ def models_list(data: Path | None, as_json: bool) -> None:
 @models.command("demo")
 @data_option
 @click.option("--name", default="demo", show_default=True, help="File name (without .gguf).")
-@click.option("--seed", type=click.IntRange(SEED.low, SEED.high), default=0, show_default=True,
-              help="Random seed of the weights.")  # fmt: skip
+@click.option(
+    "--seed",
+    type=click.IntRange(SEED.low, SEED.high),
+    default=0,
+    show_default=True,
+    help="Random seed of the weights.",
+)
 @reports_errors
 def models_demo(data: Path | None, name: str, seed: int) -> None:
     """Write a small random-weight demo model (its output is noise) for trying council out."""
@@ -225,8 +263,12 @@ def models_demo(data: Path | None, name: str, seed: int) -> None:
 @models.command("split")
 @click.argument("model")
 @data_option
-@click.option("--max-size", default="512M", show_default=True,
-              help="Largest shard, in M or G (wllama loads at most 2 GB per file).")  # fmt: skip
+@click.option(
+    "--max-size",
+    default="512M",
+    show_default=True,
+    help="Largest shard, in M or G (wllama loads at most 2 GB per file).",
+)
 @llama_server_option
 @json_option
 @reports_errors
@@ -255,14 +297,22 @@ def models_split(
 @cli.command()
 @click.argument("question")
 @data_option
-@click.option("--mode", type=click.Choice(["synthesize", "moa", "vote"]), default=None,
-              help="How the council deliberates (default: the configured default).")  # fmt: skip
+@click.option(
+    "--mode",
+    type=click.Choice(["synthesize", "moa", "vote"]),
+    default=None,
+    help="How the council deliberates (default: the configured default).",
+)
 @click.option("--seat", "seats", multiple=True, help="A seat to take part (repeat; default all).")
 @click.option("--chair", default=None, help="The seat that writes the final answer.")
 @click.option("--conversation", default=None, help="Follow up in this conversation (id or prefix).")
 @click.option("--extractor", default=None, help="vote: number, choice[:LETTERS] or regex:PATTERN.")
-@click.option("--max-tokens", type=click.IntRange(MAX_TOKENS.low, MAX_TOKENS.high), default=None,
-              help="Longest answer per seat and stage.")  # fmt: skip
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(MAX_TOKENS.low, MAX_TOKENS.high),
+    default=None,
+    help="Longest answer per seat and stage.",
+)
 @llama_server_option
 @json_option
 @reports_errors
@@ -283,10 +333,18 @@ def ask(
 
     from council.asking import ask_council
 
-    options = {"mode": mode, "seats": list(seats) or None, "chair": chair,
-               "extractor": extractor, "max_tokens": max_tokens}  # fmt: skip
-    status = asyncio.run(ask_council(data, question, options, conversation, llama_server,
-                                     as_json=as_json, write=_write))  # fmt: skip
+    options = {
+        "mode": mode,
+        "seats": list(seats) or None,
+        "chair": chair,
+        "extractor": extractor,
+        "max_tokens": max_tokens,
+    }
+    status = asyncio.run(
+        ask_council(
+            data, question, options, conversation, llama_server, as_json=as_json, write=_write
+        )
+    )
     if status != "done":
         sys.exit(130 if status == "cancelled" else 1)
 
@@ -309,15 +367,23 @@ def history(data: Path | None, search: str | None, as_json: bool) -> None:
     if not found:
         click.echo('no conversations yet: ask one with `council ask "..."`')
     for item in found:
-        click.echo(f"{item['id']}  {item['updated_at'][:16].replace('T', ' ')}  "
-                   f"{item['messages']:>3} msg  {item['title']}")  # fmt: skip
+        click.echo(
+            f"{item['id']}  {item['updated_at'][:16].replace('T', ' ')}  "
+            f"{item['messages']:>3} msg  {item['title']}"
+        )
 
 
 @cli.command()
 @click.argument("conversation_id")
 @data_option
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
-              show_default=True, help="Markdown to read, JSON to import elsewhere.")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json"]),
+    default="md",
+    show_default=True,
+    help="Markdown to read, JSON to import elsewhere.",
+)
 @reports_errors
 def export(conversation_id: str, data: Path | None, fmt: str) -> None:
     """Print a conversation as Markdown or JSON (an id or a unique prefix of one)."""
@@ -337,9 +403,13 @@ def export(conversation_id: str, data: Path | None, fmt: str) -> None:
 @cli.command()
 @data_option
 @click.option("--name", default=None, help="The device's name (else the phone names itself).")
-@click.option("--ttl", type=click.IntRange(PAIRING_TTL.low, PAIRING_TTL.high),
-              default=PAIRING_TTL_DEFAULT, show_default=True,
-              help="Seconds the code stays valid.")  # fmt: skip
+@click.option(
+    "--ttl",
+    type=click.IntRange(PAIRING_TTL.low, PAIRING_TTL.high),
+    default=PAIRING_TTL_DEFAULT,
+    show_default=True,
+    help="Seconds the code stays valid.",
+)
 @click.option(
     "--confirm",
     is_flag=True,
@@ -362,8 +432,10 @@ def pair(data: Path | None, name: str | None, ttl: int, confirm: bool, as_json: 
             return
         click.echo(qr_text(made.url))
         click.echo(f"Scan with the phone's camera, or open:\n  {made.url}")
-        click.echo(f"The code works once, until {made.expires_at}. CA fingerprint (SHA-256): "
-                   f"{made.fingerprint}")  # fmt: skip
+        click.echo(
+            f"The code works once, until {made.expires_at}. CA fingerprint (SHA-256): "
+            f"{made.fingerprint}"
+        )
         if made.comparison is None:
             return
         click.echo(f"Waiting for the phone; it will show {made.comparison}.")
@@ -401,8 +473,10 @@ def devices_list(data: Path | None, as_json: bool) -> None:
     for device in found:
         seen = (device.last_seen_at or "never")[:16].replace("T", " ")
         state = f"revoked {device.revoked_at[:16].replace('T', ' ')}" if device.revoked_at else ""
-        click.echo(f"{device.id}  {device.name:<24} last seen {seen} "
-                   f"{device.last_address or ''}  {state}".rstrip())  # fmt: skip
+        click.echo(
+            f"{device.id}  {device.name:<24} last seen {seen} "
+            f"{device.last_address or ''}  {state}".rstrip()
+        )
 
 
 @devices.command("revoke")

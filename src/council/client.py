@@ -24,8 +24,9 @@ from council.errors import HubUnreachable, error_for_status
 class HubClient:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.url, timeout=httpx.Timeout(30, read=None),
-                                         trust_env=False)  # fmt: skip
+        self._client = httpx.AsyncClient(
+            base_url=self.url, timeout=httpx.Timeout(30, read=None), trust_env=False
+        )
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -105,8 +106,16 @@ async def hub_for(folder: DataFolder, llama_server: Path | None = None) -> Async
         return
     from council.hub import Hub, UpOptions
 
-    hub = Hub(UpOptions(data=folder.root, port=0, llama_server=llama_server, open_browser=False,
-                        terminal_log=False), say=lambda line: None)  # fmt: skip
+    hub = Hub(
+        UpOptions(
+            data=folder.root,
+            port=0,
+            llama_server=llama_server,
+            open_browser=False,
+            terminal_log=False,
+        ),
+        say=lambda line: None,
+    )
     serving = asyncio.create_task(hub.serve())
     try:
         await hub.wait_serving(serving)

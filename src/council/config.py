@@ -207,8 +207,13 @@ def typed_table(kind: type[Table], raw: Any, where: str) -> Table:
 
 
 _BAD = object()
-_EXPECTED = {"str": "a string", "int": "a whole number", "float": "a number",
-             "bool": "true or false", "tuple[str, ...]": "a list of strings"}  # fmt: skip
+_EXPECTED = {
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "tuple[str, ...]": "a list of strings",
+}
 
 
 def _checked(value: Any, annotation: str) -> tuple[Any, str]:

@@ -183,10 +183,17 @@ class Hub:
                 self.sessions.revoke(device_id)
 
         # The owner's device routes: on this (localhost) app only, never on the LAN one.
-        devices = DevicesApi(api.db, ready.folder, lambda: ready.lan.url if ready.lan else None,
-                             end_requests)  # fmt: skip
-        local_app = create_app(self, api, openai, allowed_hosts=local_hosts(host, port),
-                               metrics=metrics, devices=devices)  # fmt: skip
+        devices = DevicesApi(
+            api.db, ready.folder, lambda: ready.lan.url if ready.lan else None, end_requests
+        )
+        local_app = create_app(
+            self,
+            api,
+            openai,
+            allowed_hosts=local_hosts(host, port),
+            metrics=metrics,
+            devices=devices,
+        )
         server = uvicorn_server(local_app)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
         servers = [(server, serving)]
@@ -203,8 +210,9 @@ class Hub:
             await asyncio.to_thread(webbrowser.open, self.url)
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
         stop = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({*(task for _, task in servers), stop},
-                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        await asyncio.wait(
+            {*(task for _, task in servers), stop}, return_when=asyncio.FIRST_COMPLETED
+        )
         settled.cancel()
         if self.model_files is not None:
             self.model_files.stop()
@@ -280,8 +288,14 @@ class Hub:
 
         self.council = CouncilService(self._db, lambda: roster, lambda: ready.config.council)
         self.model_files = ModelFiles(self._db, ready.folder.models)
-        return ApiContext(self._db, self.council, roster, lambda: ready.config.council,
-                          save_defaults, self.model_files)  # fmt: skip
+        return ApiContext(
+            self._db,
+            self.council,
+            roster,
+            lambda: ready.config.council,
+            save_defaults,
+            self.model_files,
+        )
 
     def _metrics(self, ready: _Ready) -> Metrics:
         from council.server.metrics import Metrics

@@ -40,8 +40,19 @@ def pip_download(requirement: str, sha256: str, dest: Path, *, source: bool) -> 
     dest.mkdir(parents=True, exist_ok=True)
     kind = ["--no-binary", ":all:"] if source else ["--only-binary", ":all:"]
     with tempfile.TemporaryDirectory(dir=dest) as temp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, "--quiet",
-                   "--disable-pip-version-check", "--dest", temp, requirement]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            *kind,
+            "--quiet",
+            "--disable-pip-version-check",
+            "--dest",
+            temp,
+            requirement,
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         fetched = sorted(p for p in Path(temp).iterdir() if p.suffix in {".gz", ".whl", ".zip"})
         if result.returncode != 0 or not fetched:

@@ -30,8 +30,12 @@ class PairingInvite:
     comparison: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "code": self.code, "fingerprint": self.fingerprint,
-                "expires_at": self.expires_at}  # fmt: skip
+        return {
+            "url": self.url,
+            "code": self.code,
+            "fingerprint": self.fingerprint,
+            "expires_at": self.expires_at,
+        }
 
 
 def lan_base_url(folder: DataFolder) -> str:

@@ -32,8 +32,9 @@ class TerminalRenderer:
             handler(event.data)
 
     def on_run_start(self, data: dict[str, Any]) -> None:
-        self.line(f"council · {data['mode']} · seats: {', '.join(data['seats'])} · "
-                  f"chair: {data['chair']}")  # fmt: skip
+        self.line(
+            f"council · {data['mode']} · seats: {', '.join(data['seats'])} · chair: {data['chair']}"
+        )
 
     def on_stage_start(self, data: dict[str, Any]) -> None:
         self._tokens = dict.fromkeys(data["seats"], 0)

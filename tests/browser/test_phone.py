@@ -62,10 +62,13 @@ def home_trusting(home: Path, ca: Path | None) -> Path:
     database = f"sql:{nssdb}"
     subprocess.run([certutil, "-d", database, "-N", "--empty-password"], check=True)
     if ca is not None:
-        subprocess.run([certutil, "-d", database, "-A", "-t", "C,,", "-n", "council-test-ca",
-                        "-i", str(ca)], check=True)  # fmt: skip
-        listed = subprocess.run([certutil, "-d", database, "-L"], check=True,
-                                capture_output=True, text=True).stdout  # fmt: skip
+        subprocess.run(
+            [certutil, "-d", database, "-A", "-t", "C,,", "-n", "council-test-ca", "-i", str(ca)],
+            check=True,
+        )
+        listed = subprocess.run(
+            [certutil, "-d", database, "-L"], check=True, capture_output=True, text=True
+        ).stdout
         assert "council-test-ca" in listed
     return home
 
@@ -90,8 +93,13 @@ def lan_hub(start_hub: StartHub) -> tuple[HubProcess, str]:
 
 
 def pairing_url(base: str) -> str:
-    made = subprocess.run([sys.executable, "-m", "council", "pair", "--json"],
-                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    made = subprocess.run(
+        [sys.executable, "-m", "council", "pair", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     url: str = json.loads(made.stdout)["url"]
     assert url.startswith(f"{base}/pair#code="), url
     return url

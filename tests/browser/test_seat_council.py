@@ -40,7 +40,9 @@ def test_a_tab_that_runs_the_model_joins_the_council_and_its_answer_is_stored(
             f"Joined the council as {name}, shown as “browser (this tab)”."
         )
         assert (listed(hub, name)["kind"], listed(hub, name)["label"]) == (
-            "browser", "browser (this tab)")  # fmt: skip
+            "browser",
+            "browser (this tab)",
+        )
         # The tab names the model it runs (the smallest), and the hub counts tokens with it.
         running = tab.locator("body").get_attribute("data-answering-with")
         smallest = min(served_models(hub), key=lambda model: model["size_bytes"])
@@ -48,8 +50,14 @@ def test_a_tab_that_runs_the_model_joins_the_council_and_its_answer_is_stored(
         assert listed(hub, name)["model"] == f"{smallest['path']} (in the tab)"
 
         conversation = new_conversation(hub)
-        events = ask_round(hub, conversation, "Name a colour.", seats=["demo-1", name],
-                           max_tokens=24, stage_timeout=100)  # fmt: skip
+        events = ask_round(
+            hub,
+            conversation,
+            "Name a colour.",
+            seats=["demo-1", name],
+            max_tokens=24,
+            stage_timeout=100,
+        )
         assert events[-1][1]["status"] == "done"
         assert any(kind == "seat_delta" and data["seat"] == name for kind, data in events)
         stored = httpx.get(f"{hub.url}/api/conversations/{conversation}", timeout=10).json()

@@ -49,12 +49,22 @@ def test_a_paired_phone_runs_the_model_in_its_tab_over_https_and_joins_the_counc
         screenshot(page, "seat-phone")
 
         conversation = new_conversation(hub)
-        events = ask_round(hub, conversation, "Name a fruit.", seats=["demo-1", name],
-                           chair="demo-1", max_tokens=16, stage_timeout=100)  # fmt: skip
+        events = ask_round(
+            hub,
+            conversation,
+            "Name a fruit.",
+            seats=["demo-1", name],
+            chair="demo-1",
+            max_tokens=16,
+            stage_timeout=100,
+        )
         assert events[-1][1]["status"] == "done"
         stored = httpx.get(f"{hub.url}/api/conversations/{conversation}", timeout=10).json()
-        [answer] = [out for out in stored["messages"][-1]["outputs"]
-                    if out["seat"] == name and out["stage"] == "answer"]  # fmt: skip
+        [answer] = [
+            out
+            for out in stored["messages"][-1]["outputs"]
+            if out["seat"] == name and out["stage"] == "answer"
+        ]
         assert answer["status"] == "done", answer
         assert answer["content"].strip()
 

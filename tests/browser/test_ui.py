@@ -95,8 +95,13 @@ def test_a_follow_up_stays_in_the_conversation_and_is_there_after_a_reload(
 
 def long_answers(folder: DataFolder) -> None:
     write_demo_model(folder.models / "slow.gguf", seed=21, context_length=65536)
-    save_config(folder, HubConfig(seats=(SeatConfig("slow", "slow.gguf", ctx_size=32768),),
-                                  council=RoundDefaults(max_tokens=30000)))  # fmt: skip
+    save_config(
+        folder,
+        HubConfig(
+            seats=(SeatConfig("slow", "slow.gguf", ctx_size=32768),),
+            council=RoundDefaults(max_tokens=30000),
+        ),
+    )
 
 
 def test_stop_ends_a_running_round_and_keeps_what_was_written(
@@ -120,8 +125,10 @@ def test_a_failing_seat_shows_its_error_in_its_own_pane(
     start_hub: StartHub, page: Page, isolated_data: DataFolder
 ) -> None:
     write_demo_model(isolated_data.models / "real.gguf", seed=3)
-    save_config(isolated_data, HubConfig(seats=(SeatConfig("real", "real.gguf"),
-                                                SeatConfig("ghost", "gone.gguf"))))  # fmt: skip
+    save_config(
+        isolated_data,
+        HubConfig(seats=(SeatConfig("real", "real.gguf"), SeatConfig("ghost", "gone.gguf"))),
+    )
     hub = start_hub()
     hub.wait_for(lambda h: h["status"] == "degraded" and h["seats"][0]["state"] == "healthy")
     page.goto(hub.url)
@@ -216,8 +223,13 @@ def test_on_a_phone_the_seats_are_tabs_and_the_sidebar_a_drawer(
     start_hub: StartHub, browser: Browser
 ) -> None:
     hub = start_hub()
-    with new_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True,
-                  has_touch=True, device_scale_factor=2) as page:  # fmt: skip
+    with new_page(
+        browser,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    ) as page:
         open_hub(page, hub)
         expect(page.locator("#sidebar")).not_to_be_in_viewport()
         ask(page, "Small screen?")
@@ -298,7 +310,8 @@ def test_the_hub_refuses_a_foreign_host_and_cross_origin_writes(start_hub: Start
     hub.wait_ok()
     rebound = httpx.get(f"{hub.url}/api/conversations", headers={"host": "attacker.example"})
     assert rebound.status_code == 403
-    forged = httpx.post(f"{hub.url}/api/conversations", json={},
-                        headers={"origin": "http://attacker.example"})  # fmt: skip
+    forged = httpx.post(
+        f"{hub.url}/api/conversations", json={}, headers={"origin": "http://attacker.example"}
+    )
     assert forged.status_code == 403
     assert httpx.get(f"{hub.url}/api/conversations").json()["conversations"] == []

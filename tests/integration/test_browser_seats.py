@@ -39,8 +39,9 @@ class ScriptedTab:
 
     def __init__(self, hub: HubProcess, registration: dict[str, Any] | None = None) -> None:
         self.hub = hub
-        response = httpx.post(f"{hub.url}/api/browser-seats",
-                              json=registration or {"ctx_size": 2048}, timeout=10)  # fmt: skip
+        response = httpx.post(
+            f"{hub.url}/api/browser-seats", json=registration or {"ctx_size": 2048}, timeout=10
+        )
         assert response.status_code == 201, response.text
         self.registration: dict[str, Any] = response.json()
         self.name: str = self.registration["name"]
@@ -87,8 +88,13 @@ class ScriptedTab:
                     words = text(data).split(" ")
                     half = len(words) // 2
                     self.answer(data["task"], deltas=[" ".join(words[:half]) + " "])
-                    self.answer(data["task"], deltas=[" ".join(words[half:])], done=True,
-                                finish_reason="stop", usage={"completion_tokens": 7})  # fmt: skip
+                    self.answer(
+                        data["task"],
+                        deltas=[" ".join(words[half:])],
+                        done=True,
+                        finish_reason="stop",
+                        usage={"completion_tokens": 7},
+                    )
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
@@ -125,13 +131,24 @@ def test_a_joined_tab_is_a_seat_that_answers_its_stage_prompts_and_its_answer_is
     with joined(hub) as tab:
         listed = seats(hub)[tab.name]
         assert (listed["kind"], listed["label"], listed["ctx_size"]) == (
-            "browser", "browser (this tab)", 2048)  # fmt: skip
+            "browser",
+            "browser (this tab)",
+            2048,
+        )
         tab.answer_every_task(lambda task: "Paris is the capital of France, said the tab.")
         conversation = new_conversation(hub)
-        events = ask_round(hub, conversation, "What is the capital of France?",
-                           seats=["demo-1", tab.name], max_tokens=24)  # fmt: skip
-        deltas = [data["delta"] for kind, data in events if kind == "seat_delta"
-                  and (data["seat"], data["stage"]) == (tab.name, "answer")]  # fmt: skip
+        events = ask_round(
+            hub,
+            conversation,
+            "What is the capital of France?",
+            seats=["demo-1", tab.name],
+            max_tokens=24,
+        )
+        deltas = [
+            data["delta"]
+            for kind, data in events
+            if kind == "seat_delta" and (data["seat"], data["stage"]) == (tab.name, "answer")
+        ]
         assert deltas == ["Paris is the capital ", "of France, said the tab."]
         assert events[-1][1]["status"] == "done"
         answer, review = outputs_of(hub, conversation, tab.name)
@@ -163,8 +180,9 @@ def test_a_tab_that_goes_away_mid_answer_fails_its_seat_and_the_round_still_comp
 
     threading.Thread(target=half_an_answer_then_gone, daemon=True).start()
     conversation = new_conversation(hub)
-    events = ask_round(hub, conversation, "Say something", seats=["demo-1", tab.name],
-                       max_tokens=16)  # fmt: skip
+    events = ask_round(
+        hub, conversation, "Say something", seats=["demo-1", tab.name], max_tokens=16
+    )
     assert events[-1][1]["status"] == "done"
     [failed] = outputs_of(hub, conversation, tab.name)
     assert (failed["status"], failed["error"]) == ("failed", GONE)
@@ -204,8 +222,9 @@ def test_a_tab_that_does_not_answer_in_time_times_out_and_is_told_to_cancel(
 ) -> None:
     with joined(hub) as tab:
         conversation = new_conversation(hub)
-        events = ask_round(hub, conversation, "Quick!", seats=["demo-1", tab.name],
-                           max_tokens=16, stage_timeout=1)  # fmt: skip
+        events = ask_round(
+            hub, conversation, "Quick!", seats=["demo-1", tab.name], max_tokens=16, stage_timeout=1
+        )
         assert events[-1][1]["status"] == "done"
         kind, task = tab.next_event()
         assert kind == "task"
@@ -247,8 +266,10 @@ def test_a_registration_is_no_seat_until_its_tab_opens_the_task_stream(hub: HubP
     assert name.startswith("browser-")
     assert name not in seats(hub)
     conversation = new_conversation(hub)
-    refused = httpx.post(f"{hub.url}/api/conversations/{conversation}/messages",
-                         json={"question": "hi", "seats": [name]})  # fmt: skip
+    refused = httpx.post(
+        f"{hub.url}/api/conversations/{conversation}/messages",
+        json={"question": "hi", "seats": [name]},
+    )
     assert refused.status_code == 404
 
 
@@ -306,9 +327,14 @@ def test_a_tab_names_the_model_it_runs_and_may_name_another_when_it_swaps(hub: H
         assert swapped.status_code == 204
         assert seats(hub)[tab.name]["model"] == f"{second} (in the tab)"
         digest = urls[second].split("/")[2]
-        for wrong in ("/models/0000000000000000/demo-1.gguf", f"/models/{digest}/other.gguf",
-                      f"/models/{digest}/../../config.toml", str(Path(hub.url) / "models"), 7,
-                      None):  # fmt: skip
+        for wrong in (
+            "/models/0000000000000000/demo-1.gguf",
+            f"/models/{digest}/other.gguf",
+            f"/models/{digest}/../../config.toml",
+            str(Path(hub.url) / "models"),
+            7,
+            None,
+        ):
             refused = httpx.patch(tab.url, json={"model": wrong}, headers=tab.headers)
             assert refused.status_code == 400, wrong
             assert "'model'" in refused.json()["error"]["message"]
@@ -331,12 +357,19 @@ def test_the_answers_a_tab_is_shown_are_fitted_to_its_context_by_its_models_toke
 
     with joined(hub, {"ctx_size": 1024, "model": models[first]["url"]}) as tab:
         tab.answer_every_task(answer)
-        events = ask_round(hub, new_conversation(hub), "Describe a council of machines.",
-                           seats=["demo-1", tab.name], chair="demo-1", max_tokens=200)  # fmt: skip
+        events = ask_round(
+            hub,
+            new_conversation(hub),
+            "Describe a council of machines.",
+            seats=["demo-1", tab.name],
+            chair="demo-1",
+            max_tokens=200,
+        )
         assert events[-1][1]["status"] == "done"
         notes = [data["text"] for kind, data in events if kind == "note"]
         assert f"{tab.name}: shortened the answers it was shown to fit its 1024-token context" in (
-            notes)  # fmt: skip
+            notes
+        )
     answer_prompt, review_prompt = prompts
     assert SHORTENED not in answer_prompt
     assert SHORTENED in review_prompt

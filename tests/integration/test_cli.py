@@ -15,8 +15,11 @@ from council.engine.build import LLAMA_CPP_COMMIT
 def council(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "council", *args],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_models_list_shows_valid_demo_and_invalid_files_with_reasons(

@@ -21,8 +21,12 @@ def council(engine: EngineBinary, *args: str) -> subprocess.CompletedProcess[str
     env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine.path)}
     return subprocess.run(
         [sys.executable, "-m", "council", *args],
-        capture_output=True, text=True, timeout=180, env=env, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
 
 
 def test_ask_without_a_hub_runs_the_seats_for_the_command_and_stores_the_round(
@@ -32,8 +36,14 @@ def test_ask_without_a_hub_runs_the_seats_for_the_command_and_stores_the_round(
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("council · synthesize · seats: demo-1, demo-2, demo-3 · chair: demo-1")
-    for section in ("── answers", "▌ demo-2 (8 tokens", "── reviews", "ranking unparsed",
-                    "── aggregate ranking", "── final answer: demo-1"):  # fmt: skip
+    for section in (
+        "── answers",
+        "▌ demo-2 (8 tokens",
+        "── reviews",
+        "ranking unparsed",
+        "── aggregate ranking",
+        "── final answer: demo-1",
+    ):
         assert section in out
     conversation = out.strip().splitlines()[-1].split()[1]
 
@@ -58,8 +68,20 @@ def test_ask_uses_the_hub_that_is_running_and_follows_up_a_conversation(
     assert message["question"] == "Name a planet."
     conversation = message["conversation_id"]
 
-    follow = council(engine_binary, "ask", "Another?", "--max-tokens", "6", "--mode", "moa",
-                     "--chair", "demo-2", "--conversation", conversation[:8], "--json")  # fmt: skip
+    follow = council(
+        engine_binary,
+        "ask",
+        "Another?",
+        "--max-tokens",
+        "6",
+        "--mode",
+        "moa",
+        "--chair",
+        "demo-2",
+        "--conversation",
+        conversation[:8],
+        "--json",
+    )
     assert follow.returncode == 0, follow.stderr
     assert json.loads(follow.stdout)["result"]["chair"] == "demo-2"
     stored = httpx.get(f"{hub.url}/api/conversations/{conversation}").json()
@@ -93,10 +115,24 @@ def test_ask_against_a_hub_killed_mid_round_prints_one_line_and_fails(
     hub.engines()  # remember their PIDs, so teardown can make sure they are gone
     env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine_binary.path)}
     asking = subprocess.Popen(
-        [sys.executable, "-m", "council", "ask", "Go on.", "--seat", "slow", "--chair", "slow",
-         "--max-tokens", "30000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "council",
+            "ask",
+            "Go on.",
+            "--seat",
+            "slow",
+            "--chair",
+            "slow",
+            "--max-tokens",
+            "30000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert asking.stdout is not None
         header = asking.stdout.readline()  # printed when the round has started

@@ -96,15 +96,18 @@ def test_a_follow_up_question_carries_the_history(hub: HubProcess) -> None:
 
 def test_a_mixture_of_agents_round_runs_its_layers_then_the_aggregator(hub: HubProcess) -> None:
     conversation = new_conversation(hub)
-    events = ask_round(hub, conversation, "Explain tides.", mode="moa", layers=2, max_tokens=8,
-                       chair="demo-3")  # fmt: skip
+    events = ask_round(
+        hub, conversation, "Explain tides.", mode="moa", layers=2, max_tokens=8, chair="demo-3"
+    )
     done = final(events)
     assert done["status"] == "done"
     assert done["result"]["chair"] == "demo-3"
     outputs = stored(hub, conversation)["messages"][0]["outputs"]
     assert Counter((o["stage"], o["layer"]) for o in outputs) == {
-        ("answer", 1): 3, ("answer", 2): 3, ("chair", 0): 1,
-    }  # fmt: skip
+        ("answer", 1): 3,
+        ("answer", 2): 3,
+        ("chair", 0): 1,
+    }
 
 
 def seats_sharing_a_model(folder: DataFolder) -> None:
@@ -131,8 +134,9 @@ def test_a_vote_goes_to_the_majority_and_reports_the_tally(
     hub = start_hub()
     hub.wait_ok()
     conversation = new_conversation(hub)
-    events = ask_round(hub, conversation, "Pick one.", mode="vote", max_tokens=12,
-                       extractor=r"regex:(?s)(.{6})$")  # fmt: skip
+    events = ask_round(
+        hub, conversation, "Pick one.", mode="vote", max_tokens=12, extractor=r"regex:(?s)(.{6})$"
+    )
     (tally,) = [data for kind, data in events if kind == "vote"]
     twin = tally["by_seat"]["twin-a"]
     assert twin is not None
@@ -153,9 +157,16 @@ def test_a_tied_vote_is_settled_by_the_chair(
     hub = start_hub()
     hub.wait_ok()
     conversation = new_conversation(hub)
-    events = ask_round(hub, conversation, "Pick one.", mode="vote", max_tokens=12,
-                       seats=["twin-a", "other"], chair="twin-b",
-                       extractor=r"regex:(?s)(.{6})$")  # fmt: skip
+    events = ask_round(
+        hub,
+        conversation,
+        "Pick one.",
+        mode="vote",
+        max_tokens=12,
+        seats=["twin-a", "other"],
+        chair="twin-b",
+        extractor=r"regex:(?s)(.{6})$",
+    )
     (tally,) = [data for kind, data in events if kind == "vote"]
     assert len(tally["leaders"]) == 2
     done = final(events)
@@ -194,8 +205,9 @@ def test_a_seat_killed_mid_answer_is_reported_failed_and_the_round_completes(
     assert done["status"] == "done"
     reviewers = [data["seat"] for kind, data in events if kind == "review_done"]
     assert sorted(reviewers) == ["demo-1", "demo-3"]
-    failed = [o for o in stored(hub, conversation)["messages"][0]["outputs"]
-              if o["status"] == "failed"]  # fmt: skip
+    failed = [
+        o for o in stored(hub, conversation)["messages"][0]["outputs"] if o["status"] == "failed"
+    ]
     assert [(o["seat"], o["stage"]) for o in failed] == [("demo-2", "answer")]
 
 
@@ -203,8 +215,10 @@ def long_context_seats(folder: DataFolder) -> None:
     """One seat with room for a long answer, so a round is still generating when we act, and one
     whose small context ends its answers within a second even on a slow machine."""
     write_demo_model(folder.models / "slow.gguf", seed=21, context_length=65536)
-    seats = (SeatConfig("slow", "slow.gguf", ctx_size=32768),
-             SeatConfig("quick", "slow.gguf", ctx_size=768))  # fmt: skip
+    seats = (
+        SeatConfig("slow", "slow.gguf", ctx_size=32768),
+        SeatConfig("quick", "slow.gguf", ctx_size=768),
+    )
     save_config(folder, HubConfig(seats=seats))
 
 
@@ -276,8 +290,15 @@ def test_a_seat_slower_than_the_stage_timeout_is_shown_as_timed_out(
     hub = start_hub()
     hub.wait_ok()
     conversation = new_conversation(hub)
-    events = ask_round(hub, conversation, "Go on.", max_tokens=30000, stage_timeout=1.5,
-                       seats=["slow", "quick"], chair="quick")  # fmt: skip
+    events = ask_round(
+        hub,
+        conversation,
+        "Go on.",
+        max_tokens=30000,
+        stage_timeout=1.5,
+        seats=["slow", "quick"],
+        chair="quick",
+    )
     (timeout,) = [data for kind, data in events if kind == "seat_error"]
     assert (timeout["seat"], timeout["stage"], timeout["status"]) == ("slow", "answer", "timeout")
     assert timeout["error"] == "no answer within 1.5 s"

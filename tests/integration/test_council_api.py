@@ -70,8 +70,9 @@ def test_an_unknown_conversation_is_a_404_everywhere(hub: HubProcess) -> None:
 def test_a_json_export_imports_back_as_the_same_conversation(hub: HubProcess) -> None:
     conversation = new_conversation(hub, "Rivers")
     ask_round(hub, conversation, "Longest river?", max_tokens=8)
-    ask_round(hub, conversation, "And the shortest?", max_tokens=8, mode="vote",
-              extractor="regex:(.)")  # fmt: skip
+    ask_round(
+        hub, conversation, "And the shortest?", max_tokens=8, mode="vote", extractor="regex:(.)"
+    )
     exported = httpx.get(f"{hub.url}/api/conversations/{conversation}/export?format=json").json()
     assert exported["format"] == "council-conversation"
 
@@ -89,9 +90,14 @@ def test_a_json_export_imports_back_as_the_same_conversation(hub: HubProcess) ->
 
 def test_a_broken_import_stores_nothing(hub: HubProcess) -> None:
     before = httpx.get(f"{hub.url}/api/conversations").json()["conversations"]
-    document = {"format": "council-conversation", "version": 1, "title": "x",
-                "created_at": "now", "updated_at": "now",
-                "messages": [{"position": 1, "question": "q"}]}  # fmt: skip
+    document = {
+        "format": "council-conversation",
+        "version": 1,
+        "title": "x",
+        "created_at": "now",
+        "updated_at": "now",
+        "messages": [{"position": 1, "question": "q"}],
+    }
     response = httpx.post(f"{hub.url}/api/conversations/import", json=document)
     assert response.status_code == 400
     assert httpx.get(f"{hub.url}/api/conversations").json()["conversations"] == before
@@ -127,9 +133,10 @@ def test_conversations_can_be_listed_searched_renamed_and_deleted(hub: HubProces
 def test_seats_and_defaults_can_be_read_and_the_chair_set(hub: HubProcess) -> None:
     seats = httpx.get(f"{hub.url}/api/seats").json()["seats"]
     assert [(s["name"], s["kind"], s["state"]) for s in seats] == [
-        ("demo-1", "local", "healthy"), ("demo-2", "local", "healthy"),
+        ("demo-1", "local", "healthy"),
+        ("demo-2", "local", "healthy"),
         ("demo-3", "local", "healthy"),
-    ]  # fmt: skip
+    ]
     assert httpx.get(f"{hub.url}/api/seats/demo-2").json()["ctx_size"] == 2048
     assert httpx.get(f"{hub.url}/api/seats/nobody").status_code == 404
 
@@ -180,6 +187,7 @@ def test_a_model_on_the_stick_can_be_seated_and_unseated_while_the_hub_runs(
 
     again = httpx.post(f"{hub.url}/api/seats", json={"kind": "local", "model": "nope.gguf"})
     assert again.status_code == 404
-    taken = httpx.post(f"{hub.url}/api/seats",
-                       json={"kind": "local", "model": "extra.gguf", "name": "demo-1"})  # fmt: skip
+    taken = httpx.post(
+        f"{hub.url}/api/seats", json={"kind": "local", "model": "extra.gguf", "name": "demo-1"}
+    )
     assert taken.status_code == 400

@@ -27,7 +27,8 @@ def test_llama_server_generates_with_the_demo_model_in_each_format(
         assert props["model_path"].endswith("demo.gguf")
         # A prompt of 60 byte tokens is processed as a batch: the matrix kernels, not just
         # the one-row ones of generation.
-        answer = httpx.post(f"{base}/completion", json={"prompt": "hello " * 10, "n_predict": 8},
-                            timeout=30).json()  # fmt: skip
+        answer = httpx.post(
+            f"{base}/completion", json={"prompt": "hello " * 10, "n_predict": 8}, timeout=30
+        ).json()
     assert answer["tokens_predicted"] == 8
     assert answer["content"]

@@ -69,10 +69,17 @@ def test_devices_are_listed_with_revoked_ones_and_where_phones_reach_the_hub(hub
     store.revoke_device(hub.db, second.id)
     listed = hub.client.get("/api/devices").json()["devices"]
     assert [(d["id"], d["name"], d["revoked_at"] is not None) for d in listed] == [
-        (first.id, "Pixel", False), (second.id, "iPad", True),
-    ]  # fmt: skip
-    assert set(listed[0]) == {"id", "name", "created_at", "last_seen_at", "last_address",
-                              "revoked_at"}  # fmt: skip
+        (first.id, "Pixel", False),
+        (second.id, "iPad", True),
+    ]
+    assert set(listed[0]) == {
+        "id",
+        "name",
+        "created_at",
+        "last_seen_at",
+        "last_address",
+        "revoked_at",
+    }
     assert listed[0]["last_address"] == PHONE
 
 
@@ -158,9 +165,16 @@ def test_pairing_answers_a_url_with_the_code_and_fingerprint_and_a_qr_image(hub:
 
 @pytest.mark.parametrize(
     "body",
-    [{"ttl": 10}, {"ttl": 3601}, {"ttl": "300"}, {"ttl": 300.5}, {"ttl": True},
-     {"confirm": "yes"}, {"name": 5}],
-)  # fmt: skip
+    [
+        {"ttl": 10},
+        {"ttl": 3601},
+        {"ttl": "300"},
+        {"ttl": 300.5},
+        {"ttl": True},
+        {"confirm": "yes"},
+        {"name": 5},
+    ],
+)
 def test_pairing_refuses_bad_input_with_400(hub: Hub, body: dict[str, object]) -> None:
     refused = hub.client.post("/api/pair", json=body)
     assert refused.status_code == 400
@@ -179,8 +193,10 @@ def test_a_claimed_confirmation_code_waits_until_the_owner_approves_it(hub: Hub)
     assert listed.headers["cache-control"] == "no-store"
     [claim] = listed.json()["pending"]
     assert (claim["name"], claim["address"], claim["comparison"]) == (
-        "Pixel", PHONE, made["comparison"],
-    )  # fmt: skip
+        "Pixel",
+        PHONE,
+        made["comparison"],
+    )
     approved = hub.client.post(f"/api/pairings/{made['comparison']}/confirm")
     assert approved.status_code == 200
     assert approved.json() == {"confirmed": "Pixel"}

@@ -28,8 +28,15 @@ def test_the_build_manifest_holds_a_passed_self_test_on_this_cpu(
 def test_engine_status_shows_the_instruction_sets_and_the_self_test_here(
     engine_binary: EngineBinary,
 ) -> None:
-    command = [sys.executable, "-m", "council", "engine", "status", "--llama-server",
-               str(engine_binary.path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "council",
+        "engine",
+        "status",
+        "--llama-server",
+        str(engine_binary.path),
+    ]
     shown = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
     info = json.loads(shown.stdout)
     assert info["cpu"]["fingerprint"] == cpu_fingerprint()

@@ -106,8 +106,10 @@ def test_a_relocated_data_folder_still_works(
     second = start_hub(moved)
     health = second.wait_ok()
     assert [seat["model"] for seat in health["seats"]] == [
-        "demo/demo-1.gguf", "demo/demo-2.gguf", "demo/demo-3.gguf",
-    ]  # fmt: skip
+        "demo/demo-1.gguf",
+        "demo/demo-2.gguf",
+        "demo/demo-3.gguf",
+    ]
     assert ask(second.engines()[0]).status_code == 200
 
 
@@ -143,16 +145,24 @@ def test_a_missing_model_file_fails_its_seat_with_the_path(
         lambda h: h["status"] == "degraded" and h["seats"][0]["state"] == "healthy"
     )
     assert health["seats"][1] == {
-        "name": "gone", "model": "gone.gguf", "state": "failed", "demo": False,
-        "reason": "model file not found: models/gone.gguf", "restarts": 0,
-    }  # fmt: skip
+        "name": "gone",
+        "model": "gone.gguf",
+        "state": "failed",
+        "demo": False,
+        "reason": "model file not found: models/gone.gguf",
+        "restarts": 0,
+    }
 
 
 def run_council(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "council", *args],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
 
 
 def test_an_explicit_port_in_use_is_an_error_naming_the_port(isolated_data: DataFolder) -> None:
@@ -187,9 +197,13 @@ def test_seats_that_do_not_fit_in_memory_are_refused_with_the_numbers(
     write_demo_model(isolated_data.models / "small.gguf", seed=1)
     save_config(
         isolated_data,
-        HubConfig(seats=(SeatConfig("small", "small.gguf"), SeatConfig("huge", "small.gguf",
-                                                                        ctx_size=2**30))),
-    )  # fmt: skip
+        HubConfig(
+            seats=(
+                SeatConfig("small", "small.gguf"),
+                SeatConfig("huge", "small.gguf", ctx_size=2**30),
+            )
+        ),
+    )
     result = run_council("up", "--no-browser")
     assert result.returncode == 1
     message = result.stderr.strip()
@@ -209,14 +223,24 @@ def read_only_mount_script(folder: str, then: str) -> list[str]:
 def test_a_read_only_data_folder_is_reported_before_any_engine_starts(
     isolated_data: DataFolder, tmp_path: Path
 ) -> None:
-    probe = subprocess.run(read_only_mount_script(str(tmp_path), "true"), capture_output=True,
-                           check=False) if shutil.which("unshare") else None  # fmt: skip
+    probe = (
+        subprocess.run(
+            read_only_mount_script(str(tmp_path), "true"), capture_output=True, check=False
+        )
+        if shutil.which("unshare")
+        else None
+    )
     if probe is None or probe.returncode != 0:
         pytest.skip("mounting a folder read-only needs root and unshare")
     root = str(isolated_data.root)
     command = f"exec {sys.executable} -m council up --no-browser --data {root}"
-    result = subprocess.run(read_only_mount_script(root, command), capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        read_only_mount_script(root, command),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"Error: data folder {root} is not writable (Read-only file system): "

@@ -27,8 +27,13 @@ StartHub = Callable[..., HubProcess]
 
 
 def council(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "council", *args], capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "council", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -43,15 +48,17 @@ def lan(start_hub: StartHub, isolated_data: DataFolder) -> tuple[HubProcess, str
 def pair_device(base: str, trust: ssl.SSLContext, name: str = "test phone") -> str:
     invite = json.loads(council("pair", "--json").stdout)
     assert invite["url"].startswith(f"{base}/pair#code=")
-    paired = httpx.post(f"{base}/pair/exchange", json={"code": invite["code"], "name": name},
-                        verify=trust)  # fmt: skip
+    paired = httpx.post(
+        f"{base}/pair/exchange", json={"code": invite["code"], "name": name}, verify=trust
+    )
     assert paired.status_code == 200, paired.text
     cookie = paired.headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "Secure" in cookie
     assert "SameSite=strict" in cookie
-    again = httpx.post(f"{base}/pair/exchange", json={"code": invite["code"], "name": name},
-                       verify=trust)  # fmt: skip
+    again = httpx.post(
+        f"{base}/pair/exchange", json={"code": invite["code"], "name": name}, verify=trust
+    )
     assert again.status_code == 403  # single use
     token: str = paired.json()["token"]
     return token
@@ -68,8 +75,11 @@ def test_without_a_token_only_pairing_the_ca_and_the_status_word_answer(
         refused = httpx.get(f"{base}{path}", verify=trust)
         assert refused.status_code == 401, path
     assert set(httpx.get(f"{base}/v1/models", verify=trust).json()["error"]) == {
-        "message", "type", "param", "code",
-    }  # fmt: skip
+        "message",
+        "type",
+        "param",
+        "code",
+    }
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/health")  # an untrusted certificate: the CA must be installed
 
@@ -79,34 +89,60 @@ def test_a_paired_phone_streams_from_a_seat_and_from_the_council_over_tls(
 ) -> None:
     _, base, trust = lan
     token = pair_device(base, trust)
-    with openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0,
-                       http_client=httpx.Client(verify=trust)) as client:  # fmt: skip
+    with openai.OpenAI(
+        base_url=f"{base}/v1", api_key=token, max_retries=0, http_client=httpx.Client(verify=trust)
+    ) as client:
         assert "council" in [model.id for model in client.models.list()]
         for model in ("demo-1", "council"):
-            chunks = list(client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=6,
-                stream=True))  # fmt: skip
+            chunks = list(
+                client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": "hi"}],
+                    max_tokens=6,
+                    stream=True,
+                )
+            )
             assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
             completion = client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=6
             )
             assert completion.choices[0].message.content
-    stranger = openai.OpenAI(base_url=f"{base}/v1", api_key="council_wrong", max_retries=0,
-                             http_client=httpx.Client(verify=trust))  # fmt: skip
+    stranger = openai.OpenAI(
+        base_url=f"{base}/v1",
+        api_key="council_wrong",
+        max_retries=0,
+        http_client=httpx.Client(verify=trust),
+    )
     with stranger, pytest.raises(openai.AuthenticationError):
         stranger.models.list()
 
 
-V1_ROUTES = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
-             ("POST", "/v1/completions"), ("POST", "/v1/embeddings")]  # fmt: skip
+V1_ROUTES = [
+    ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
+]
 
 
 def v1_statuses(base: str, trust: ssl.SSLContext, headers: dict[str, str]) -> set[int]:
-    body = {"model": "demo-1", "prompt": "hi", "input": "hi", "max_tokens": 2,
-            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
-    return {httpx.request(method, f"{base}{path}", headers=headers, verify=trust,
-                          json=body if method == "POST" else None).status_code
-            for method, path in V1_ROUTES}  # fmt: skip
+    body = {
+        "model": "demo-1",
+        "prompt": "hi",
+        "input": "hi",
+        "max_tokens": 2,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    return {
+        httpx.request(
+            method,
+            f"{base}{path}",
+            headers=headers,
+            verify=trust,
+            json=body if method == "POST" else None,
+        ).status_code
+        for method, path in V1_ROUTES
+    }
 
 
 def test_no_token_a_wrong_token_and_a_revoked_token_get_401_on_every_v1_route(
@@ -164,8 +200,9 @@ def test_a_phone_reaches_completions_and_embeddings_routes_too(
 ) -> None:
     hub, base, trust = lan
     token = pair_device(base, trust)
-    with openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0,
-                       http_client=httpx.Client(verify=trust)) as client:  # fmt: skip
+    with openai.OpenAI(
+        base_url=f"{base}/v1", api_key=token, max_retries=0, http_client=httpx.Client(verify=trust)
+    ) as client:
         for model in ("demo-1", "council"):
             completion = client.completions.create(model=model, prompt="Once", max_tokens=5)
             assert completion.choices[0].text
@@ -173,10 +210,15 @@ def test_a_phone_reaches_completions_and_embeddings_routes_too(
             client.embeddings.create(model="council", input="hello")
     # A seat's own answer comes back unchanged, whatever it is (this engine makes no embeddings).
     url, key = engine_endpoint(hub.engines()[0])
-    direct = httpx.post(f"{url}/v1/embeddings", json={"model": "x", "input": "hello"},
-                        headers=bearer(key))  # fmt: skip
-    proxied = httpx.post(f"{base}/v1/embeddings", json={"model": "demo-1", "input": "hello"},
-                         headers=bearer(token), verify=trust)  # fmt: skip
+    direct = httpx.post(
+        f"{url}/v1/embeddings", json={"model": "x", "input": "hello"}, headers=bearer(key)
+    )
+    proxied = httpx.post(
+        f"{base}/v1/embeddings",
+        json={"model": "demo-1", "input": "hello"},
+        headers=bearer(token),
+        verify=trust,
+    )
     assert (proxied.status_code, proxied.json()) == (direct.status_code, direct.json())
 
 
@@ -185,10 +227,21 @@ def test_revoking_a_device_ends_its_open_seat_stream_within_a_second(
 ) -> None:
     hub, base, trust = lan
     token = pair_device(base, trust)
-    body = {"model": "demo-1", "messages": [{"role": "user", "content": "Tell me everything."}],
-            "max_tokens": 1900, "ignore_eos": True, "stream": True}  # fmt: skip
-    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, headers=bearer(token),
-                      verify=trust, timeout=30) as stream:  # fmt: skip
+    body = {
+        "model": "demo-1",
+        "messages": [{"role": "user", "content": "Tell me everything."}],
+        "max_tokens": 1900,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST",
+        f"{base}/v1/chat/completions",
+        json=body,
+        headers=bearer(token),
+        verify=trust,
+        timeout=30,
+    ) as stream:
         lines = stream.iter_lines()
         assert next(line for line in lines if line.startswith("data: "))
         with engines_frozen(hub):  # the engine is mid-answer and stays so
@@ -206,8 +259,9 @@ def test_revoking_a_device_ends_its_open_council_stream_and_the_sdk_raises(
 ) -> None:
     hub, base, trust = lan
     token = pair_device(base, trust)
-    sdk = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0,
-                        http_client=httpx.Client(verify=trust))  # fmt: skip
+    sdk = openai.OpenAI(
+        base_url=f"{base}/v1", api_key=token, max_retries=0, http_client=httpx.Client(verify=trust)
+    )
     with sdk as client, engines_frozen(hub):
         stream = client.chat.completions.create(
             model="council", messages=[{"role": "user", "content": "hi"}], stream=True
@@ -231,11 +285,18 @@ def test_over_its_limits_a_device_gets_429_with_retry_after(
     token = pair_device(base, trust)
     # The council's stream opens at once and, with its engines frozen, stays open.
     body = {"model": "council", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    sdk = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0,
-                        http_client=httpx.Client(verify=trust))  # fmt: skip
+    sdk = openai.OpenAI(
+        base_url=f"{base}/v1", api_key=token, max_retries=0, http_client=httpx.Client(verify=trust)
+    )
     with sdk as client:
-        opened = httpx.stream("POST", f"{base}/v1/chat/completions", json=body,
-                              headers=bearer(token), verify=trust, timeout=30)  # fmt: skip
+        opened = httpx.stream(
+            "POST",
+            f"{base}/v1/chat/completions",
+            json=body,
+            headers=bearer(token),
+            verify=trust,
+            timeout=30,
+        )
         with engines_frozen(hub), opened, pytest.raises(openai.RateLimitError) as busy:
             client.models.list()
         assert "open at once" in busy.value.message
@@ -265,8 +326,9 @@ def test_an_expired_or_guessed_code_fails_and_guessing_locks_the_address_out(
 ) -> None:
     _, base, trust = lan
     with contextlib.closing(store.connect(isolated_data.database)) as db:
-        expired = pairing.mint_code(db, ttl=timedelta(seconds=1),
-                                    now=datetime.now(UTC) - timedelta(minutes=1))  # fmt: skip
+        expired = pairing.mint_code(
+            db, ttl=timedelta(seconds=1), now=datetime.now(UTC) - timedelta(minutes=1)
+        )
     answers = [
         httpx.post(f"{base}/pair/exchange", json={"code": code, "name": "guess"}, verify=trust)
         for code in (expired.code, *(f"council_pair_{n:032d}" for n in range(6)))
@@ -281,9 +343,17 @@ def test_metrics_are_served_to_the_laptop_only_and_count_each_device(
 ) -> None:
     hub, base, trust = lan
     token = pair_device(base, trust, "metered phone")
-    reply = httpx.post(f"{base}/v1/chat/completions", headers=bearer(token), verify=trust,
-                       json={"model": "demo-1", "max_tokens": 7, "stream": True,
-                             "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    reply = httpx.post(
+        f"{base}/v1/chat/completions",
+        headers=bearer(token),
+        verify=trust,
+        json={
+            "model": "demo-1",
+            "max_tokens": 7,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
     assert reply.status_code == 200
     assert httpx.get(f"{base}/metrics", headers=bearer(token), verify=trust).status_code == 404
     metrics = httpx.get(f"{hub.url}/metrics")
@@ -294,8 +364,10 @@ def test_metrics_are_served_to_the_laptop_only_and_count_each_device(
     assert f'council_device_info{{device="{device["id"]}",name="metered phone"}} 1.0' in text
     assert f'council_device_tokens_total{{device="{device["id"]}",kind="completion"}} 7.0' in text
     assert 'council_tokens_total{kind="completion",model="demo-1"} 7.0' in text
-    assert ('council_http_requests_total{listener="lan",method="POST",'
-            'route="/v1/chat/completions",status="200"} 1.0') in text  # fmt: skip
+    assert (
+        'council_http_requests_total{listener="lan",method="POST",'
+        'route="/v1/chat/completions",status="200"} 1.0'
+    ) in text
     assert 'council_v1_first_byte_seconds_count{model="demo-1"} 1.0' in text
     assert 'council_seat_up{seat="demo-1",state="healthy"} 1.0' in text
 

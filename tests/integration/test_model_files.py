@@ -192,8 +192,9 @@ def test_on_the_lan_listener_a_model_file_needs_a_device_token(
     assert httpx.get(f"{base}{model['url']}", verify=trust).status_code == 401
 
     token = pair_device(base, trust)
-    response = httpx.get(f"{base}{model['url']}", headers={"authorization": f"Bearer {token}"},
-                         verify=trust)  # fmt: skip
+    response = httpx.get(
+        f"{base}{model['url']}", headers={"authorization": f"Bearer {token}"}, verify=trust
+    )
     assert response.status_code == 200
     assert response.content == data  # over TLS: FileResponse's own reads, not sendfile
     headers = {"authorization": f"Bearer {token}", "range": "bytes=-16"}

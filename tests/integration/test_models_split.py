@@ -25,8 +25,14 @@ SHAPE = DemoShape(embedding_length=256, block_count=4, feed_forward_length=768)
 
 
 def council(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "council", *args], capture_output=True,
-                          text=True, timeout=60, check=False, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "council", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
 
 
 @pytest.fixture
@@ -66,8 +72,9 @@ def test_llama_server_loads_the_split_model_from_its_first_shard(
     done = council("models", "split", "big.gguf", "--max-size", "1M", "--json", env=engine_env)
     first = isolated_data.models / json.loads(done.stdout)["shards"][0]
     with llama_server(engine_binary.path, first) as base:
-        answer = httpx.post(f"{base}/completion", json={"prompt": "hello", "n_predict": 4},
-                            timeout=30)  # fmt: skip
+        answer = httpx.post(
+            f"{base}/completion", json={"prompt": "hello", "n_predict": 4}, timeout=30
+        )
         assert answer.status_code == 200
         assert answer.json()["tokens_predicted"] == 4
 
@@ -126,8 +133,15 @@ def test_without_llama_gguf_split_beside_llama_server_the_command_says_how_to_ge
     lonely = tmp_path / "engine"
     lonely.mkdir()
     (lonely / "llama-server").symlink_to(engine_binary.path)
-    done = council("models", "split", "big.gguf", "--max-size", "1M",
-                   "--llama-server", str(lonely / "llama-server"))  # fmt: skip
+    done = council(
+        "models",
+        "split",
+        "big.gguf",
+        "--max-size",
+        "1M",
+        "--llama-server",
+        str(lonely / "llama-server"),
+    )
     assert done.returncode != 0
     assert "no llama-gguf-split beside llama-server: run `council engine build`" in done.stderr
     assert sorted(p.name for p in isolated_data.models.iterdir()) == ["big.gguf"]
@@ -155,6 +169,10 @@ def test_every_shard_is_also_served_under_the_first_shards_digest_as_wllama_asks
         assert response.content == data
         assert response.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
     second = hashlib.sha256((isolated_data.models / shards[1]).read_bytes()).hexdigest()[:16]
-    for stranger in (f"{base}/big.gguf", f"{base}/big-00009-of-00009.gguf",
-                     f"/models/{second}/{shards[2]}", f"{base}/..%2F{shards[1]}"):  # fmt: skip
+    for stranger in (
+        f"{base}/big.gguf",
+        f"{base}/big-00009-of-00009.gguf",
+        f"/models/{second}/{shards[2]}",
+        f"{base}/..%2F{shards[1]}",
+    ):
         assert httpx.get(f"{hub.url}{stranger}").status_code == 404, stranger

@@ -24,8 +24,11 @@ def test_a_second_hub_on_the_same_stick_is_refused_naming_the_first(
     first.wait_ok()
     second = subprocess.run(
         [sys.executable, "-m", "council", "up", "--no-browser", "--port", str(free_port())],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert second.returncode == 1
     assert second.stderr.strip() == (
         f"Error: council is already running on {isolated_data.root} "
@@ -48,8 +51,9 @@ def test_an_engine_left_running_by_a_dead_hub_is_stopped_at_the_next_start(
     model = write_demo_model(isolated_data.models / "left.gguf", seed=9)
     stray = subprocess.Popen(
         [str(engine_binary.path), "-m", str(model), "--port", str(free_port()), "--no-webui"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         created = psutil.Process(stray.pid).create_time()
         (isolated_data.root / "council.lock").write_text(

@@ -68,8 +68,10 @@ def test_the_council_answers_without_streaming_and_keeps_the_history(
     assert completion.choices[0].message.content
     (stored,) = httpx.get(f"{hub.url}/api/conversations").json()["conversations"]
     messages = httpx.get(f"{hub.url}/api/conversations/{stored['id']}").json()["messages"]
-    assert [(m["question"], m["mode"]) for m in messages] == [("First?", "history"),
-                                                              ("Second?", "moa")]  # fmt: skip
+    assert [(m["question"], m["mode"]) for m in messages] == [
+        ("First?", "history"),
+        ("Second?", "moa"),
+    ]
 
 
 def test_a_seat_is_a_model_too(hub: HubProcess, sdk: openai.OpenAI) -> None:
@@ -97,8 +99,13 @@ def test_a_client_that_leaves_a_seat_stream_frees_the_engine_slot(
     hub = start_hub()
     hub.wait_ok()
     engine = next(e for e in hub.engines() if "slow" in e.cmdline())
-    body = {"model": "slow", "messages": [{"role": "user", "content": "Go on forever."}],
-            "max_tokens": 30000, "ignore_eos": True, "stream": True}  # fmt: skip
+    body = {
+        "model": "slow",
+        "messages": [{"role": "user", "content": "Go on forever."}],
+        "max_tokens": 30000,
+        "ignore_eos": True,
+        "stream": True,
+    }
     with httpx.stream("POST", f"{hub.url}/v1/chat/completions", json=body, timeout=60) as reply:
         events = (line for line in reply.iter_lines() if line.startswith("data: "))
         for _ in range(100):
@@ -113,12 +120,19 @@ def test_a_client_that_leaves_a_seat_stream_frees_the_engine_slot(
 def test_the_seats_answer_comes_through_unchanged_streamed_or_not(hub: HubProcess) -> None:
     (engine,) = [e for e in hub.engines() if "demo-2" in " ".join(e.cmdline())]
     url, key = engine_endpoint(engine)
-    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "seed": 7,
-            "temperature": 0}  # fmt: skip
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 6,
+        "seed": 7,
+        "temperature": 0,
+    }
     for stream in (False, True):
         request = {**body, "stream": stream}
-        direct = httpx.post(f"{url}/v1/chat/completions", json={**request, "model": "demo-2"},
-                            headers={"authorization": f"Bearer {key}"})  # fmt: skip
+        direct = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={**request, "model": "demo-2"},
+            headers={"authorization": f"Bearer {key}"},
+        )
         proxied = httpx.post(f"{hub.url}/v1/chat/completions", json={**request, "model": "demo-2"})
         assert proxied.status_code == direct.status_code == 200
         assert proxied.headers["content-type"] == direct.headers["content-type"]
@@ -128,6 +142,5 @@ def test_the_seats_answer_comes_through_unchanged_streamed_or_not(hub: HubProces
 def _content(text: str, stream: bool) -> str:
     if not stream:
         return str(json.loads(text)["choices"][0]["message"]["content"])
-    chunks = [json.loads(line[6:]) for line in text.splitlines()
-              if line.startswith("data: {")]  # fmt: skip
+    chunks = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])

@@ -14,8 +14,13 @@ from council.store.db import connect
 
 
 def council(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "council", *args], capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "council", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_pair_prints_a_one_time_code_whose_url_keeps_secrets_in_the_fragment(

@@ -30,9 +30,17 @@ def real_models(engine_binary: EngineBinary, tmp_path_factory: pytest.TempPathFa
     shutil.copyfile(starter_model(), q4_1)
     tool = engine_binary.sibling("llama-quantize")
     assert tool is not None, "the engine build makes llama-quantize"
-    subprocess.run([str(tool), "--allow-requantize", str(q4_1),
-                    str(folder / "SmolLM2-135M-Instruct.Q4_K_M.gguf"), "Q4_K_M"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            str(tool),
+            "--allow-requantize",
+            str(q4_1),
+            str(folder / "SmolLM2-135M-Instruct.Q4_K_M.gguf"),
+            "Q4_K_M",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return folder
 
 
@@ -40,9 +48,10 @@ def test_real_quantized_models_are_seated_and_every_seat_answers_without_a_resta
     start_hub: StartHub, isolated_data: DataFolder, real_models: Path
 ) -> None:
     shutil.copytree(real_models, isolated_data.models / "smollm2")
-    seats = (SeatConfig("smol-q4_1", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", ctx_size=1024),
-             SeatConfig("smol-q4_k_m", "smollm2/SmolLM2-135M-Instruct.Q4_K_M.gguf",
-                        ctx_size=1024))  # fmt: skip
+    seats = (
+        SeatConfig("smol-q4_1", "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", ctx_size=1024),
+        SeatConfig("smol-q4_k_m", "smollm2/SmolLM2-135M-Instruct.Q4_K_M.gguf", ctx_size=1024),
+    )
     save_config(isolated_data, HubConfig(seats=seats))
     hub = start_hub()
     hub.wait_ok(timeout=120)

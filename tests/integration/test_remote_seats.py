@@ -26,8 +26,14 @@ def test_remote_seats_review_and_rank_alongside_local_ones(hub: HubProcess) -> N
             assert added.json()["has_token"] is True
             assert "token" not in added.json()
         conversation = new_conversation(hub)
-        events = ask_round(hub, conversation, "What is the capital of France?", max_tokens=16,
-                           seats=["demo-1", "cloud-a", "cloud-b"], chair="cloud-a")  # fmt: skip
+        events = ask_round(
+            hub,
+            conversation,
+            "What is the capital of France?",
+            max_tokens=16,
+            seats=["demo-1", "cloud-a", "cloud-b"],
+            chair="cloud-a",
+        )
 
     reviews = {data["seat"]: data for kind, data in events if kind == "review_done"}
     assert reviews["cloud-a"]["ranking"] == ["cloud-b", "demo-1"]

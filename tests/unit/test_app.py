@@ -24,8 +24,10 @@ def test_health_reports_what_the_hub_says() -> None:
     response = request("GET", "/api/health")
     assert response.status_code == 200
     assert response.json() == {
-        "status": "starting", "seats": [{"name": "a", "state": "starting"}], "owner": True,
-    }  # fmt: skip
+        "status": "starting",
+        "seats": [{"name": "a", "state": "starting"}],
+        "owner": True,
+    }
     assert response.headers["cache-control"] == "no-store"
 
 

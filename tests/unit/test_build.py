@@ -73,8 +73,13 @@ def finished_tree(layout: BuildLayout, variant: str = "native", **fake: object) 
     install_fake_engine(layout.bin, **fake)
     for target in build.TARGETS[1:]:
         (layout.bin / target).write_text("")
-    manifest = {"variant": variant, "sdist_sha256": build.SDIST_SHA256, "native": True,
-                "cpu_features": ["AVX2"], "selftests": {}}  # fmt: skip
+    manifest = {
+        "variant": variant,
+        "sdist_sha256": build.SDIST_SHA256,
+        "native": True,
+        "cpu_features": ["AVX2"],
+        "selftests": {},
+    }
     (layout.bin / MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -116,8 +121,9 @@ def test_a_portable_builds_cpu_variant_that_crashes_here_is_excluded_and_the_nex
     said: list[str] = []
     build.build_engine(layout, portable=True, report=said.append)
     manifest = read_manifest(layout.bin / MANIFEST) or {}
-    assert manifest["dropped"] == [{"name": variants[0], "features": [],
-                                    "reason": "killed by signal SIGILL on Q4_0"}]  # fmt: skip
+    assert manifest["dropped"] == [
+        {"name": variants[0], "features": [], "reason": "killed by signal SIGILL on Q4_0"}
+    ]
     assert (layout.excluded / variants[0]).is_file()
     assert not (layout.bin / variants[0]).exists()
     assert any("excluding it on this machine" in line for line in said)

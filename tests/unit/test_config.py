@@ -68,9 +68,9 @@ def test_a_seat_without_a_model_is_refused(isolated_data: DataFolder) -> None:
         ('extra_args = "--foo"', "seat 'x': extra_args = '--foo' is not a list of strings"),
         ('ctx_size = "4096"', "seat 'x': ctx_size = '4096' is not a whole number"),
         ("ctx_size = true", "seat 'x': ctx_size = True is not a whole number"),
-        ('temprature = 0.2', "seat 'x' has an unknown key 'temprature' (known: name, model,"),
+        ("temprature = 0.2", "seat 'x' has an unknown key 'temprature' (known: name, model,"),
     ],
-)  # fmt: skip
+)
 def test_a_seat_value_of_the_wrong_type_or_an_unknown_key_is_one_line_naming_seat_and_key(
     isolated_data: DataFolder, line: str, message: str
 ) -> None:

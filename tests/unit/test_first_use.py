@@ -41,8 +41,10 @@ def test_a_dropped_in_engine_that_crashes_here_gives_way_to_the_project_build(
     said: list[str] = []
     chosen = checked_engine(isolated_data, None, said.append)
     assert chosen.source == "project build"
-    assert any("failed on Q4_0: killed by signal SIGILL on this CPU; using the project build"
-               in line for line in said)  # fmt: skip
+    assert any(
+        "failed on Q4_0: killed by signal SIGILL on this CPU; using the project build" in line
+        for line in said
+    )
     manifest = json.loads((project_build / MANIFEST).read_text())
     assert [result["ok"] for result in manifest["selftests"].values()] == [True]
 

@@ -55,10 +55,16 @@ class CountingSeat:
 
 def fitted(seat: CountingSeat, answers: Sequence[str], tmp_path: Path) -> tuple[str, list[Event]]:
     events: list[Event] = []
-    round_ = Round(store_db.connect(tmp_path / "council.db"), {seat.name: seat},
-                   conversation_id="c", message_id="m", question=QUESTION, history=[],
-                   options=RoundOptions(sampling=Sampling(max_tokens=MAX_TOKENS)),
-                   emit=events.append)  # fmt: skip
+    round_ = Round(
+        store_db.connect(tmp_path / "council.db"),
+        {seat.name: seat},
+        conversation_id="c",
+        message_id="m",
+        question=QUESTION,
+        history=[],
+        options=RoundOptions(sampling=Sampling(max_tokens=MAX_TOKENS)),
+        emit=events.append,
+    )
 
     def render(texts: Sequence[str]) -> str:
         return prompts.review_prompt(QUESTION, list(zip("ABC", texts, strict=False)))

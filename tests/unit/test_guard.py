@@ -291,8 +291,11 @@ class Health:
 
 def test_create_app_installs_the_guard_inside_the_security_headers() -> None:
     app = create_app(Health(), allowed_hosts=HOSTS)
-    assert request(app, "GET", "/api/health").json() == {"status": "ready", "seats": [],
-                                                          "owner": True}  # fmt: skip
+    assert request(app, "GET", "/api/health").json() == {
+        "status": "ready",
+        "seats": [],
+        "owner": True,
+    }
     refused = request(app, "GET", "/api/health", {"host": "evil.example:8710"})
     assert_refused(refused, "the Host header is not one this hub serves")
     assert "script-src 'self'" in refused.headers["content-security-policy"]

@@ -11,8 +11,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "import_cycles.py"
 
 def check(root: Path | None = None) -> subprocess.CompletedProcess[str]:
     args = [str(root)] if root else []
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
+    )
 
 
 def write(path: Path, text: str) -> None:

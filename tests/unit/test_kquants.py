@@ -16,9 +16,11 @@ ROWS = (np.random.default_rng(7).standard_normal((16, 512)) * 0.02).astype(np.fl
 
 @pytest.mark.parametrize(
     ("quantize", "kind", "bytes_per_block", "tolerance"),
-    [(quantize_q4_k, GGMLQuantizationType.Q4_K, 144, 0.06),
-     (quantize_q6_k, GGMLQuantizationType.Q6_K, 210, 0.02)],
-)  # fmt: skip
+    [
+        (quantize_q4_k, GGMLQuantizationType.Q4_K, 144, 0.06),
+        (quantize_q6_k, GGMLQuantizationType.Q6_K, 210, 0.02),
+    ],
+)
 def test_k_blocks_dequantize_to_the_values_written(
     quantize: object, kind: GGMLQuantizationType, bytes_per_block: int, tolerance: float
 ) -> None:

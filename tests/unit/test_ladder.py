@@ -13,9 +13,22 @@ from council.engine.selftest import run_selftest
 from council.errors import EngineBuildError
 from tests.fake_engines import FakeBuild, install_fake_engine
 
-SAPPHIRE_RAPIDS = ("SSE42", "F16C", "FMA", "BMI2", "AVX", "AVX2", "AVX_VNNI", "AVX512",
-                   "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AMX_TILE", "AMX_INT8",
-                   "AMX_BF16")  # fmt: skip
+SAPPHIRE_RAPIDS = (
+    "SSE42",
+    "F16C",
+    "FMA",
+    "BMI2",
+    "AVX",
+    "AVX2",
+    "AVX_VNNI",
+    "AVX512",
+    "AVX512_VBMI",
+    "AVX512_VNNI",
+    "AVX512_BF16",
+    "AMX_TILE",
+    "AMX_INT8",
+    "AMX_BF16",
+)
 ZEN3 = ("SSE42", "F16C", "FMA", "BMI2", "AVX", "AVX2")
 
 
@@ -41,8 +54,14 @@ def test_an_engine_that_runs_is_kept_as_built_without_a_rebuild(tmp_path: Path) 
 def test_amx_that_traps_is_rebuilt_away_when_the_rebuild_is_faster_than_the_switch(
     tmp_path: Path,
 ) -> None:
-    build = FakeBuild(tmp_path, SAPPHIRE_RAPIDS, trap=["AMX_INT8"], buffer_trap=True,
-                      delay=0.0, delay_no_repack=0.3)  # fmt: skip
+    build = FakeBuild(
+        tmp_path,
+        SAPPHIRE_RAPIDS,
+        trap=["AMX_INT8"],
+        buffer_trap=True,
+        delay=0.0,
+        delay_no_repack=0.3,
+    )
     settled, said = settle_quietly(build)
     assert build.rebuilds == [tuple(f for f in SAPPHIRE_RAPIDS if not f.startswith("AMX"))]
     assert settled.features == build.rebuilds[0]  # type: ignore[attr-defined]
@@ -59,8 +78,14 @@ def test_amx_that_traps_is_rebuilt_away_when_the_rebuild_is_faster_than_the_swit
 def test_the_runtime_switch_is_kept_when_it_measures_faster_than_any_rebuild(
     tmp_path: Path,
 ) -> None:
-    build = FakeBuild(tmp_path, SAPPHIRE_RAPIDS, trap=["AMX_TILE"], buffer_trap=True,
-                      delay=0.3, delay_no_repack=0.0)  # fmt: skip
+    build = FakeBuild(
+        tmp_path,
+        SAPPHIRE_RAPIDS,
+        trap=["AMX_TILE"],
+        buffer_trap=True,
+        delay=0.3,
+        delay_no_repack=0.0,
+    )
     settled, _ = settle_quietly(build)
     assert build.rebuilds[-1] is None  # back to the native build
     assert settled.features is None  # type: ignore[attr-defined]

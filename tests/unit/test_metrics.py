@@ -20,17 +20,22 @@ def test_the_exposition_names_requests_tokens_devices_and_seats() -> None:
         devices=lambda: [("dev1", 'Ann\'s "phone"')],
         open_streams=lambda: {"dev1": 2},
     )
-    metrics.request("lan", "/v1/chat/completions", method="POST", status=200, seconds=0.2,
-                    device="dev1")  # fmt: skip
+    metrics.request(
+        "lan", "/v1/chat/completions", method="POST", status=200, seconds=0.2, device="dev1"
+    )
     metrics.first_token("demo-1", 0.003)
     metrics.usage("demo-1", "dev1", prompt=12, completion=30)
     text, content_type = metrics.render()
     assert content_type.startswith("text/plain")
     lines = text.decode().splitlines()
-    assert ('council_http_requests_total{listener="lan",method="POST",'
-            'route="/v1/chat/completions",status="200"} 1.0') in lines  # fmt: skip
-    assert ('council_http_request_duration_seconds_bucket{le="0.25",listener="lan",'
-            'route="/v1/chat/completions"} 1.0') in lines  # fmt: skip
+    assert (
+        'council_http_requests_total{listener="lan",method="POST",'
+        'route="/v1/chat/completions",status="200"} 1.0'
+    ) in lines
+    assert (
+        'council_http_request_duration_seconds_bucket{le="0.25",listener="lan",'
+        'route="/v1/chat/completions"} 1.0'
+    ) in lines
     assert 'council_v1_first_byte_seconds_bucket{le="0.0025",model="demo-1"} 0.0' in lines
     assert 'council_v1_first_byte_seconds_bucket{le="0.005",model="demo-1"} 1.0' in lines
     assert 'council_tokens_total{kind="prompt",model="demo-1"} 12.0' in lines
@@ -42,9 +47,11 @@ def test_the_exposition_names_requests_tokens_devices_and_seats() -> None:
 
 
 def test_token_counts_come_from_the_end_of_an_answer_streamed_or_not() -> None:
-    streamed = (b'data: {"choices":[{"delta":{"content":"\\"prompt_tokens\\": 99"}}]}\n\n'
-                b'data: {"choices":[],"timings":{"prompt_n":5,"predicted_n":17}}\n\n'
-                b"data: [DONE]\n\n")  # fmt: skip
+    streamed = (
+        b'data: {"choices":[{"delta":{"content":"\\"prompt_tokens\\": 99"}}]}\n\n'
+        b'data: {"choices":[],"timings":{"prompt_n":5,"predicted_n":17}}\n\n'
+        b"data: [DONE]\n\n"
+    )
     assert _usage(streamed) == (5, 17)
     whole = b'{"choices":[],"usage":{"completion_tokens":8,"prompt_tokens":3,"total_tokens":11}}'
     assert _usage(whole) == (3, 8)

@@ -55,9 +55,14 @@ def app_serving(path: Path, padding: str = "") -> Starlette:
         assert request.client is not None
         return JSONResponse({"port": request.client.port})
 
-    return Starlette(routes=[Route("/file", file, methods=["GET", "HEAD"]),
-                             Route("/events", events), Route("/whoami", whoami),
-                             Route("/padded", padded)])  # fmt: skip
+    return Starlette(
+        routes=[
+            Route("/file", file, methods=["GET", "HEAD"]),
+            Route("/events", events),
+            Route("/whoami", whoami),
+            Route("/padded", padded),
+        ]
+    )
 
 
 def serving(

@@ -80,8 +80,14 @@ class BrowserSeat:
         task_id = f"t{next(self._numbers)}"
         task = _Task(messages, sampling, on_delta, asyncio.get_running_loop().create_future())
         self._tasks[task_id] = task
-        self._send("task", task=task_id, messages=messages, max_tokens=sampling.max_tokens,
-                   temperature=sampling.temperature, seed=sampling.seed)  # fmt: skip
+        self._send(
+            "task",
+            task=task_id,
+            messages=messages,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            seed=sampling.seed,
+        )
         try:
             return await task.answer
         except asyncio.CancelledError:
@@ -141,9 +147,18 @@ class BrowserSeat:
 
     def describe(self) -> dict[str, Any]:
         model = f"{self.model} (in the tab)" if self.model else "in the tab"
-        return {"name": self.name, "kind": self.kind, "label": self.label, "model": model,
-                "state": "ready", "demo": False, "ctx_size": self.ctx_size,
-                "size_bytes": None, "quantization": None, "parameters": None}  # fmt: skip
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "label": self.label,
+            "model": model,
+            "state": "ready",
+            "demo": False,
+            "ctx_size": self.ctx_size,
+            "size_bytes": None,
+            "quantization": None,
+            "parameters": None,
+        }
 
 
 class BrowserSeats:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from council.deliberation import prompts
+from council.deliberation.events import EventType
 from council.deliberation.extract import Tally, make_extractor, tally
 from council.deliberation.ranking import Standing, aggregate, parse_ranking
 from council.deliberation.rounds import Round, done
@@ -80,7 +81,7 @@ async def review(
     shuffler = random.Random(round_.options.shuffle_seed)  # noqa: S311 - ordering, not secrets
     reviewers = [output.seat for output in answers]
     texts = {output.seat: output.content for output in answers}
-    round_.emit("stage_start", stage=Stage.REVIEW.value, layer=0, seats=reviewers)
+    round_.emit(EventType.STAGE_START, stage=Stage.REVIEW.value, layer=0, seats=reviewers)
 
     async def one(reviewer: str) -> StageOutput:
         pool = [
@@ -107,14 +108,20 @@ async def review(
             ),
         )
         output = await round_.ask(Stage.REVIEW, reviewer, prompt, annotate=read_ranking)
-        round_.emit("review_done", seat=reviewer, status=output.status.value, **output.details)
+        round_.emit(
+            EventType.REVIEW_DONE, seat=reviewer, status=output.status.value, **output.details
+        )
         return output
 
     outputs = await asyncio.gather(*(one(reviewer) for reviewer in reviewers))
     rankings = [o.details["ranking"] for o in outputs if o.details.get("ranking")]
     standings = aggregate(rankings, reviewers)
-    round_.emit("ranking", standings=[asdict(s) for s in standings], valid=len(rankings),
-                reviews=len(outputs))  # fmt: skip
+    round_.emit(
+        EventType.RANKING,
+        standings=[asdict(s) for s in standings],
+        valid=len(rankings),
+        reviews=len(outputs),
+    )
     return standings, done(outputs)
 
 
@@ -134,7 +141,9 @@ async def majority_vote(round_: Round) -> Verdict:
     spec = round_.options.extractor
     extract = make_extractor(spec)
     prompt = prompts.vote_prompt(round_.question, spec)
-    round_.emit("stage_start", stage=Stage.ANSWER.value, layer=0, seats=list(round_.options.seats))
+    round_.emit(
+        EventType.STAGE_START, stage=Stage.ANSWER.value, layer=0, seats=list(round_.options.seats)
+    )
 
     def read_vote(output: StageOutput) -> None:
         if output.status is OutputStatus.DONE:
@@ -150,7 +159,7 @@ async def majority_vote(round_: Round) -> Verdict:
     if not survivors:
         raise RoundFailed(_nobody_answered(answers))
     counted = tally({o.seat: o.details["extracted"] for o in survivors})
-    round_.emit("vote", **_tally_dict(counted))
+    round_.emit(EventType.VOTE, **_tally_dict(counted))
     if not counted.leaders:
         raise RoundFailed(f"no seat gave an answer the '{spec}' extractor could read")
     winner, decided_by = counted.leaders[0], "majority"
@@ -161,9 +170,14 @@ async def majority_vote(round_: Round) -> Verdict:
     answer = f"{winner}\n\n(votes: {votes} of {len(survivors)}; decided by {decided_by})"
     return Verdict(
         answer,
-        {"winner": winner, "decided_by": decided_by, "tally": _tally_dict(counted),
-         "standings": [asdict(s) for s in standings], "notes": round_.notes},
-    )  # fmt: skip
+        {
+            "winner": winner,
+            "decided_by": decided_by,
+            "tally": _tally_dict(counted),
+            "standings": [asdict(s) for s in standings],
+            "notes": round_.notes,
+        },
+    )
 
 
 async def _break_tie(
@@ -203,8 +217,9 @@ async def _chair(
         None,
     )
     if stand_in is None:
-        raise RoundFailed(f"the chair {chair} could not answer ({output.error}) and no other "
-                          "seat can stand in")  # fmt: skip
+        raise RoundFailed(
+            f"the chair {chair} could not answer ({output.error}) and no other seat can stand in"
+        )
     round_.note(f"the chair {chair} could not answer ({output.error}); {stand_in} takes the chair")
     output = await _ask_chair(round_, stand_in, prompt_for)
     if output.status is OutputStatus.DONE:
@@ -213,7 +228,7 @@ async def _chair(
 
 
 async def _ask_chair(round_: Round, seat: str, prompt_for: PromptFor) -> StageOutput:
-    round_.emit("stage_start", stage=Stage.CHAIR.value, layer=0, seats=[seat])
+    round_.emit(EventType.STAGE_START, stage=Stage.CHAIR.value, layer=0, seats=[seat])
     return await round_.ask(Stage.CHAIR, seat, await prompt_for(seat))
 
 
@@ -249,8 +264,10 @@ def _survivors(
     if not survivors:
         raise RoundFailed(_nobody_answered(outputs))
     if len(survivors) == 1:
-        round_.note(f"only {survivors[0].seat} answered in {stage}; with fewer than two answers "
-                    "there is nothing to compare, so this is its answer")  # fmt: skip
+        round_.note(
+            f"only {survivors[0].seat} answered in {stage}; with fewer than two answers "
+            "there is nothing to compare, so this is its answer"
+        )
     return survivors
 
 
@@ -267,5 +284,9 @@ def _standings_text(standings: Sequence[Standing]) -> str:
 
 
 def _tally_dict(counted: Tally) -> dict[str, Any]:
-    return {"counts": counted.counts, "leaders": list(counted.leaders),
-            "abstained": list(counted.abstained), "by_seat": counted.by_seat}  # fmt: skip
+    return {
+        "counts": counted.counts,
+        "leaders": list(counted.leaders),
+        "abstained": list(counted.abstained),
+        "by_seat": counted.by_seat,
+    }

@@ -59,8 +59,9 @@ def remote_seat(remote: RemoteSeatConfig, client: httpx.AsyncClient) -> HttpSeat
     def target() -> tuple[str, str] | str:
         return (remote.url, remote.token) if remote.enabled else f"{remote.name} is disabled"
 
-    return HttpSeat(remote.name, "remote", target, client, model=remote.model,
-                    ctx_size=remote.ctx_size or None)  # fmt: skip
+    return HttpSeat(
+        remote.name, "remote", target, client, model=remote.model, ctx_size=remote.ctx_size or None
+    )
 
 
 class Roster(Mapping[str, Seat]):
@@ -114,14 +115,27 @@ class Roster(Mapping[str, Seat]):
         for row in self.fleet.seats():
             name = str(row["name"])
             model = models.get(name)
-            rows.append({**row, "kind": "local", "ctx_size": self.local[name].ctx_size,
-                         "size_bytes": model.size_bytes if model else None,
-                         "quantization": model.quantization if model else None,
-                         "parameters": model.parameters if model else None})  # fmt: skip
+            rows.append(
+                {
+                    **row,
+                    "kind": "local",
+                    "ctx_size": self.local[name].ctx_size,
+                    "size_bytes": model.size_bytes if model else None,
+                    "quantization": model.quantization if model else None,
+                    "parameters": model.parameters if model else None,
+                }
+            )
         for remote in self.remotes.values():
             state = "ready" if remote.enabled else "disabled"
-            rows.append({**remote.public(), "kind": "remote", "state": state, "demo": False,
-                         "ctx_size": remote.ctx_size or None})  # fmt: skip
+            rows.append(
+                {
+                    **remote.public(),
+                    "kind": "remote",
+                    "state": state,
+                    "demo": False,
+                    "ctx_size": remote.ctx_size or None,
+                }
+            )
         rows.extend(seat.describe() for seat in self.browser.members())
         return rows
 
@@ -148,8 +162,11 @@ class Roster(Mapping[str, Seat]):
         """Seat a model from the stick's catalog; its engine starts at once."""
         model = str(body.get("model") or "")
         try:
-            seat = SeatConfig(name=str(body.get("name") or seat_name_for(model)), model=model,
-                              ctx_size=int(body.get("ctx_size") or 0))  # fmt: skip
+            seat = SeatConfig(
+                name=str(body.get("name") or seat_name_for(model)),
+                model=model,
+                ctx_size=int(body.get("ctx_size") or 0),
+            )
         except (TypeError, ValueError):
             raise BadRequest("'ctx_size' must be a whole number") from None
         try:

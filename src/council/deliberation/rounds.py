@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.deliberation.events import Emit, Event
+from council.deliberation.events import Emit, Event, EventType
 from council.deliberation.prompts import history_messages
 from council.deliberation.seats import Message, Sampling, Seat, SeatFailure
 from council.store import conversations as store
@@ -42,11 +42,17 @@ class RoundOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "mode": self.mode.value, "seats": list(self.seats), "chair": self.chair,
-            "max_tokens": self.sampling.max_tokens, "temperature": self.sampling.temperature,
-            "stage_timeout": self.stage_timeout, "exclude_self": self.exclude_self,
-            "layers": self.layers, "extractor": self.extractor, "review_ties": self.review_ties,
-        }  # fmt: skip
+            "mode": self.mode.value,
+            "seats": list(self.seats),
+            "chair": self.chair,
+            "max_tokens": self.sampling.max_tokens,
+            "temperature": self.sampling.temperature,
+            "stage_timeout": self.stage_timeout,
+            "exclude_self": self.exclude_self,
+            "layers": self.layers,
+            "extractor": self.extractor,
+            "review_ties": self.review_ties,
+        }
 
 
 class Round:
@@ -73,15 +79,17 @@ class Round:
         self.notes: list[str] = []
         self._token_counts: dict[tuple[str, str], int] = {}
 
-    def emit(self, kind: str, **data: Any) -> None:
+    def emit(self, kind: EventType, **data: Any) -> None:
         self._emit(
-            Event(kind, {"conversation_id": self.conversation_id, "message_id": self.message_id,
-                         **data})
-        )  # fmt: skip
+            Event(
+                kind,
+                {"conversation_id": self.conversation_id, "message_id": self.message_id, **data},
+            )
+        )
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-        self.emit("note", text=text)
+        self.emit(EventType.NOTE, text=text)
 
     async def ask_all(
         self,
@@ -91,7 +99,7 @@ class Round:
         layer: int = 0,
     ) -> list[StageOutput]:
         """Ask every seat in parallel; each result is kept, failed or not, in seat order."""
-        self.emit("stage_start", stage=stage.value, layer=layer, seats=list(seats))
+        self.emit(EventType.STAGE_START, stage=stage.value, layer=layer, seats=list(seats))
 
         async def one(seat: str) -> StageOutput:
             return await self.ask(stage, seat, await prompt_for(seat), layer=layer)
@@ -110,10 +118,11 @@ class Round:
         """Ask one seat; `annotate` adds what the stage reads from the answer (a review's parsed
         ranking, a vote's extracted answer) before the output is stored and announced."""
         seat = self.seats[seat_name]
-        output = StageOutput(stage, seat_name, "", OutputStatus.DONE, layer=layer,
-                             started_at=store.now())  # fmt: skip
+        output = StageOutput(
+            stage, seat_name, "", OutputStatus.DONE, layer=layer, started_at=store.now()
+        )
         parts: list[str] = []
-        delta_event = "chair_delta" if stage is Stage.CHAIR else "seat_delta"
+        delta_event = EventType.CHAIR_DELTA if stage is Stage.CHAIR else EventType.SEAT_DELTA
 
         def on_delta(delta: str) -> None:
             parts.append(delta)
@@ -151,9 +160,9 @@ class Round:
         store.add_output(self.db, self.message_id, output)
         payload = store.output_dict(output)
         if output.status is OutputStatus.DONE:
-            self.emit("seat_done", **payload)
+            self.emit(EventType.SEAT_DONE, **payload)
         else:
-            self.emit("seat_error", **payload)
+            self.emit(EventType.SEAT_ERROR, **payload)
 
     async def messages_for(self, seat: Seat, prompt: str) -> list[Message]:
         """History plus this stage's prompt, oldest turns dropped until it fits the seat."""
@@ -181,8 +190,11 @@ class Round:
             kept = pair + kept
         if len(kept) < len(history):
             dropped = (len(history) - len(kept)) // 2
-            self.emit("note", text=f"{seat.name}: left out the {dropped} oldest exchange(s) to "
-                      f"fit its {seat.ctx_size}-token context")  # fmt: skip
+            self.emit(
+                EventType.NOTE,
+                text=f"{seat.name}: left out the {dropped} oldest exchange(s) to "
+                f"fit its {seat.ctx_size}-token context",
+            )
         return [*kept, current]
 
     async def fit(
@@ -215,8 +227,11 @@ class Round:
                 fitted.append(text[: int(len(text) * words / count * 0.9)].rstrip() + SHORTENED)
             else:  # no room for any of it
                 fitted.append(LEFT_OUT)
-        self.emit("note", text=f"{seat_name}: shortened the answers it was shown to fit its "
-                  f"{seat.ctx_size}-token context")  # fmt: skip
+        self.emit(
+            EventType.NOTE,
+            text=f"{seat_name}: shortened the answers it was shown to fit its "
+            f"{seat.ctx_size}-token context",
+        )
         return render(fitted)
 
     async def _tokens(self, seat: Seat, text: str) -> int:

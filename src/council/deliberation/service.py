@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from council.deliberation.events import Event
+from council.deliberation.events import Event, EventType
 from council.deliberation.modes import RoundFailed, run_mode
 from council.deliberation.rounds import Round, RoundOptions
 from council.deliberation.seats import Sampling, Seat
@@ -101,8 +101,13 @@ class CouncilService:
 
     async def _run(self, round_: Round, queue: asyncio.Queue[Event | None]) -> None:
         options = round_.options
-        round_.emit("run_start", mode=options.mode.value, seats=list(options.seats),
-                    chair=options.chair, question=round_.question)  # fmt: skip
+        round_.emit(
+            EventType.RUN_START,
+            mode=options.mode.value,
+            seats=list(options.seats),
+            chair=options.chair,
+            question=round_.question,
+        )
         status, answer, result, error = MessageStatus.DONE, None, {}, None
         try:
             verdict = await run_mode(round_)
@@ -117,11 +122,14 @@ class CouncilService:
             status, error = MessageStatus.FAILED, f"internal error: {exc!r}"
         finally:
             result.setdefault("notes", round_.notes)
-            store.finish_message(self.db, round_.message_id, status, answer=answer,
-                                 result=result, error=error)  # fmt: skip
+            store.finish_message(
+                self.db, round_.message_id, status, answer=answer, result=result, error=error
+            )
             if error and status is MessageStatus.FAILED:
-                round_.emit("error", message=error)
-            round_.emit("done", status=status.value, answer=answer, result=result, error=error)
+                round_.emit(EventType.ERROR, message=error)
+            round_.emit(
+                EventType.DONE, status=status.value, answer=answer, result=result, error=error
+            )
             queue.put_nowait(None)
 
 

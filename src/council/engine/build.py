@@ -47,8 +47,13 @@ SDIST_VERSION = "0.3.36"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 LLAMA_CPP_COMMIT = "0c1e57098"  # the llama.cpp commit this sdist vendors (its CHANGELOG says so)
 # llama.cpp renamed rpc-server to ggml-rpc-server; it is the same RPC worker.
-TARGETS = ("llama-server", "ggml-rpc-server", "llama-gguf-split", "llama-tokenize",
-           "llama-quantize")  # fmt: skip
+TARGETS = (
+    "llama-server",
+    "ggml-rpc-server",
+    "llama-gguf-split",
+    "llama-tokenize",
+    "llama-quantize",
+)
 
 _COMMON_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
@@ -119,8 +124,12 @@ def cmake_flags(variant: str, features: tuple[str, ...] | None = None) -> list[s
     """The configure flags; `features` (ggml option names) replaces -march=native when given."""
     if features is None or variant != "native":
         return [*_COMMON_FLAGS, *_VARIANT_FLAGS[variant]]
-    return [*_COMMON_FLAGS, *cpu.cmake_feature_flags(features),
-            "-DGGML_BACKEND_DL=OFF", "-DGGML_CPU_ALL_VARIANTS=OFF"]  # fmt: skip
+    return [
+        *_COMMON_FLAGS,
+        *cpu.cmake_feature_flags(features),
+        "-DGGML_BACKEND_DL=OFF",
+        "-DGGML_CPU_ALL_VARIANTS=OFF",
+    ]
 
 
 def is_built(layout: BuildLayout, variant: str) -> bool:
@@ -144,8 +153,9 @@ def build_engine(
 ) -> Path:
     """Fetch, verify, unpack, configure, compile and self-test; returns the llama-server path."""
     try:
-        return _build(layout, portable=portable, jobs=jobs, force=force, report=report,
-                      progress=progress)  # fmt: skip
+        return _build(
+            layout, portable=portable, jobs=jobs, force=force, report=report, progress=progress
+        )
     except OSError as exc:  # a full or read-only disk: one line, not a traceback
         where = f" {exc.filename}" if exc.filename else ""
         raise EngineBuildError(
@@ -154,9 +164,14 @@ def build_engine(
 
 
 def _build(
-    layout: BuildLayout, *, portable: bool, jobs: int | None, force: bool, report: Report,
+    layout: BuildLayout,
+    *,
+    portable: bool,
+    jobs: int | None,
+    force: bool,
+    report: Report,
     progress: Progress,
-) -> Path:  # fmt: skip
+) -> Path:
     variant = "portable" if portable else "native"
     server = layout.bin / executable_name("llama-server")
     tree = _Tree(layout, variant, jobs or os.cpu_count() or 1, progress)
@@ -215,11 +230,24 @@ class _Tree:
     def compile(self, features: tuple[str, ...] | None, *, fresh_log: bool = False) -> None:
         """Configure and build; `features` None means -march=native."""
         with open(self.layout.log, "w" if fresh_log else "a", encoding="utf-8") as log:
-            configure = ["cmake", "-S", str(self.layout.source), "-B", str(self.layout.tree),
-                         *cmake_flags(self.variant, features)]  # fmt: skip
+            configure = [
+                "cmake",
+                "-S",
+                str(self.layout.source),
+                "-B",
+                str(self.layout.tree),
+                *cmake_flags(self.variant, features),
+            ]
             _run_logged(configure, log, self.layout.log, progress=None)
-            compile_ = ["cmake", "--build", str(self.layout.tree), "--target", *TARGETS,
-                        "-j", str(self.jobs)]  # fmt: skip
+            compile_ = [
+                "cmake",
+                "--build",
+                str(self.layout.tree),
+                "--target",
+                *TARGETS,
+                "-j",
+                str(self.jobs),
+            ]
             _run_logged(compile_, log, self.layout.log, progress=self.progress)
 
     def rebuild(self, features: tuple[str, ...] | None) -> None:
@@ -239,10 +267,16 @@ def speed_model(folder: Path) -> Path:
     path = folder / "speed-v1-Q4_0.gguf"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        shape = DemoShape(embedding_length=512, block_count=4, feed_forward_length=1536,
-                          head_count=8, head_count_kv=4)  # fmt: skip
-        write_demo_model(path, name="speed test", shape=shape, quantization="Q4_0",
-                         context_length=512)  # fmt: skip
+        shape = DemoShape(
+            embedding_length=512,
+            block_count=4,
+            feed_forward_length=1536,
+            head_count=8,
+            head_count_kv=4,
+        )
+        write_demo_model(
+            path, name="speed test", shape=shape, quantization="Q4_0", context_length=512
+        )
     return path
 
 
@@ -279,8 +313,9 @@ def fetch_sdist(layout: BuildLayout, report: Report) -> Path:
         return layout.sdist
     report(f"downloading {SDIST_PACKAGE}=={SDIST_VERSION} (source) from the package index")
     try:
-        fetched = pip_download(f"{SDIST_PACKAGE}=={SDIST_VERSION}", SDIST_SHA256,
-                               layout.downloads, source=True)  # fmt: skip
+        fetched = pip_download(
+            f"{SDIST_PACKAGE}=={SDIST_VERSION}", SDIST_SHA256, layout.downloads, source=True
+        )
     except PackageError as exc:
         raise EngineBuildError(str(exc)) from None
     os.replace(fetched, layout.sdist)
@@ -350,8 +385,10 @@ def _write_manifest(tree: _Tree, settled: Settled) -> None:
     unchanged = settled.features is None and not settled.runtime_args and not settled.dropped
     if unchanged and "cpu_features" in previous:  # an existing build passed on another CPU
         tests = previous.get("selftests")
-        previous["selftests"] = {**(tests if isinstance(tests, dict) else {}),
-                                 cpu.cpu_fingerprint(): settled.selftest.to_dict()}  # fmt: skip
+        previous["selftests"] = {
+            **(tests if isinstance(tests, dict) else {}),
+            cpu.cpu_fingerprint(): settled.selftest.to_dict(),
+        }
         atomic_write_json(tree.layout.bin / MANIFEST, previous)
         return
     same_build = previous.get("cpu_features") == list(_in_use(tree, settled))

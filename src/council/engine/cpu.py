@@ -52,8 +52,11 @@ def native_features(compiler: str | None = None) -> tuple[str, ...]:
     try:
         result = subprocess.run(
             [cc, "-march=native", "-dM", "-E", "-x", "c", os.devnull],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ()
     macros = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("#define")}
@@ -64,8 +67,9 @@ def cmake_feature_flags(features: tuple[str, ...]) -> list[str]:
     """GGML_NATIVE=OFF with exactly `features` on and every other x86 option off."""
     flags = ["-DGGML_NATIVE=OFF"]
     if is_x86():
-        flags += [f"-DGGML_{option}={'ON' if option in features else 'OFF'}"
-                  for option in X86_OPTIONS]  # fmt: skip
+        flags += [
+            f"-DGGML_{option}={'ON' if option in features else 'OFF'}" for option in X86_OPTIONS
+        ]
     return flags
 
 

@@ -30,10 +30,14 @@ def rebuild_advice(origin: str) -> str:
     if origin == "project build":
         return "`council engine build --force` rebuilds it for this machine"
     if origin == "data folder":
-        return ("use a portable llama.cpp release in engines/ (or remove it: "
-                "`council engine build` makes one for this machine)")  # fmt: skip
-    return (f"the llama-server named by {origin} was built for another CPU: use one built for "
-            "this machine (`council engine build` makes one)")  # fmt: skip
+        return (
+            "use a portable llama.cpp release in engines/ (or remove it: "
+            "`council engine build` makes one for this machine)"
+        )
+    return (
+        f"the llama-server named by {origin} was built for another CPU: use one built for "
+        "this machine (`council engine build` makes one)"
+    )
 
 
 _MEANING = {
@@ -45,8 +49,9 @@ _MEANING = {
 }
 
 
-def describe_exit(code: int | None, *, origin: str = "project build",
-                  memory: tuple[int, int] | None = None) -> str:  # fmt: skip
+def describe_exit(
+    code: int | None, *, origin: str = "project build", memory: tuple[int, int] | None = None
+) -> str:
     """`memory`: (this seat's estimate, what the machine has available now), in bytes."""
     code = as_signal(code)
     if code is None:
@@ -58,8 +63,10 @@ def describe_exit(code: int | None, *, origin: str = "project build",
     except ValueError:
         return f"killed by signal {-code}"
     if sig == signal.SIGILL:
-        return (f"killed by {sig.name}: this engine uses CPU instructions this machine cannot "
-                f"run; {rebuild_advice(origin)}")  # fmt: skip
+        return (
+            f"killed by {sig.name}: this engine uses CPU instructions this machine cannot "
+            f"run; {rebuild_advice(origin)}"
+        )
     if sig == signal.SIGKILL:
         return f"killed by {sig.name}, {_out_of_memory(memory)}"
     return f"killed by {sig.name}{_MEANING.get(sig, '')}"
@@ -72,8 +79,11 @@ def _out_of_memory(memory: tuple[int, int] | None) -> str:
         fits = (
             f" (this seat needs about {human_size(need)}, {human_size(available)} is available now)"
         )
-    return ("most likely by the kernel for lack of memory" + fits +
-            ": try a smaller model, a smaller context or fewer seats")  # fmt: skip
+    return (
+        "most likely by the kernel for lack of memory"
+        + fits
+        + ": try a smaller model, a smaller context or fewer seats"
+    )
 
 
 def is_retried(code: int | None) -> bool:

@@ -48,8 +48,10 @@ def checked_engine(folder: DataFolder, explicit: Path | None, say: Say) -> Engin
         return binary
     built = search_folder(binaries.project_build_dir())
     if binary.source == "data folder" and built is not None:
-        say(f"the llama-server in {binary.folder} {result.summary()} on this CPU; "
-            "using the project build instead")  # fmt: skip
+        say(
+            f"the llama-server in {binary.folder} {result.summary()} on this CPU; "
+            "using the project build instead"
+        )
         fallback = EngineBinary(built, "project build")
         if self_test_here(fallback, folder, say).ok:
             return fallback
@@ -82,14 +84,18 @@ def record(binary: EngineBinary, folder: DataFolder, result: SelfTest) -> None:
         manifest = binary.manifest
         if manifest is not None:
             tests = manifest.get("selftests")
-            manifest["selftests"] = {**(tests if isinstance(tests, dict) else {}),
-                                     cpu_fingerprint(): result.to_dict()}  # fmt: skip
+            manifest["selftests"] = {
+                **(tests if isinstance(tests, dict) else {}),
+                cpu_fingerprint(): result.to_dict(),
+            }
             atomic_write_json(binary.folder / MANIFEST, manifest)
             return
         cache = _read_cache(folder)
         entry = cache.get(identity(binary))
-        cache[identity(binary)] = {**(entry if isinstance(entry, dict) else {}),
-                                   cpu_fingerprint(): result.to_dict()}  # fmt: skip
+        cache[identity(binary)] = {
+            **(entry if isinstance(entry, dict) else {}),
+            cpu_fingerprint(): result.to_dict(),
+        }
         atomic_write_json(folder.engines / CACHE, cache)
     except OSError:
         pass
@@ -106,8 +112,11 @@ def identity(binary: EngineBinary) -> str:
 
 
 def _libraries(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file() and (".so" in p.name or p.suffix in {
-        ".dylib", ".dll"})]  # fmt: skip
+    return [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (".so" in p.name or p.suffix in {".dylib", ".dll"})
+    ]
 
 
 def _read_cache(folder: DataFolder) -> dict[str, object]:

@@ -90,8 +90,10 @@ def settle(engine: Engine, native: Sequence[str], report: Callable[[str], None])
     crash = first.crashed
     if crash is None:
         raise EngineBuildError(f"the engine self-test {first.summary()}")
-    report(f"the engine was {crash.reason} on {crash.format} weights; looking for a build "
-           "that runs on this CPU")  # fmt: skip
+    report(
+        f"the engine was {crash.reason} on {crash.format} weights; looking for a build "
+        "that runs on this CPU"
+    )
     speeds: dict[str, float] = {}
     switch = engine.test(RUNTIME_SWITCH)
     if switch.ok:
@@ -132,8 +134,10 @@ def _choose(engine: Engine, rebuilt: Settled, switch: SelfTest, first: SelfTest)
         return _with_switch(switch, rebuilt.speeds, crash.reason, crash.format)
     note = f"{names} instructions trap on this machine; rebuilt without them"
     if switch.ok:
-        note += (f" ({rebuilt.speeds[label]:.0f} tokens/s, against "
-                 f"{rebuilt.speeds[flag]:.0f} with {flag})")  # fmt: skip
+        note += (
+            f" ({rebuilt.speeds[label]:.0f} tokens/s, against "
+            f"{rebuilt.speeds[flag]:.0f} with {flag})"
+        )
     return Settled(rebuilt.features, rebuilt.selftest, (), rebuilt.dropped, rebuilt.speeds, note)
 
 
@@ -142,7 +146,9 @@ def _with_switch(switch: SelfTest, speeds: dict[str, float], reason: str, fmt: s
     flag = " ".join(RUNTIME_SWITCH)
     others = [f"{speed:.0f} tokens/s {label}" for label, speed in speeds.items() if label != flag]
     against = f" (against {', '.join(others)})" if others else ""
-    note = (f"llama.cpp's AMX/repacked kernels trap on this machine; every engine starts with "
-            f"{flag}: {speeds.get(flag, 0):.0f} tokens/s{against}")  # fmt: skip
+    note = (
+        f"llama.cpp's AMX/repacked kernels trap on this machine; every engine starts with "
+        f"{flag}: {speeds.get(flag, 0):.0f} tokens/s{against}"
+    )
     dropped = (Dropped("extra buffer types (AMX, repack)", (), f"{reason} on {fmt}"),)
     return Settled(None, switch, RUNTIME_SWITCH, dropped, speeds, note)

@@ -275,16 +275,22 @@ def engine_argv(spec: EngineSpec, port: int) -> list[str]:
     """llama-server's command line for a seat; the API key travels in the environment."""
     return [
         str(spec.binary),
-        "--model", str(spec.model),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--ctx-size", str(spec.ctx_size),
-        "--threads", str(spec.threads),
-        "--alias", spec.name,
+        "--model",
+        str(spec.model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(spec.ctx_size),
+        "--threads",
+        str(spec.threads),
+        "--alias",
+        spec.name,
         "--no-webui",
         "--offline",
         *spec.extra_args,
-    ]  # fmt: skip
+    ]
 
 
 def failure_reason(log_text: str) -> str:
@@ -323,8 +329,9 @@ def loopback_client() -> httpx.AsyncClient:
     Idle connections are dropped after 2 s, before llama-server's own 5 s keep-alive timeout:
     with equal timeouts the client could send a request on a connection the engine is closing.
     """
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64,
-                          keepalive_expiry=ENGINE_KEEPALIVE)  # fmt: skip
+    limits = httpx.Limits(
+        max_connections=None, max_keepalive_connections=64, keepalive_expiry=ENGINE_KEEPALIVE
+    )
     return httpx.AsyncClient(timeout=2.0, trust_env=False, verify=False, limits=limits)  # noqa: S501
 
 

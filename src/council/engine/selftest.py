@@ -66,8 +66,9 @@ class SelfTest:
     args: tuple[str, ...]
     formats: tuple[FormatResult, ...]
     cpu: str = field(default_factory=cpu_fingerprint)
-    date: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(
-        timespec="seconds"))  # fmt: skip
+    date: str = field(
+        default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    )
     cpu_backend: str | None = None  # the ggml-cpu variant a portable build loaded
 
     @property
@@ -97,9 +98,14 @@ class SelfTest:
             return None
         try:
             formats = tuple(FormatResult(**item) for item in data["formats"])
-            return cls(ok=bool(data["ok"]), args=tuple(data["args"]), formats=formats,
-                       cpu=str(data["cpu"]), date=str(data["date"]),
-                       cpu_backend=data.get("cpu_backend"))  # fmt: skip
+            return cls(
+                ok=bool(data["ok"]),
+                args=tuple(data["args"]),
+                formats=formats,
+                cpu=str(data["cpu"]),
+                date=str(data["date"]),
+                cpu_backend=data.get("cpu_backend"),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -108,15 +114,17 @@ def write_models(folder: Path, formats: Sequence[str] = FORMATS) -> dict[str, Pa
     """One self-test model per format (about 1 MB each), written once per folder."""
     from council.models.demo import DemoShape, write_demo_model
 
-    shape = DemoShape(embedding_length=256, block_count=2, feed_forward_length=512,
-                      head_count=4, head_count_kv=2)  # fmt: skip
+    shape = DemoShape(
+        embedding_length=256, block_count=2, feed_forward_length=512, head_count=4, head_count_kv=2
+    )
     folder.mkdir(parents=True, exist_ok=True)
     models = {}
     for name in formats:
         path = folder / f"selftest-v1-{name}.gguf"  # a new shape gets a new version
         if not path.is_file():
-            write_demo_model(path, name=f"selftest {name}", shape=shape, quantization=name,
-                             context_length=512)  # fmt: skip
+            write_demo_model(
+                path, name=f"selftest {name}", shape=shape, quantization=name, context_length=512
+            )
         models[name] = path
     return models
 
@@ -168,10 +176,25 @@ class _Launch:
         # A build with loadable CPU variants names the one it loaded only at verbosity 4.
         variants = any(self.binary.parent.glob("*ggml-cpu-*"))
         verbose = ["--log-verbosity", "4"] if variants else []
-        return [str(self.binary), "--model", str(model), "--host", "127.0.0.1",
-                "--port", str(port), "--ctx-size", "512", "--parallel", "1",
-                "--threads", str(threads), "--no-webui", "--offline", *verbose,
-                *self.args]  # fmt: skip
+        return [
+            str(self.binary),
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ctx-size",
+            "512",
+            "--parallel",
+            "1",
+            "--threads",
+            str(threads),
+            "--no-webui",
+            "--offline",
+            *verbose,
+            *self.args,
+        ]
 
 
 def _run_one(launch: _Launch, model: Path, name: str, log: Path) -> FormatResult:
@@ -217,9 +240,12 @@ def _serving(launch: _Launch, model: Path, log: Path) -> Any:
     port = free_port()
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            launch.argv(model, port), stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, env=engine_environment(),
-        )  # fmt: skip
+            launch.argv(model, port),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=engine_environment(),
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, process)
@@ -248,8 +274,13 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def _complete(base: str, *, n_predict: int) -> dict[str, Any]:
-    body = {"prompt": PROMPT, "n_predict": n_predict, "cache_prompt": False,
-            "temperature": 0.0, "seed": 1}  # fmt: skip
+    body = {
+        "prompt": PROMPT,
+        "n_predict": n_predict,
+        "cache_prompt": False,
+        "temperature": 0.0,
+        "seed": 1,
+    }
     response = httpx.post(f"{base}/completion", json=body, timeout=REQUEST_TIMEOUT)
     response.raise_for_status()
     answer: dict[str, Any] = response.json()

@@ -42,11 +42,20 @@ class Tokenizer:
         """How many tokens `text` is for this model; None when the tool fails or stalls."""
         try:
             process = await asyncio.create_subprocess_exec(
-                str(self.tool), "-m", str(self.model), "--stdin", "--ids", "--show-count",
-                "--no-bos", "--no-escape", "--log-disable",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL, env=_ENV,
-            )  # fmt: skip
+                str(self.tool),
+                "-m",
+                str(self.model),
+                "--stdin",
+                "--ids",
+                "--show-count",
+                "--no-bos",
+                "--no-escape",
+                "--log-disable",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=_ENV,
+            )
         except OSError:  # the tool went away since the hub started
             return None
         try:

@@ -136,8 +136,12 @@ async def send_request(
     `timeout` bounds the connect only: an engine reading a long prompt on a CPU may take minutes
     before its first byte, and a client that gives up cancels this instead.
     """
-    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
-            f"Content-Length: {len(body)}"]  # fmt: skip
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Connection: close",
+        f"Content-Length: {len(body)}",
+    ]
     head += [f"{name}: {value}" for name, value in headers.items() if name.lower() not in FRAMING]
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
     loop = asyncio.get_running_loop()

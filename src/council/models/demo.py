@@ -162,8 +162,10 @@ def write_demo_model(
     block_type, file_type = QUANTIZATIONS[quantization]
     widths = (shape.embedding_length, shape.feed_forward_length)
     if block_type in K_QUANTIZERS and any(width % QK_K for width in widths):
-        raise ValueError(f"{quantization} needs an embedding and feed-forward length that are "
-                         f"multiples of {QK_K}, got {widths}")  # fmt: skip
+        raise ValueError(
+            f"{quantization} needs an embedding and feed-forward length that are "
+            f"multiples of {QK_K}, got {widths}"
+        )
     path = Path(path)
     part = path.with_suffix(".gguf.part")
     tokens, scores, types = _vocabulary()

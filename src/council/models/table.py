@@ -29,8 +29,16 @@ def render_models(models: Sequence[ModelInfo], models_dir: Path) -> str:
 
 def _row(model: ModelInfo) -> tuple[str, ...]:
     if not model.valid:
-        return (model.path, "-", "-", "-", "-", human_size(model.size_bytes), "-",
-                f"INVALID: {model.reason}")  # fmt: skip
+        return (
+            model.path,
+            "-",
+            "-",
+            "-",
+            "-",
+            human_size(model.size_bytes),
+            "-",
+            f"INVALID: {model.reason}",
+        )
     notes = []
     if model.demo:
         notes.append("demo model (random weights: output is noise)")

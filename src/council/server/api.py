@@ -141,9 +141,12 @@ class Api:
         return StreamingResponse(
             _sse(handle, request),
             media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no",
-                     "x-council-message": handle.message_id},
-        )  # fmt: skip
+            headers={
+                "cache-control": "no-store",
+                "x-accel-buffering": "no",
+                "x-council-message": handle.message_id,
+            },
+        )
 
     async def stop(self, request: Request) -> Response:
         """Stop a running round; what was produced so far is kept as cancelled."""
@@ -160,8 +163,10 @@ class Api:
 
     def _seats(self) -> list[dict[str, Any]]:
         speeds = store.last_speeds(self.db)
-        return [{**seat, "tokens_per_second": speeds.get(seat["name"])}
-                for seat in self.ctx.roster.describe()]  # fmt: skip
+        return [
+            {**seat, "tokens_per_second": speeds.get(seat["name"])}
+            for seat in self.ctx.roster.describe()
+        ]
 
     async def get_seat(self, request: Request) -> Response:
         """One seat."""
@@ -208,8 +213,14 @@ class Api:
         for model in scan(self.ctx.roster.folder.models):
             urls = self._urls(model.shards or (model.path,)) if model.valid else None
             unhashed |= model.valid and urls is None
-            models.append({**model.to_dict(), "seats": used.get(model.path, []),
-                           "url": urls[0] if urls else None, "urls": urls})  # fmt: skip
+            models.append(
+                {
+                    **model.to_dict(),
+                    "seats": used.get(model.path, []),
+                    "url": urls[0] if urls else None,
+                    "urls": urls,
+                }
+            )
         if unhashed and self.ctx.model_files is not None:
             self.ctx.model_files.refresh_soon()  # a file dropped in since the hub started
         return JSONResponse({"models": models})
@@ -233,12 +244,17 @@ class Api:
         merged = {**current, **body}
         options = self.ctx.council.options(merged)  # validates names, ranges and the mode
         updated = RoundDefaults(
-            mode=options.mode.value, chair=str(merged["chair"] or ""),
-            seats=tuple(merged["seats"] or ()), max_tokens=options.sampling.max_tokens,
-            temperature=options.sampling.temperature, stage_timeout=options.stage_timeout,
-            exclude_self=options.exclude_self, layers=options.layers,
-            extractor=options.extractor, review_ties=options.review_ties,
-        )  # fmt: skip
+            mode=options.mode.value,
+            chair=str(merged["chair"] or ""),
+            seats=tuple(merged["seats"] or ()),
+            max_tokens=options.sampling.max_tokens,
+            temperature=options.sampling.temperature,
+            stage_timeout=options.stage_timeout,
+            exclude_self=options.exclude_self,
+            layers=options.layers,
+            extractor=options.extractor,
+            review_ties=options.review_ties,
+        )
         self.ctx.save_defaults(updated)
         return JSONResponse(_defaults_dict(updated))
 

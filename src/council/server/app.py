@@ -94,8 +94,9 @@ def create_app(
 
     async def service_worker(request: Request) -> Response:
         # Served from the root so that it may control the whole page, not only /static/.
-        return FileResponse(WEB / "sw.js", media_type="text/javascript",
-                            headers={"cache-control": "no-cache"})  # fmt: skip
+        return FileResponse(
+            WEB / "sw.js", media_type="text/javascript", headers={"cache-control": "no-cache"}
+        )
 
     async def health(request: Request) -> Response:
         """The hub's status word and every seat's state; `owner` is false for a paired device."""

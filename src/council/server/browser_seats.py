@@ -72,8 +72,10 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
             raise TooManyRequests(str(exc)) from None
         if model is not None:
             seat.model, seat.tokenizer = model
-        return JSONResponse({"id": seat.id, "name": seat.name, "label": seat.label,
-                             "secret": seat.secret}, status_code=201)  # fmt: skip
+        return JSONResponse(
+            {"id": seat.id, "name": seat.name, "label": seat.label, "secret": seat.secret},
+            status_code=201,
+        )
 
     async def tasks(request: Request) -> Response:
         """The tab's task stream; closing it takes the seat out of the council."""

@@ -50,8 +50,9 @@ class DevicesApi:
         """Every paired device, revoked ones included, and where phones reach the hub."""
         url = self.lan_url()
         devices = [device.to_dict() for device in store.list_devices(self.db)]
-        return JSONResponse({"devices": devices, "lan": {"url": url, "serving": url is not None}},
-                            headers=NO_STORE)  # fmt: skip
+        return JSONResponse(
+            {"devices": devices, "lan": {"url": url, "serving": url is not None}}, headers=NO_STORE
+        )
 
     async def rename_device(self, request: Request) -> Response:
         """Rename a device: `{"name": "..."}` (an id prefix of four or more characters works)."""
@@ -84,10 +85,18 @@ class DevicesApi:
             raise BadRequest("'confirm' must be true or false")
         from council.phone import invite  # loads cryptography: only when someone pairs
 
-        made = invite(self.db, self.folder, name=name or None, ttl=ttl, confirm=bool(confirm),
-                      base_url=self.lan_url())  # fmt: skip
-        return JSONResponse({**made.to_dict(), "comparison": made.comparison,
-                             "qr": qr_data_uri(made.url)}, headers=NO_STORE)  # fmt: skip
+        made = invite(
+            self.db,
+            self.folder,
+            name=name or None,
+            ttl=ttl,
+            confirm=bool(confirm),
+            base_url=self.lan_url(),
+        )
+        return JSONResponse(
+            {**made.to_dict(), "comparison": made.comparison, "qr": qr_data_uri(made.url)},
+            headers=NO_STORE,
+        )
 
     async def list_pending(self, request: Request) -> Response:
         """Phones that presented a confirmation code and wait for the owner's approval."""
@@ -133,6 +142,7 @@ def qr_data_uri(text: str) -> str:
     import segno
 
     out = io.BytesIO()
-    segno.make(text, error="m").save(out, kind="svg", scale=6, border=4, light="#fff",
-                                     xmldecl=False)  # fmt: skip
+    segno.make(text, error="m").save(
+        out, kind="svg", scale=6, border=4, light="#fff", xmldecl=False
+    )
     return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode("ascii")

@@ -34,10 +34,19 @@ from council.store import devices
 log = logging.getLogger("council")
 
 COOKIE = "council_device"
-PUBLIC = frozenset({
-    "/pair", "/pair/exchange", "/pair/pair.js", "/ca", "/ca.pem", "/ca.mobileconfig", "/health",
-    "/static/app.css", "/static/icon.svg",
-})  # fmt: skip
+PUBLIC = frozenset(
+    {
+        "/pair",
+        "/pair/exchange",
+        "/pair/pair.js",
+        "/ca",
+        "/ca.pem",
+        "/ca.mobileconfig",
+        "/health",
+        "/static/app.css",
+        "/static/icon.svg",
+    }
+)
 WINDOW = 60.0
 REVOKED = "this device's pairing was revoked: pair it again to use the hub"
 UNPAIRED = "this device is not paired with the hub: scan a pairing QR code (council pair)"

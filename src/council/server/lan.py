@@ -50,8 +50,9 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
             raise TooManyRequests("too many attempts: wait and try again", retry_after=wait)
         body = await read_json(request, limit=4096)
         try:
-            result = pairing.exchange(ctx.db, str(body.get("code") or ""),
-                                      str(body.get("name") or "phone"), address)  # fmt: skip
+            result = pairing.exchange(
+                ctx.db, str(body.get("code") or ""), str(body.get("name") or "phone"), address
+            )
         except PairingFailed:
             ctx.limiter.failure(address, db=ctx.db)
             raise
@@ -59,27 +60,36 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
         if not result.paired:
             return JSONResponse(result.to_dict(), status_code=202)
         response = JSONResponse(result.to_dict(), headers={"cache-control": "no-store"})
-        response.set_cookie(COOKIE, result.token or "", max_age=COOKIE_AGE, httponly=True,
-                            secure=True, samesite="strict", path="/")  # fmt: skip
+        response.set_cookie(
+            COOKIE,
+            result.token or "",
+            max_age=COOKIE_AGE,
+            httponly=True,
+            secure=True,
+            samesite="strict",
+            path="/",
+        )
         return response
 
     async def ca_page(request: Request) -> Response:
         if ctx.ca is None:
             raise NotFound(NO_CA)
-        return JSONResponse({
-            "fingerprint": ctx.ca.fingerprint,
-            "pem": "/ca.pem",
-            "ios_profile": "/ca.mobileconfig",
-            "install": {
-                "iOS": "Open /ca.mobileconfig, install the profile in Settings, then turn on full "
-                       "trust in Settings > General > About > Certificate Trust Settings.",
-                "Android": "Download /ca.pem, then Settings > Security > Encryption & "
-                           "credentials > Install a certificate > CA certificate.",
-                "macOS": "Open /ca.pem in Keychain Access and set it to Always Trust.",
-                "Windows": "Open /ca.pem and install it into Trusted Root Certification "
-                           "Authorities.",
-            },
-        })  # fmt: skip
+        return JSONResponse(
+            {
+                "fingerprint": ctx.ca.fingerprint,
+                "pem": "/ca.pem",
+                "ios_profile": "/ca.mobileconfig",
+                "install": {
+                    "iOS": "Open /ca.mobileconfig, install the profile in Settings, then turn on "
+                    "full trust in Settings > General > About > Certificate Trust Settings.",
+                    "Android": "Download /ca.pem, then Settings > Security > Encryption & "
+                    "credentials > Install a certificate > CA certificate.",
+                    "macOS": "Open /ca.pem in Keychain Access and set it to Always Trust.",
+                    "Windows": "Open /ca.pem and install it into Trusted Root Certification "
+                    "Authorities.",
+                },
+            }
+        )
 
     async def ca_pem(request: Request) -> Response:
         if ctx.ca is None:

@@ -170,9 +170,14 @@ def uvicorn_server(app: ASGIApp, context: ssl.SSLContext | None = None) -> uvico
     from council.server.sendfile import SendfileProtocol
 
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off",
-        server_header=False, ws="none", timeout_graceful_shutdown=3,
-    )  # fmt: skip
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        ws="none",
+        timeout_graceful_shutdown=3,
+    )
     config.http = SendfileProtocol  # httptools, plus pathsend: whole files go out by sendfile
     config.load()
     if context is not None:

@@ -22,10 +22,40 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                   120.0, 300.0)  # fmt: skip
-FIRST_BYTE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                      5.0, 10.0, 30.0)  # fmt: skip
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+FIRST_BYTE_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 LOCAL = "local"  # the device label of requests from the laptop itself
 
 
@@ -115,43 +145,54 @@ class _Collector:
 
         m = self.metrics
         requests = CounterMetricFamily(
-            "council_http_requests", "HTTP requests served.",
+            "council_http_requests",
+            "HTTP requests served.",
             labels=["listener", "route", "method", "status"],
-        )  # fmt: skip
+        )
         for request, count in sorted(m.requests.items()):
             requests.add_metric(list(request), count)
         yield requests
-        durations = HistogramMetricFamily("council_http_request_duration_seconds",
-                                          "Time from request to the end of the response.",
-                                          labels=["listener", "route"])  # fmt: skip
+        durations = HistogramMetricFamily(
+            "council_http_request_duration_seconds",
+            "Time from request to the end of the response.",
+            labels=["listener", "route"],
+        )
         for (listener, route), histogram in sorted(m.durations.items()):
             durations.add_metric([listener, route], histogram.cumulative(), histogram.total)
         yield durations
-        first = HistogramMetricFamily("council_v1_first_byte_seconds",
-                                      "Time from a /v1 request to the first byte of its answer.",
-                                      labels=["model"])  # fmt: skip
+        first = HistogramMetricFamily(
+            "council_v1_first_byte_seconds",
+            "Time from a /v1 request to the first byte of its answer.",
+            labels=["model"],
+        )
         for model, histogram in sorted(m.first_byte.items()):
             first.add_metric([model], histogram.cumulative(), histogram.total)
         yield first
-        tokens = CounterMetricFamily("council_tokens", "Tokens processed through /v1, by model.",
-                                     labels=["model", "kind"])  # fmt: skip
+        tokens = CounterMetricFamily(
+            "council_tokens", "Tokens processed through /v1, by model.", labels=["model", "kind"]
+        )
         for pair, count in sorted(m.tokens.items()):
             tokens.add_metric(list(pair), count)
         yield tokens
-        device_requests = CounterMetricFamily("council_device_requests",
-                                              "Requests per paired device ('local': this laptop).",
-                                              labels=["device"])  # fmt: skip
+        device_requests = CounterMetricFamily(
+            "council_device_requests",
+            "Requests per paired device ('local': this laptop).",
+            labels=["device"],
+        )
         for device, count in sorted(m.device_requests.items()):
             device_requests.add_metric([device], count)
         yield device_requests
-        device_tokens = CounterMetricFamily("council_device_tokens", "Tokens per paired device.",
-                                            labels=["device", "kind"])  # fmt: skip
+        device_tokens = CounterMetricFamily(
+            "council_device_tokens", "Tokens per paired device.", labels=["device", "kind"]
+        )
         for pair, count in sorted(m.device_tokens.items()):
             device_tokens.add_metric(list(pair), count)
         yield device_tokens
-        model_bytes = CounterMetricFamily("council_model_bytes_sent",
-                                          "Bytes of model files sent under /models, by digest.",
-                                          labels=["file"])  # fmt: skip
+        model_bytes = CounterMetricFamily(
+            "council_model_bytes_sent",
+            "Bytes of model files sent under /models, by digest.",
+            labels=["file"],
+        )
         for file, count in sorted(m.model_bytes.items()):
             model_bytes.add_metric([file], count)
         yield model_bytes
@@ -161,13 +202,15 @@ class _Collector:
         for device, count in sorted(m.open_streams().items()):
             streams.add_metric([device], count)
         yield streams
-        info = GaugeMetricFamily("council_device_info", "Paired devices and their names.",
-                                 labels=["device", "name"])  # fmt: skip
+        info = GaugeMetricFamily(
+            "council_device_info", "Paired devices and their names.", labels=["device", "name"]
+        )
         for device, name in m.devices():
             info.add_metric([device, name], 1)
         yield info
-        seats = GaugeMetricFamily("council_seat_up", "1 when a seat's engine is healthy.",
-                                  labels=["seat", "state"])  # fmt: skip
+        seats = GaugeMetricFamily(
+            "council_seat_up", "1 when a seat's engine is healthy.", labels=["seat", "state"]
+        )
         for seat in m.seats():
             state = str(seat.get("state"))
             seats.add_metric([str(seat.get("name")), state], 1 if state == "healthy" else 0)
@@ -198,9 +241,13 @@ class MetricsMiddleware:
         finally:
             seconds = time.perf_counter() - started
             self.metrics.request(
-                self.listener, route_label(scope), method=scope["method"], status=status,
-                seconds=seconds, device=device_label(scope),
-            )  # fmt: skip
+                self.listener,
+                route_label(scope),
+                method=scope["method"],
+                status=status,
+                seconds=seconds,
+                device=device_label(scope),
+            )
 
 
 def route_label(scope: Scope) -> str:

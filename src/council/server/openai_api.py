@@ -42,8 +42,9 @@ from council.types import Mode
 
 COUNCIL_MODEL = "council"
 BODY_LIMIT = 16 * 1024 * 1024  # long contexts and embedding batches are larger than /api's 1 MB
-PASSED_HEADERS = frozenset({b"content-type", b"content-length", b"content-encoding",
-                            b"cache-control"})  # fmt: skip
+PASSED_HEADERS = frozenset(
+    {b"content-type", b"content-length", b"content-encoding", b"cache-control"}
+)
 TAIL = 4096  # the end of an answer, where llama-server reports its token counts
 Target = Callable[[str], tuple[str, str] | str]
 
@@ -64,18 +65,24 @@ class OpenAIApi:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.models, methods=["GET"]),
-            *(Route(path, Passthrough(self, path), methods=["POST"])
-              for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")),
-        ]  # fmt: skip
+            *(
+                Route(path, Passthrough(self, path), methods=["POST"])
+                for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+            ),
+        ]
 
     async def models(self, request: Request) -> Response:
         created = int(time.time())
         names = [COUNCIL_MODEL, *(f"{COUNCIL_MODEL}:{m.value}" for m in Mode), *self.seat_names()]
         return JSONResponse(
-            {"object": "list",
-             "data": [{"id": name, "object": "model", "created": created, "owned_by": "council"}
-                      for name in names]}
-        )  # fmt: skip
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": created, "owned_by": "council"}
+                    for name in names
+                ],
+            }
+        )
 
     async def council_answer(self, path: str, body: dict[str, Any], model: str) -> Response:
         if path == "/v1/embeddings":
@@ -131,8 +138,16 @@ class Passthrough:
                 raise SeatError(target)
             else:
                 stream = payload.get("stream") is True
-                await self._forward(scope, receive, send, body=body, model=model, target=target,
-                                    started=started, stream=stream)  # fmt: skip
+                await self._forward(
+                    scope,
+                    receive,
+                    send,
+                    body=body,
+                    model=model,
+                    target=target,
+                    started=started,
+                    stream=stream,
+                )
                 return
         except CouncilError as exc:
             response = error_response(self.path, exc)
@@ -154,8 +169,9 @@ class Passthrough:
         where = urlsplit(base_url)
         headers = {**engine_headers(key, stream=stream), "content-type": "application/json"}
         try:
-            answer = await send_request(where.hostname or "127.0.0.1", where.port or 80,
-                                        self.path, body, headers)  # fmt: skip
+            answer = await send_request(
+                where.hostname or "127.0.0.1", where.port or 80, self.path, body, headers
+            )
         except EngineGone as exc:
             error = NoAnswer(f"the seat {model!r} did not answer: {exc}")
             await error_response(self.path, error)(scope, receive, send)
@@ -262,9 +278,13 @@ class _Shape:
             choice["delta"] = {} if text is None else {**role, "content": text}
         else:
             choice["text"] = text or ""
-        payload = {"id": self.id, "object": "chat.completion.chunk" if self.chat
-                   else "text_completion", "created": self.created, "model": self.model,
-                   "choices": [choice]}  # fmt: skip
+        payload = {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+        }
         return f"data: {json.dumps(payload)}\n\n".encode()
 
     def completion(self, answer: str) -> dict[str, Any]:
@@ -273,8 +293,13 @@ class _Shape:
             choice["message"] = {"role": "assistant", "content": answer}
         else:
             choice["text"] = answer
-        return {"id": self.id, "object": "chat.completion" if self.chat else "text_completion",
-                "created": self.created, "model": self.model, "choices": [choice]}  # fmt: skip
+        return {
+            "id": self.id,
+            "object": "chat.completion" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+        }
 
 
 async def _stream_chunks(handle: RunHandle, shape: _Shape) -> AsyncIterator[bytes]:

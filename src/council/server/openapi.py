@@ -34,10 +34,12 @@ def openapi_schema(routes: Sequence[BaseRoute]) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "OK"},
-                    "4XX": {"description": "A JSON error",
-                            "content": {"application/json": {"schema": ERROR}}},
+                    "4XX": {
+                        "description": "A JSON error",
+                        "content": {"application/json": {"schema": ERROR}},
+                    },
                 },
-            }  # fmt: skip
+            }
     return {
         "openapi": "3.1.0",
         "info": {"title": "council", "version": __version__},

@@ -128,9 +128,17 @@ def start_message(
         db.execute(
             """INSERT INTO messages (id, conversation_id, position, question, mode, options,
                                      status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (message_id, conversation_id, position, question, mode, json.dumps(options),
-             MessageStatus.RUNNING.value, stamp),
-        )  # fmt: skip
+            (
+                message_id,
+                conversation_id,
+                position,
+                question,
+                mode,
+                json.dumps(options),
+                MessageStatus.RUNNING.value,
+                stamp,
+            ),
+        )
         # An untitled conversation is named after its first question.
         db.execute(
             """UPDATE conversations SET updated_at = ?,
@@ -154,9 +162,18 @@ def seed_history(
                 """INSERT INTO messages (id, conversation_id, position, question, mode, options,
                        status, answer, result, created_at, finished_at)
                    VALUES (?, ?, ?, ?, 'history', '{}', ?, ?, ?, ?, ?)""",
-                (new_id(), conversation_id, position, question, MessageStatus.DONE.value,
-                 answer, json.dumps({"source": "client"}), stamp, stamp),
-            )  # fmt: skip
+                (
+                    new_id(),
+                    conversation_id,
+                    position,
+                    question,
+                    MessageStatus.DONE.value,
+                    answer,
+                    json.dumps({"source": "client"}),
+                    stamp,
+                    stamp,
+                ),
+            )
 
 
 def add_output(db: sqlite3.Connection, message_id: str, output: StageOutput) -> None:
@@ -167,11 +184,24 @@ def add_output(db: sqlite3.Connection, message_id: str, output: StageOutput) -> 
                    details, prompt_tokens, completion_tokens, prompt_ms, generation_ms, wall_ms,
                    started_at, finished_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (message_id, output.stage.value, output.layer, output.seat, output.status.value,
-             output.content, output.error, json.dumps(output.details), usage.prompt_tokens,
-             usage.completion_tokens, usage.prompt_ms, usage.generation_ms, usage.wall_ms,
-             output.started_at or now(), output.finished_at or now()),
-        )  # fmt: skip
+            (
+                message_id,
+                output.stage.value,
+                output.layer,
+                output.seat,
+                output.status.value,
+                output.content,
+                output.error,
+                json.dumps(output.details),
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.prompt_ms,
+                usage.generation_ms,
+                usage.wall_ms,
+                output.started_at or now(),
+                output.finished_at or now(),
+            ),
+        )
 
 
 def finish_message(
@@ -196,9 +226,13 @@ def mark_interrupted(db: sqlite3.Connection) -> int:
     with transaction(db):
         return db.execute(
             "UPDATE messages SET status = ?, error = ?, finished_at = ? WHERE status = ?",
-            (MessageStatus.INTERRUPTED.value, "the hub stopped before this answer was finished",
-             now(), MessageStatus.RUNNING.value),
-        ).rowcount  # fmt: skip
+            (
+                MessageStatus.INTERRUPTED.value,
+                "the hub stopped before this answer was finished",
+                now(),
+                MessageStatus.RUNNING.value,
+            ),
+        ).rowcount
 
 
 def history(db: sqlite3.Connection, conversation_id: str) -> list[tuple[str, str]]:
@@ -236,8 +270,19 @@ def get_conversation(db: sqlite3.Connection, conversation_id: str) -> dict[str, 
            ORDER BY position""",
         (conversation_id,),
     ).fetchall():
-        keys = ("id", "position", "question", "mode", "options", "status", "answer", "result",
-                "error", "created_at", "finished_at")  # fmt: skip
+        keys = (
+            "id",
+            "position",
+            "question",
+            "mode",
+            "options",
+            "status",
+            "answer",
+            "result",
+            "error",
+            "created_at",
+            "finished_at",
+        )
         item = dict(zip(keys, message, strict=True))
         item["options"] = json.loads(item["options"])
         item["result"] = json.loads(item["result"])
@@ -248,9 +293,22 @@ def get_conversation(db: sqlite3.Connection, conversation_id: str) -> dict[str, 
 
 
 def _outputs(db: sqlite3.Connection, message_id: str) -> list[dict[str, Any]]:
-    keys = ("stage", "layer", "seat", "status", "content", "error", "details", "prompt_tokens",
-            "completion_tokens", "prompt_ms", "generation_ms", "wall_ms", "started_at",
-            "finished_at")  # fmt: skip
+    keys = (
+        "stage",
+        "layer",
+        "seat",
+        "status",
+        "content",
+        "error",
+        "details",
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_ms",
+        "generation_ms",
+        "wall_ms",
+        "started_at",
+        "finished_at",
+    )
     rows = db.execute(
         f"SELECT {', '.join(keys)} FROM outputs WHERE message_id = ? ORDER BY id",  # noqa: S608
         (message_id,),
@@ -270,21 +328,34 @@ def import_conversation(db: sqlite3.Connection, data: dict[str, Any]) -> str:
         with transaction(db):
             db.execute(
                 "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?,?,?,?)",
-                (conversation_id, str(data["title"]), str(data["created_at"]),
-                 str(data["updated_at"])),
-            )  # fmt: skip
+                (
+                    conversation_id,
+                    str(data["title"]),
+                    str(data["created_at"]),
+                    str(data["updated_at"]),
+                ),
+            )
             for message in data["messages"]:
                 message_id = new_id()
                 db.execute(
                     """INSERT INTO messages (id, conversation_id, position, question, mode,
                            options, status, answer, result, error, created_at, finished_at)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (message_id, conversation_id, int(message["position"]),
-                     str(message["question"]), str(message["mode"]),
-                     json.dumps(message["options"]), str(message["status"]), message["answer"],
-                     json.dumps(message["result"]), message["error"], message["created_at"],
-                     message["finished_at"]),
-                )  # fmt: skip
+                    (
+                        message_id,
+                        conversation_id,
+                        int(message["position"]),
+                        str(message["question"]),
+                        str(message["mode"]),
+                        json.dumps(message["options"]),
+                        str(message["status"]),
+                        message["answer"],
+                        json.dumps(message["result"]),
+                        message["error"],
+                        message["created_at"],
+                        message["finished_at"],
+                    ),
+                )
                 for output in message["outputs"]:
                     _insert_output_row(db, message_id, output)
     except (KeyError, TypeError, ValueError) as exc:
@@ -297,13 +368,24 @@ def _insert_output_row(db: sqlite3.Connection, message_id: str, output: dict[str
         """INSERT INTO outputs (message_id, stage, layer, seat, status, content, error, details,
                prompt_tokens, completion_tokens, prompt_ms, generation_ms, wall_ms,
                started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (message_id, str(output["stage"]), int(output["layer"]), str(output["seat"]),
-         str(output["status"]), str(output["content"]), output["error"],
-         json.dumps(output["details"]), int(output["prompt_tokens"]),
-         int(output["completion_tokens"]), float(output["prompt_ms"]),
-         float(output["generation_ms"]), float(output["wall_ms"]), str(output["started_at"]),
-         str(output["finished_at"])),
-    )  # fmt: skip
+        (
+            message_id,
+            str(output["stage"]),
+            int(output["layer"]),
+            str(output["seat"]),
+            str(output["status"]),
+            str(output["content"]),
+            output["error"],
+            json.dumps(output["details"]),
+            int(output["prompt_tokens"]),
+            int(output["completion_tokens"]),
+            float(output["prompt_ms"]),
+            float(output["generation_ms"]),
+            float(output["wall_ms"]),
+            str(output["started_at"]),
+            str(output["finished_at"]),
+        ),
+    )
 
 
 def output_dict(output: StageOutput) -> dict[str, Any]:

@@ -21,8 +21,12 @@ def from_json_document(document: Any) -> dict[str, Any]:
 
 
 def to_markdown(conversation: dict[str, Any]) -> str:
-    lines = [f"# {conversation['title']}", "", f"_council conversation {conversation['id']}, "
-             f"started {conversation['created_at']}_", ""]  # fmt: skip
+    lines = [
+        f"# {conversation['title']}",
+        "",
+        f"_council conversation {conversation['id']}, started {conversation['created_at']}_",
+        "",
+    ]
     for message in conversation["messages"]:
         lines += _message(message)
     return "\n".join(lines).rstrip() + "\n"
@@ -32,9 +36,12 @@ def _message(message: dict[str, Any]) -> list[str]:
     options, result = message["options"], message["result"]
     lines = [f"## {message['position']}. {_one_line(message['question'])}", ""]
     lines += [f"> {line}" if line else ">" for line in message["question"].splitlines()] + [""]
-    lines += [f"Mode: **{message['mode']}** · seats: {', '.join(options.get('seats', []))} · "
-              f"chair: {result.get('chair') or options.get('chair') or '-'} · "
-              f"status: {message['status']}", ""]  # fmt: skip
+    lines += [
+        f"Mode: **{message['mode']}** · seats: {', '.join(options.get('seats', []))} · "
+        f"chair: {result.get('chair') or options.get('chair') or '-'} · "
+        f"status: {message['status']}",
+        "",
+    ]
     for stage, heading in (("answer", "Answers"), ("review", "Reviews")):
         outputs = [o for o in message["outputs"] if o["stage"] == stage]
         if outputs:
@@ -42,16 +49,26 @@ def _message(message: dict[str, Any]) -> list[str]:
             for output in outputs:
                 lines += _output(output)
     if standings := result.get("standings"):
-        lines += ["### Aggregate ranking", "", "| Seat | Mean rank | Borda | Rankings | "
-                  "Controversy |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "### Aggregate ranking",
+            "",
+            "| Seat | Mean rank | Borda | Rankings | Controversy |",
+            "|---|---|---|---|---|",
+        ]
         for s in standings:
-            lines.append(f"| {s['seat']} | {_num(s['mean_rank'])} | {_num(s['borda'])} | "
-                         f"{s['votes']} | {_num(s['controversy'])} |")  # fmt: skip
+            lines.append(
+                f"| {s['seat']} | {_num(s['mean_rank'])} | {_num(s['borda'])} | "
+                f"{s['votes']} | {_num(s['controversy'])} |"
+            )
         lines.append("")
     if tally := result.get("tally"):
         counts = ", ".join(f"{answer}: {n}" for answer, n in tally["counts"].items())
-        lines += ["### Vote", "", f"Tally: {counts or 'no readable answers'}; decided by "
-                  f"{result.get('decided_by', '-')}", ""]  # fmt: skip
+        lines += [
+            "### Vote",
+            "",
+            f"Tally: {counts or 'no readable answers'}; decided by {result.get('decided_by', '-')}",
+            "",
+        ]
     for note in result.get("notes", []):
         lines += [f"_Note: {note}_", ""]
     if message["answer"] is not None:
