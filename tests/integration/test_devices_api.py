@@ -146,7 +146,8 @@ def test_pairing_answers_a_url_with_the_code_and_fingerprint_and_a_qr_image(hub:
     assert made.status_code == 200
     assert made.headers["cache-control"] == "no-store"
     body = made.json()
-    assert set(body) == {"url", "code", "fingerprint", "expires_at", "comparison", "qr"}
+    assert set(body) == {"url", "code", "fingerprint", "expires_at", "comparison", "qr", "ttl"}
+    assert body["ttl"] == 60
     assert body["url"].startswith(f"{LAN_URL}/pair#code=")
     assert "&fp=" in body["url"]
     assert fragment(body["url"]) == {"code": body["code"], "fp": body["fingerprint"]}
@@ -159,7 +160,7 @@ def test_pairing_answers_a_url_with_the_code_and_fingerprint_and_a_qr_image(hub:
     assert result.paired
     assert result.name == "Kitchen tablet"  # the owner's name wins
     defaults = hub.client.post("/api/pair").json()  # no body: five minutes, no confirmation
-    assert defaults["comparison"] is None
+    assert (defaults["comparison"], defaults["ttl"]) == (None, 300)
     assert defaults["code"] != body["code"]
 
 

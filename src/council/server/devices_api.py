@@ -94,7 +94,12 @@ class DevicesApi:
             base_url=self.lan_url(),
         )
         return JSONResponse(
-            {**made.to_dict(), "comparison": made.comparison, "qr": qr_data_uri(made.url)},
+            {
+                **made.to_dict(),
+                "comparison": made.comparison,
+                "qr": qr_data_uri(made.url),
+                "ttl": ttl,  # the page's countdown, on its own clock
+            },
             headers=NO_STORE,
         )
 

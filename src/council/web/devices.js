@@ -4,7 +4,6 @@ import { api } from "/static/api.js";
 import { $, el } from "/static/lib/dom.js";
 
 const POLL_MS = 2000;
-const TTL = 300; // seconds a pairing code lives, as `council pair`
 const state = {
   devices: [], // as /api/devices lists them
   shown: "", // the device list last rendered, as JSON: unchanged lists are not re-rendered
@@ -180,13 +179,13 @@ async function refresh() {
 const pair = guarded(async (event) => {
   event.preventDefault();
   const form = $("pair-options");
-  const body = { confirm: form.elements.confirm.checked, ttl: TTL };
+  const body = { confirm: form.elements.confirm.checked }; // the hub's default lifetime
   const name = form.elements.name.value.trim();
   if (name) body.name = name;
   const known = new Set(state.devices.map((device) => device.id));
   const asked = Date.now(); // the countdown runs on this clock, whatever the hub's says
   const invite = await api("POST", "/api/pair", body);
-  state.invite = { ...invite, known, done: false, deadline: asked + TTL * 1000 };
+  state.invite = { ...invite, known, done: false, deadline: asked + invite.ttl * 1000 };
   $("pair-qr").src = invite.qr;
   $("pair-qr").hidden = false;
   $("pair-url").value = invite.url;
