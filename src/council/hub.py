@@ -12,19 +12,17 @@ import asyncio
 import logging
 import os
 import signal
-import socket
-import sqlite3
 import sys
 import time
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from council import __version__
-from council.config import HubConfig, load_config, save_config
+from council.config import HubConfig
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
 from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
 from council.engine import orphans
@@ -38,20 +36,15 @@ from council.server.listeners import (
     bind_listener,
     open_lan_listener,
 )
-from council.settings import DEFAULT_LAN_PORT, RoundDefaults
+from council.settings import DEFAULT_LAN_PORT
 from council.store import conversations
 from council.store import db as store
+from council.wiring import Ready
 
 if TYPE_CHECKING:
     import uvicorn
 
-    from council.deliberation.roster import Roster
-    from council.deliberation.service import CouncilService
-    from council.models.digests import ModelFiles
-    from council.server.api import ApiContext
-    from council.server.gate import DeviceSessions
-    from council.server.metrics import Metrics
-    from council.server.openai_api import OpenAIApi
+    from council.wiring import Services
 
 log = logging.getLogger("council")
 
@@ -71,32 +64,16 @@ class UpOptions:
     tls_key: Path | None = None
 
 
-@dataclass(slots=True)
-class _Ready:
-    """What startup() has checked and prepared, ready to run."""
-
-    folder: DataFolder
-    config: HubConfig
-    fleet: Fleet
-    listener: socket.socket
-    lan: LanListener | None = None
-
-
 class Hub:
     def __init__(self, options: UpOptions, say: Callable[[str], None] = print) -> None:
         self.options = options
         self.say = say
-        self.ready: _Ready | None = None
+        self.ready: Ready | None = None
         self.url = ""
         self._stop = asyncio.Event()
         self._serving = asyncio.Event()
-        self._db: sqlite3.Connection | None = None
         self._lock: HubLock | None = None
-        self.council: CouncilService | None = None
-        self.roster: Roster | None = None
         self._background: list[asyncio.Task[None]] = []
-        self.sessions: DeviceSessions | None = None  # with --lan: each device's open requests
-        self.model_files: ModelFiles | None = None  # the digests behind /models/…
 
     def health(self) -> dict[str, object]:
         if self.ready is None:
@@ -126,7 +103,7 @@ class Hub:
         finally:
             await self.shutdown(ready)
 
-    def startup(self) -> _Ready:
+    def startup(self) -> Ready:
         """Every check that can fail, before any child process exists."""
         folder = resolve_data_folder(self.options.data)
         folder.prepare()
@@ -143,17 +120,17 @@ class Hub:
             fleet.check_memory()
             listener = bind_listener(self.options.host, self.options.port, config.port)
             lan = self._open_lan(folder) if self.options.lan else None
-            self._db = store.connect(folder.database)
-            if interrupted := conversations.mark_interrupted(self._db):
+            db = store.connect(folder.database)
+            if interrupted := conversations.mark_interrupted(db):
                 log.warning("%d answer(s) were interrupted when the last hub stopped", interrupted)
         except BaseException:
             self._lock.release()
             raise
         self._announce(folder, config, binary)
-        self.ready = _Ready(folder, config, fleet, listener, lan)
+        self.ready = Ready(folder, config, fleet, listener, db, lan)
         return self.ready
 
-    async def main_loop(self, ready: _Ready) -> None:
+    async def main_loop(self, ready: Ready) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -164,35 +141,27 @@ class Hub:
         ready.fleet.start()
         await ready.fleet.wait_spawned()
         # The web stack is imported while the engines load their models, not before.
+        from council.wiring import wire
+
+        services = wire(ready, lan=self.options.lan)
+        try:
+            await self._serve(ready, services, started)
+        finally:
+            await services.aclose()  # rounds end as "cancelled", their streams close
+
+    async def _serve(self, ready: Ready, services: Services, started: float) -> None:
         from council.server.app import create_app
-        from council.server.devices_api import DevicesApi
         from council.server.guard import local_hosts
         from council.server.listeners import uvicorn_server
 
-        api = self._api_context(ready)
-        if self.options.lan:  # each paired device's open requests, against its limits
-            from council.server.gate import DeviceSessions
-
-            self.sessions = DeviceSessions(lambda: ready.config.devices)
-        metrics = self._metrics(ready)
-        openai = self._openai_api(ready, metrics)
         host, port = ready.listener.getsockname()[:2]
-
-        def end_requests(device_id: str) -> None:  # a revoked phone's open requests end now
-            if self.sessions is not None:
-                self.sessions.revoke(device_id)
-
-        # The owner's device routes: on this (localhost) app only, never on the LAN one.
-        devices = DevicesApi(
-            api.db, ready.folder, lambda: ready.lan.url if ready.lan else None, end_requests
-        )
         local_app = create_app(
             self,
-            api,
-            openai,
+            services.api,
+            services.openai,
             allowed_hosts=local_hosts(host, port),
-            metrics=metrics,
-            devices=devices,
+            metrics=services.metrics,
+            devices=services.devices,
         )
         server = uvicorn_server(local_app)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
@@ -202,10 +171,9 @@ class Hub:
             self._lock.record(url=self.url)  # how `council ask` finds this hub
         self.say(f"council is serving {self.url}  (Ctrl-C stops it)")
         if ready.lan is not None:
-            servers.append(self._serve_lan(ready, api, openai, metrics))
+            servers.append(self._serve_lan(ready, services))
         self._serving.set()
-        if self.model_files is not None:
-            self.model_files.refresh_soon()  # hashes what the cache lacks; /models grows as it goes
+        services.model_files.refresh_soon()  # hashes what the cache lacks; /models grows
         if self.options.open_browser and _has_display():
             await asyncio.to_thread(webbrowser.open, self.url)
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
@@ -214,12 +182,9 @@ class Hub:
             {*(task for _, task in servers), stop}, return_when=asyncio.FIRST_COMPLETED
         )
         settled.cancel()
-        if self.model_files is not None:
-            self.model_files.stop()
         for task in self._background:
             task.cancel()
-        if self.council is not None:
-            await self.council.stop_all()  # rounds end as "cancelled", their streams close
+        await services.council.stop_all()  # before the servers close, so streams end cleanly
         for each, _ in servers:
             each.should_exit = True
         await asyncio.gather(*(task for _, task in servers))
@@ -232,19 +197,18 @@ class Hub:
         )
 
     def _serve_lan(
-        self, ready: _Ready, api: ApiContext, openai: OpenAIApi, metrics: Metrics
+        self, ready: Ready, services: Services
     ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         from council.security.pairing import AttemptLimiter
         from council.server.app import create_app
         from council.server.lan import LanContext
         from council.server.listeners import keep_certificate_fresh, uvicorn_server
 
-        lan, db, sessions = ready.lan, self._db, self.sessions
+        lan, db, sessions = ready.lan, ready.db, services.sessions
         assert lan is not None  # noqa: S101 - the caller checked
-        assert db is not None  # noqa: S101 - startup() opened it
-        assert sessions is not None  # noqa: S101 - main_loop() made them with --lan
+        assert sessions is not None  # noqa: S101 - wire() makes them with --lan
         context = LanContext(db, lan.ca, AttemptLimiter(), ready.fleet.status, sessions)
-        app = create_app(self, api, openai, lan=context, metrics=metrics)
+        app = create_app(self, services.api, services.openai, lan=context, metrics=services.metrics)
         server = uvicorn_server(app, lan.context)
         task = asyncio.create_task(server.serve(sockets=[lan.socket]))
         self._background += [
@@ -257,67 +221,13 @@ class Hub:
         self.say(f"phones: {lan.url} (pair with `council pair`){fingerprint}")
         return server, task
 
-    async def shutdown(self, ready: _Ready) -> None:
+    async def shutdown(self, ready: Ready) -> None:
         self.say("stopping seats…")
         await ready.fleet.stop()  # SIGTERM each engine's process group, SIGKILL after 5 s
-        if self.roster is not None:
-            await self.roster.aclose()
-        if self._db is not None:
-            self._db.close()  # a clean close checkpoints the WAL
+        ready.db.close()  # a clean close checkpoints the WAL
         if self._lock is not None:
             self._lock.release()  # the next hub may start on this folder
         self.say("council stopped")
-
-    def _api_context(self, ready: _Ready) -> ApiContext:
-        # Imported here, after the engines were spawned, so they load while the models do.
-        from council.deliberation.roster import Roster
-        from council.deliberation.service import CouncilService
-        from council.models.digests import ModelFiles
-        from council.server.api import ApiContext
-
-        assert self._db is not None  # noqa: S101 - startup() opened it
-
-        def config_changed(config: HubConfig) -> None:
-            ready.config = config
-
-        self.roster = roster = Roster(ready.folder, ready.config, ready.fleet, config_changed)
-
-        def save_defaults(defaults: RoundDefaults) -> None:
-            ready.config = replace(load_config(ready.folder), council=defaults)
-            save_config(ready.folder, ready.config)
-
-        self.council = CouncilService(self._db, lambda: roster, lambda: ready.config.council)
-        self.model_files = ModelFiles(self._db, ready.folder.models)
-        return ApiContext(
-            self._db,
-            self.council,
-            roster,
-            lambda: ready.config.council,
-            save_defaults,
-            self.model_files,
-        )
-
-    def _metrics(self, ready: _Ready) -> Metrics:
-        from council.server.metrics import Metrics
-        from council.store.devices import list_devices
-
-        db, sessions = self._db, self.sessions
-        assert db is not None  # noqa: S101 - startup() opened it
-
-        def paired() -> list[tuple[str, str]]:
-            return [(d.id, d.name) for d in list_devices(db, include_revoked=False)]
-
-        return Metrics(ready.fleet.seats, paired, sessions.counts if sessions else dict)
-
-    def _openai_api(self, ready: _Ready, metrics: Metrics) -> OpenAIApi:
-        from council.server.openai_api import OpenAIApi
-
-        assert self.council is not None  # noqa: S101 - _api_context() made it
-
-        def engine_seats() -> list[str]:  # the engines, not remote seats
-            return [seat.config.name for seat in ready.fleet.planned]
-
-        return OpenAIApi(self.council, engine_seats, ready.fleet.target, metrics)
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
         await fleet.wait_settled()
@@ -332,8 +242,8 @@ class Hub:
     def _on_event(self, seat: str, kind: str, message: str) -> None:
         level = logging.WARNING if kind in {"crashed", "failed"} else logging.INFO
         log.log(level, "seat %s %s: %s", seat, kind, message)
-        if self._db is not None:
-            store.record_engine_event(self._db, seat, kind, message)
+        if self.ready is not None:
+            store.record_engine_event(self.ready.db, seat, kind, message)
         if self._lock is not None and self.ready is not None:
             pids = [e.pid for e in self.ready.fleet.engines.values() if e.pid is not None]
             self._lock.record(engines=[item for pid in pids if (item := orphans.describe(pid))])

@@ -1,10 +1,18 @@
-"""Types shared across layers: what a council round produces, as the store keeps it."""
+"""Types shared across layers: what a council round produces, as the store keeps it, and
+where a seat answers."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Endpoint(NamedTuple):
+    """Where a seat answers now: an OpenAI-compatible base URL and the key it wants."""
+
+    url: str
+    key: str
 
 
 class Mode(enum.StrEnum):

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 import httpx
 
 from council.engine.process import engine_headers
-from council.types import Usage
+from council.errors import SeatError
+from council.types import Endpoint, Usage
 
 Message = dict[str, str]
 OnDelta = Callable[[str], None]
@@ -63,7 +64,7 @@ class Seat(Protocol):
     async def count_tokens(self, text: str) -> int | None: ...
 
 
-Target = Callable[[], tuple[str, str] | str]  # (base URL, API key), or why it is unavailable
+Target = Callable[[], Endpoint]  # where the seat answers now; raises SeatError when it cannot
 
 
 class HttpSeat:
@@ -93,8 +94,11 @@ class HttpSeat:
         return self._ctx_size
 
     def unavailable(self) -> str | None:
-        target = self._target()
-        return target if isinstance(target, str) else None
+        try:
+            self._target()
+        except SeatError as exc:
+            return str(exc)
+        return None
 
     async def complete(
         self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
@@ -159,11 +163,11 @@ class HttpSeat:
         except (httpx.HTTPError, KeyError, ValueError):
             return None
 
-    def _resolve(self) -> tuple[str, str]:
-        target = self._target()
-        if isinstance(target, str):
-            raise SeatFailure(target)
-        return target
+    def _resolve(self) -> Endpoint:
+        try:
+            return self._target()
+        except SeatError as exc:
+            raise SeatFailure(str(exc)) from None
 
 
 def _auth(key: str) -> dict[str, str]:

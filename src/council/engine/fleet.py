@@ -24,7 +24,9 @@ from council.engine.process import (
     SeatState,
     loopback_client,
 )
+from council.errors import SeatError
 from council.models.catalog import ModelInfo, read_model
+from council.types import Endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,21 @@ def estimates(planned: Sequence[PlannedSeat]) -> list[SeatEstimate]:
     ]
 
 
+@dataclass(slots=True)
+class _Supervised:
+    """One seat as the fleet knows it: the plan, its engine (None when the model file is
+    missing, with the reason), and the task supervising that engine once started."""
+
+    planned: PlannedSeat
+    engine: EngineProcess | None
+    missing: str | None = None
+    task: asyncio.Task[None] | None = None
+
+
 class Fleet:
+    """Supervises the local seats' engine processes; which seats exist is the registry's
+    business (deliberation/registry.py), how their engines are doing is this one's."""
+
     def __init__(
         self,
         folder: DataFolder,
@@ -75,21 +91,26 @@ class Fleet:
         self.folder = folder
         self.binary = binary
         self.runtime_args = binary.runtime_args  # read once: the manifest is on the stick
-        self.planned: list[PlannedSeat] = []
         self._on_event = on_event or (lambda seat, kind, message: None)
-        self.engines: dict[str, EngineProcess] = {}
-        self._missing: dict[str, str] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._seats: dict[str, _Supervised] = {}
         self._started = False
         self.client = loopback_client()
         for seat in planned:
             self._plan(seat)
 
+    @property
+    def planned(self) -> list[PlannedSeat]:
+        return [seat.planned for seat in self._seats.values()]
+
+    @property
+    def engines(self) -> dict[str, EngineProcess]:
+        return {name: seat.engine for name, seat in self._seats.items() if seat.engine}
+
     def _plan(self, seat: PlannedSeat) -> None:
-        self.planned.append(seat)
         name = seat.config.name
         if seat.model is None:
-            self._missing[name] = f"model file not found: models/{seat.config.model}"
+            missing = f"model file not found: models/{seat.config.model}"
+            self._seats[name] = _Supervised(seat, None, missing)
             return
         spec = EngineSpec(
             name=name,
@@ -102,37 +123,38 @@ class Fleet:
             origin=self.binary.source,
             memory_estimate=estimates([seat])[0].total,
         )
-        self.engines[name] = EngineProcess(spec, self._on_event)
+        self._seats[name] = _Supervised(seat, EngineProcess(spec, self._on_event))
 
     def add(self, seat: PlannedSeat) -> None:
         """Seat one more engine while the hub runs (its memory was checked by the caller)."""
         self._plan(seat)
-        if self._started and seat.config.name in self.engines:
-            self._supervise(seat.config.name)
+        if self._started:
+            self._supervise(self._seats[seat.config.name])
 
     async def remove(self, name: str) -> None:
         """Stop a seat's engine and forget the seat."""
-        engine = self.engines.pop(name, None)
-        if engine is not None:
-            await engine.stop()
-        if task := self._tasks.pop(name, None):
-            await asyncio.gather(task, return_exceptions=True)
-        self._missing.pop(name, None)
-        self.planned = [seat for seat in self.planned if seat.config.name != name]
+        seat = self._seats.pop(name, None)
+        if seat is None:
+            return
+        if seat.engine is not None:
+            await seat.engine.stop()
+        if seat.task is not None:
+            await asyncio.gather(seat.task, return_exceptions=True)
 
-    def _supervise(self, name: str) -> None:
-        engine = self.engines[name]
-        self._tasks[name] = asyncio.create_task(engine.supervise(self.client), name=f"seat:{name}")
+    def _supervise(self, seat: _Supervised) -> None:
+        if seat.engine is None:
+            self._on_event(seat.planned.config.name, "failed", seat.missing or "no engine")
+            return
+        name = f"seat:{seat.planned.config.name}"
+        seat.task = asyncio.create_task(seat.engine.supervise(self.client), name=name)
 
     def check_memory(self, available: int | None = None) -> None:
         check_fits(estimates(self.planned), available)
 
     def start(self) -> None:
         self._started = True
-        for name, reason in self._missing.items():
-            self._on_event(name, "failed", reason)
-        for name in self.engines:
-            self._supervise(name)
+        for seat in self._seats.values():
+            self._supervise(seat)
 
     async def wait_spawned(self) -> None:
         await asyncio.gather(*(engine.spawned.wait() for engine in self.engines.values()))
@@ -142,36 +164,39 @@ class Fleet:
 
     async def stop(self) -> None:
         await asyncio.gather(*(engine.stop() for engine in self.engines.values()))
-        if self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        tasks = [seat.task for seat in self._seats.values() if seat.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.aclose()
 
     def seats(self) -> list[dict[str, object]]:
+        """How each engine is doing: state, the reason it is not healthy, restarts."""
         rows: list[dict[str, object]] = []
-        for seat in self.planned:
-            name = seat.config.name
-            engine = self.engines.get(name)
+        for name, seat in self._seats.items():
+            engine = seat.engine
             rows.append(
                 {
                     "name": name,
-                    "model": seat.config.model,
+                    "model": seat.planned.config.model,
                     "state": engine.state.value if engine else SeatState.FAILED.value,
-                    "demo": seat.demo,
-                    "reason": engine.reason if engine else self._missing.get(name),
+                    "demo": seat.planned.demo,
+                    "reason": engine.reason if engine else seat.missing,
                     "restarts": engine.restarts if engine else 0,
                 }
             )
         return rows
 
-    def target(self, name: str) -> tuple[str, str] | str:
-        """Where seat `name` answers now (URL and per-run key), or why it cannot."""
-        engine = self.engines.get(name)
+    def target(self, name: str) -> Endpoint:
+        """Where seat `name` answers now; `SeatError` says why it cannot."""
+        seat = self._seats.get(name)
+        if seat is None:
+            raise SeatError(f"{name} is not a seat")
+        engine = seat.engine
         if engine is None:
-            return self._missing.get(name, f"{name} is not a seat")
+            raise SeatError(seat.missing or f"{name} has no engine")
         if engine.state is not SeatState.HEALTHY:
             why = f": {engine.reason}" if engine.reason else ""
-            return f"{name} is {engine.state.value}{why}"
-        return engine.base_url, engine.api_key
+            raise SeatError(f"{name} is {engine.state.value}{why}")
+        return Endpoint(engine.base_url, engine.api_key)
 
     def status(self) -> str:
         """ok: every seat answers; starting: some are still loading; degraded: otherwise."""

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from council.deliberation.roster import Roster
+from council.deliberation.registry import SeatKind, SeatRegistry
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, NotFound, PayloadTooLarge
 from council.models.digests import ModelFiles
@@ -34,7 +34,7 @@ HEARTBEAT = 15.0  # seconds of silence before an SSE comment keeps proxies and c
 class ApiContext:
     db: sqlite3.Connection
     council: CouncilService
-    roster: Roster
+    seats: SeatRegistry
     defaults: Callable[[], RoundDefaults]
     save_defaults: Callable[[RoundDefaults], None]
     model_files: ModelFiles | None = None  # the hashed catalog files behind /models/…
@@ -165,7 +165,7 @@ class Api:
         speeds = store.last_speeds(self.db)
         return [
             {**seat, "tokens_per_second": speeds.get(seat["name"])}
-            for seat in self.ctx.roster.describe()
+            for seat in self.ctx.seats.view()
         ]
 
     async def get_seat(self, request: Request) -> Response:
@@ -180,22 +180,22 @@ class Api:
         its engine starts at once) or a remote one (`{"name", "url", "model", "token",
         "ctx_size"}`)."""
         body = await read_json(request)
-        roster = self.ctx.roster
-        added = roster.add_local(body) if body.get("kind") == "local" else roster.add_remote(body)
+        seats = self.ctx.seats
+        added = seats.add_local(body) if body.get("kind") == "local" else seats.add_remote(body)
         return JSONResponse(added, status_code=201)
 
     async def update_seat(self, request: Request) -> Response:
         """Change a remote seat's URL, model, token, context size or `enabled`."""
         name = request.path_params["name"]
-        return JSONResponse(self.ctx.roster.update_remote(name, await read_json(request)))
+        return JSONResponse(self.ctx.seats.update_remote(name, await read_json(request)))
 
     async def remove_seat(self, request: Request) -> Response:
         """Remove a seat (a local seat's engine is stopped; its model file stays)."""
         name = request.path_params["name"]
-        if name in self.ctx.roster.local:
-            await self.ctx.roster.remove_local(name)
+        if self.ctx.seats.kind(name) is SeatKind.LOCAL:
+            await self.ctx.seats.remove_local(name)
         else:
-            self.ctx.roster.remove_remote(name)
+            self.ctx.seats.remove_remote(name)
         return Response(status_code=204)
 
     async def list_models(self, request: Request) -> Response:
@@ -206,11 +206,11 @@ class Api:
         from council.models.catalog import scan
 
         used: dict[str, list[str]] = {}
-        for seat in self.ctx.roster.fleet.planned:
+        for seat in self.ctx.seats.fleet.planned:
             used.setdefault(seat.config.model, []).append(seat.config.name)
         models = []
         unhashed = False
-        for model in scan(self.ctx.roster.folder.models):
+        for model in scan(self.ctx.seats.folder.models):
             urls = self._urls(model.shards or (model.path,)) if model.valid else None
             unhashed |= model.valid and urls is None
             models.append(

@@ -128,7 +128,7 @@ def create_app(
             *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
             *(model_file_routes(api.model_files, metrics) if api and api.model_files else []),
             *(Api(api).routes() if api is not None else []),
-            *(browser_seat_routes(api.roster, api.model_files) if api is not None else []),
+            *(browser_seat_routes(api.seats, api.model_files) if api is not None else []),
             *(devices.routes() if devices is not None and lan is None else []),  # owner only
             Mount("/static", StaticFiles(directory=WEB), name="static"),
         ],

@@ -36,8 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from council.deliberation.browser_seat import BrowserSeat, BrowserSeats
-from council.deliberation.roster import Roster
+from council.deliberation.browser_seat import BrowserSeat
+from council.deliberation.registry import SeatRegistry
 from council.deliberation.seats import SeatFailure
 from council.engine.binary import EngineBinary
 from council.engine.tokenizer import Tokenizer
@@ -53,8 +53,8 @@ PHONE = "browser (phone)"
 _MODEL_PATH = re.compile(r"/models/(?P<digest>[0-9a-f]{16})/(?P<name>[^/]+)")
 
 
-def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list[Route]:
-    seats = roster.browser
+def browser_seat_routes(registry: SeatRegistry, files: ModelFiles | None = None) -> list[Route]:
+    seats = registry.browser
 
     async def register(request: Request) -> Response:
         """Register this tab as a seat; the answer holds the secret its other requests need."""
@@ -64,10 +64,10 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
             not isinstance(ctx_size, int) or isinstance(ctx_size, bool) or ctx_size < 256
         ):
             raise BadRequest("'ctx_size' must be a whole number of at least 256")
-        model = tab_model(body, files, roster.fleet.binary)
+        model = tab_model(body, files, registry.fleet.binary)
         from_device = "device" in request.scope.get("state", {})
         try:
-            seat = seats.register(PHONE if from_device else THIS_TAB, ctx_size, set(roster))
+            seat = seats.register(PHONE if from_device else THIS_TAB, ctx_size, set(registry))
         except SeatFailure as exc:
             raise TooManyRequests(str(exc)) from None
         if model is not None:
@@ -84,7 +84,7 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
             raise Conflict(f"{seat.name} has a task stream already: register again")
         seat.connected = True
         return StreamingResponse(
-            task_stream(seats, seat),
+            task_stream(registry, seat),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
@@ -95,7 +95,7 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
         body = await read_json(request, limit=MAX_REGISTRATION)
         if body.get("model") is None:
             raise BadRequest("'model' is required")
-        model = tab_model(body, files, roster.fleet.binary)
+        model = tab_model(body, files, registry.fleet.binary)
         if model is not None:
             seat.model, seat.tokenizer = model
         return Response(status_code=204)
@@ -127,9 +127,10 @@ def browser_seat_routes(roster: Roster, files: ModelFiles | None = None) -> list
     ]
 
 
-async def task_stream(seats: BrowserSeats, seat: BrowserSeat) -> AsyncIterator[bytes]:
+async def task_stream(registry: SeatRegistry, seat: BrowserSeat) -> AsyncIterator[bytes]:
     """`ready`, then the seat's tasks and cancels as they come; the seat leaves when it ends."""
     try:
+        registry.join(seat)
         yield sse("ready", {"seat": seat.id, "name": seat.name, "label": seat.label})
         while True:
             try:
@@ -141,7 +142,7 @@ async def task_stream(seats: BrowserSeats, seat: BrowserSeat) -> AsyncIterator[b
                 return
             yield sse(*event)
     finally:
-        seats.remove(seat)  # the tab went away: its seat leaves, its tasks fail
+        registry.leave(seat)  # the tab went away: its seat leaves, its tasks fail
 
 
 def tab_model(

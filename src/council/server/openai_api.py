@@ -33,12 +33,12 @@ from council.deliberation.events import Event
 from council.deliberation.service import CouncilService, RunHandle
 from council.engine.process import engine_headers
 from council.engine.wire import EngineAnswer, EngineGone, send_request
-from council.errors import BadRequest, CouncilError, NoAnswer, NotFound, SeatError
+from council.errors import BadRequest, CouncilError, NoAnswer, NotFound
 from council.server.api import parse_object, read_body
 from council.server.http import error_response, sse_error_frame
 from council.server.metrics import Metrics, device_label
 from council.store import conversations as store
-from council.types import Mode
+from council.types import Endpoint, Mode
 
 COUNCIL_MODEL = "council"
 BODY_LIMIT = 16 * 1024 * 1024  # long contexts and embedding batches are larger than /api's 1 MB
@@ -46,7 +46,7 @@ PASSED_HEADERS = frozenset(
     {b"content-type", b"content-length", b"content-encoding", b"cache-control"}
 )
 TAIL = 4096  # the end of an answer, where llama-server reports its token counts
-Target = Callable[[str], tuple[str, str] | str]
+Target = Callable[[str], Endpoint]
 
 
 class OpenAIApi:
@@ -134,9 +134,8 @@ class Passthrough:
                 response = await api.council_answer(self.path, payload, model)
             elif model not in api.seat_names():
                 raise NotFound(f"the model {model!r} does not exist: see /v1/models")
-            elif isinstance(target := api.target(model), str):
-                raise SeatError(target)
             else:
+                target = api.target(model)  # raises SeatError when the seat cannot answer
                 stream = payload.get("stream") is True
                 await self._forward(
                     scope,
@@ -161,7 +160,7 @@ class Passthrough:
         *,
         body: bytes,
         model: str,
-        target: tuple[str, str],
+        target: Endpoint,
         started: float,
         stream: bool,
     ) -> None:

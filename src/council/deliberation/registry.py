@@ -1,0 +1,277 @@
+"""Every seat the council can call on, by name, in one registry: local, remote and browser.
+
+An entry holds the seat's kind, the live `Seat` a round talks to, and how to describe it; the
+API, `/v1/models`, the CLI (through the API) and the page all read `view()`, one row shape for
+every kind. Adding or removing a seat of any kind goes through `_add` and `_remove` here, so a
+name is taken exactly once. The fleet (engine/fleet.py) only supervises the local seats'
+engines; which seats exist is decided here.
+
+Local seats read their engine's current port and per-run key at each request, so a restarted
+engine is invisible here. Remote seats can be added, changed and removed while the hub runs;
+each change is written to `remotes.toml` before it takes effect, as a local seat's is to
+`config.toml` (through the hub's copy of it, never re-read from disk). Browser tabs that
+joined the council (browser_seat.py) are members while their task stream is open, and are
+never saved.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from council.config import HubConfig, SeatConfig, save_config, validate_seat
+from council.datafolder import DataFolder
+from council.defaults import seat_name_for
+from council.deliberation.browser_seat import BrowserSeat, BrowserSeats
+from council.deliberation.seats import HttpSeat, Seat
+from council.engine.fleet import Fleet, PlannedSeat, estimates, plan_seats
+from council.engine.memory import check_fits
+from council.errors import BadRequest, ConfigError, NotFound, SeatError
+from council.models.catalog import scan
+from council.remotes import RemoteSeatConfig, from_request, load_remotes, save_remotes, validate
+from council.types import Endpoint
+
+
+class SeatKind(StrEnum):
+    LOCAL = "local"
+    REMOTE = "remote"
+    BROWSER = "browser"
+
+
+# Every row of `view()` has these keys, whatever the kind; a kind adds its own after them.
+ROW: dict[str, Any] = dict.fromkeys(
+    (
+        "name",
+        "kind",
+        "model",
+        "state",
+        "reason",
+        "ctx_size",
+        "size_bytes",
+        "quantization",
+        "parameters",
+    ),
+) | {"demo": False, "restarts": 0}
+ORDER = (SeatKind.LOCAL, SeatKind.REMOTE, SeatKind.BROWSER)
+
+
+@dataclass(slots=True)
+class Entry:
+    kind: SeatKind
+    seat: Seat
+    describe: Callable[[], dict[str, Any]]  # the kind's fields of its row, read when viewed
+
+
+class SeatRegistry(Mapping[str, Seat]):
+    """Every seat by name: local, then remote, then browser tabs, each in the order they came
+    (a round's default seats and chair follow this order)."""
+
+    def __init__(
+        self,
+        folder: DataFolder,
+        config: Callable[[], HubConfig],
+        fleet: Fleet,
+        on_config: Callable[[HubConfig], None] = lambda config: None,
+    ) -> None:
+        self.folder = folder
+        self.fleet = fleet
+        self._config = config
+        self._on_config = on_config
+        self._client: httpx.AsyncClient | None = None
+        self._entries: dict[str, Entry] = {}
+        self.remotes: dict[str, RemoteSeatConfig] = {}
+        self.browser = BrowserSeats()
+        for planned in fleet.planned:
+            self._add(planned.config.name, self._local_entry(planned))
+        for remote in load_remotes(folder):
+            self._add_remote(remote)
+
+    # --- the registry -------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> Seat:
+        return self._entries[name].seat
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ordered())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def kind(self, name: str) -> SeatKind | None:
+        entry = self._entries.get(name)
+        return entry.kind if entry else None
+
+    def names(self, kind: SeatKind) -> list[str]:
+        return [name for name, entry in self._entries.items() if entry.kind is kind]
+
+    def _ordered(self) -> dict[str, Entry]:
+        return {n: e for kind in ORDER for n, e in self._entries.items() if e.kind is kind}
+
+    def view(self) -> list[dict[str, Any]]:
+        """One row per seat, the same keys for every kind (plus the kind's own), never a token."""
+        return [
+            {**ROW, **entry.describe(), "name": name, "kind": entry.kind.value}
+            for name, entry in self._ordered().items()
+        ]
+
+    def _add(self, name: str, entry: Entry) -> None:
+        if name in self._entries:
+            raise BadRequest(f"there is already a seat called {name!r}")
+        self._entries[name] = entry
+
+    def _remove(self, name: str) -> Entry:
+        return self._entries.pop(name)
+
+    # --- local seats ----------------------------------------------------------------------------
+
+    def _local_entry(self, planned: PlannedSeat) -> Entry:
+        name, model = planned.config.name, planned.model
+        trained = model.context_length if model else None
+        # llama-server caps a slot's context at what the model was trained for.
+        configured = planned.config.ctx_size or trained
+        context = min(configured, trained) if configured and trained else configured
+        target = functools.partial(self.fleet.target, name)
+        seat = HttpSeat(
+            name, "local", target, self.fleet.client, model=name, ctx_size=context, tokenize=True
+        )
+
+        def describe() -> dict[str, Any]:
+            row = next((row for row in self.fleet.seats() if row["name"] == name), {})
+            return {
+                **row,
+                "ctx_size": context,
+                "size_bytes": model.size_bytes if model else None,
+                "quantization": model.quantization if model else None,
+                "parameters": model.parameters if model else None,
+            }
+
+        return Entry(SeatKind.LOCAL, seat, describe)
+
+    def add_local(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Seat a model from the stick's catalog; its engine starts at once."""
+        model = str(body.get("model") or "")
+        ctx_size = body.get("ctx_size") or 0
+        if not isinstance(ctx_size, int) or isinstance(ctx_size, bool):
+            raise BadRequest("'ctx_size' must be a whole number")
+        seat = SeatConfig(str(body.get("name") or seat_name_for(model)), model, ctx_size)
+        try:
+            validate_seat(seat)
+        except ConfigError as exc:
+            raise BadRequest(str(exc).removeprefix("config.toml: ")) from None
+        if seat.name in self:
+            raise BadRequest(f"there is already a seat called {seat.name!r}")
+        info = next((m for m in scan(self.folder.models) if m.path == seat.model), None)
+        if info is None:
+            raise NotFound(f"no model {seat.model!r} in models/: see GET /api/models")
+        if not info.valid:
+            raise BadRequest(f"{seat.model} cannot be loaded: {info.reason}")
+        config = self._config()
+        seats = (*config.seats, seat)
+        planned = plan_seats(self.folder, [s for s in seats if s.enabled])[-1]
+        check_fits(estimates([planned]))
+        config = replace(config, seats=seats)
+        save_config(self.folder, config)  # on the stick first, then live
+        self.fleet.add(planned)
+        self._add(seat.name, self._local_entry(planned))
+        self._on_config(config)
+        return {"name": seat.name, "model": seat.model, "kind": SeatKind.LOCAL.value}
+
+    async def remove_local(self, name: str) -> None:
+        if self.kind(name) is not SeatKind.LOCAL:
+            raise NotFound(f"no local seat {name!r}")
+        config = self._config()
+        config = replace(config, seats=tuple(s for s in config.seats if s.name != name))
+        save_config(self.folder, config)
+        self._remove(name)
+        await self.fleet.remove(name)
+        self._on_config(config)
+
+    # --- remote seats -------------------------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """Remote endpoints' own client (real TLS checks, the user's proxy settings), made on
+        first use: building its TLS context costs tens of milliseconds at start-up."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
+        return self._client
+
+    def _add_remote(self, remote: RemoteSeatConfig) -> None:
+        def target() -> Endpoint:
+            if not remote.enabled:
+                raise SeatError(f"{remote.name} is disabled")
+            return Endpoint(remote.url, remote.token)
+
+        def describe() -> dict[str, Any]:
+            state = "ready" if remote.enabled else "disabled"
+            return {**remote.public(), "state": state, "ctx_size": remote.ctx_size or None}
+
+        seat = HttpSeat(
+            remote.name,
+            "remote",
+            target,
+            self.client,
+            model=remote.model,
+            ctx_size=remote.ctx_size or None,
+        )
+        self._add(remote.name, Entry(SeatKind.REMOTE, seat, describe))
+        self.remotes[remote.name] = remote
+
+    def add_remote(self, body: dict[str, Any]) -> dict[str, Any]:
+        remote = from_request(body)
+        validate(remote, set(self))
+        self._save_remotes({**self.remotes, remote.name: remote})
+        self._add_remote(remote)
+        return remote.public()
+
+    def update_remote(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        current = self._remote(name)
+        if body.get("name", name) != name:
+            raise BadRequest("a seat cannot be renamed; remove it and add it again")
+        remote = from_request(body, current)
+        validate(remote, set(self) - {name})
+        self._save_remotes({**self.remotes, name: remote})
+        self._remove(name)
+        self._add_remote(remote)
+        return remote.public()
+
+    def remove_remote(self, name: str) -> None:
+        self._remote(name)
+        self._save_remotes({key: value for key, value in self.remotes.items() if key != name})
+        self._remove(name)
+        del self.remotes[name]
+
+    def _remote(self, name: str) -> RemoteSeatConfig:
+        if self.kind(name) is SeatKind.LOCAL:
+            raise BadRequest(f"{name} is a local seat: its model and options live in config.toml")
+        if name not in self.remotes:
+            raise NotFound(f"no seat {name!r}")
+        return self.remotes[name]
+
+    def _save_remotes(self, remotes: dict[str, RemoteSeatConfig]) -> None:
+        save_remotes(self.folder, list(remotes.values()))  # on the stick first, then live
+
+    # --- browser tabs -------------------------------------------------------------------------
+
+    def join(self, seat: BrowserSeat) -> None:
+        """A tab's task stream opened: it is a member of the council until `leave`."""
+        self._add(seat.name, Entry(SeatKind.BROWSER, seat, seat.describe))
+
+    def leave(self, seat: BrowserSeat) -> None:
+        """The tab went away: its seat leaves, its tasks fail."""
+        entry = self._entries.get(seat.name)
+        if entry is not None and entry.seat is seat:
+            self._remove(seat.name)
+        self.browser.remove(seat)
+
+    async def aclose(self) -> None:
+        for name in self.names(SeatKind.BROWSER):
+            self._remove(name)
+        self.browser.close_all()
+        if self._client is not None:
+            await self._client.aclose()

@@ -1,0 +1,110 @@
+"""The hub's parts, made once and connected: `wire(ready)` → `Services`.
+
+`Hub.startup()` checks everything that can fail and returns a `Ready`: the data folder, the
+hub's copy of config.toml, the fleet of engines (not yet started), the bound listeners and the
+database. Once the engines are spawned, `wire()` builds every service on top of that, each
+with its final type, in one frozen `Services`, and `Hub.main_loop()` serves with it. Nothing
+here is started or left half-made: a service that needs a background task gets it from the
+main loop.
+
+The web stack and the deliberation code are imported inside `wire()`, after the engines were
+spawned, so they load while the models do (`council up` answers sooner).
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from council.config import HubConfig, save_config
+from council.datafolder import DataFolder
+from council.engine.fleet import Fleet
+from council.server.listeners import LanListener
+
+if TYPE_CHECKING:
+    from council.deliberation.registry import SeatRegistry
+    from council.deliberation.service import CouncilService
+    from council.models.digests import ModelFiles
+    from council.server.api import ApiContext
+    from council.server.devices_api import DevicesApi
+    from council.server.gate import DeviceSessions
+    from council.server.metrics import Metrics
+    from council.server.openai_api import OpenAIApi
+    from council.settings import RoundDefaults
+
+
+@dataclass(slots=True)
+class Ready:
+    """What startup() has checked and prepared, ready to run. `config` is the hub's copy of
+    config.toml: what the page changes is saved to the stick, then set here."""
+
+    folder: DataFolder
+    config: HubConfig
+    fleet: Fleet
+    listener: socket.socket
+    db: sqlite3.Connection
+    lan: LanListener | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    seats: SeatRegistry
+    council: CouncilService
+    model_files: ModelFiles  # the digests behind /models/…
+    api: ApiContext
+    openai: OpenAIApi
+    metrics: Metrics
+    devices: DevicesApi  # the owner's routes, on the localhost app only
+    sessions: DeviceSessions | None  # with --lan: each paired device's open requests
+
+    async def aclose(self) -> None:
+        """Stop hashing, end running rounds (stored as cancelled), let browser tabs go."""
+        self.model_files.stop()
+        await self.council.stop_all()
+        await self.seats.aclose()
+
+
+def wire(ready: Ready, *, lan: bool) -> Services:
+    from council.deliberation.registry import SeatKind, SeatRegistry
+    from council.deliberation.service import CouncilService
+    from council.models.digests import ModelFiles
+    from council.server.api import ApiContext
+    from council.server.devices_api import DevicesApi
+    from council.server.gate import DeviceSessions
+    from council.server.metrics import Metrics
+    from council.server.openai_api import OpenAIApi
+    from council.store.devices import list_devices
+
+    def config_changed(config: HubConfig) -> None:
+        ready.config = config
+
+    def save_defaults(defaults: RoundDefaults) -> None:
+        config = replace(ready.config, council=defaults)
+        save_config(ready.folder, config)  # on the stick first, then live
+        ready.config = config
+
+    def paired() -> list[tuple[str, str]]:
+        return [(d.id, d.name) for d in list_devices(ready.db, include_revoked=False)]
+
+    seats = SeatRegistry(ready.folder, lambda: ready.config, ready.fleet, config_changed)
+    council = CouncilService(ready.db, lambda: seats, lambda: ready.config.council)
+    model_files = ModelFiles(ready.db, ready.folder.models)
+    api = ApiContext(
+        ready.db, council, seats, lambda: ready.config.council, save_defaults, model_files
+    )
+    sessions = DeviceSessions(lambda: ready.config.devices) if lan else None
+    metrics = Metrics(ready.fleet.seats, paired, sessions.counts if sessions else dict)
+    # /v1 forwards a request to a seat's engine unchanged: the local seats are its models.
+    openai = OpenAIApi(council, lambda: seats.names(SeatKind.LOCAL), ready.fleet.target, metrics)
+
+    def end_requests(device_id: str) -> None:  # a revoked phone's open requests end now
+        if sessions is not None:
+            sessions.revoke(device_id)
+
+    def lan_url() -> str | None:
+        return ready.lan.url if ready.lan else None
+
+    devices = DevicesApi(ready.db, ready.folder, lan_url, end_requests)
+    return Services(seats, council, model_files, api, openai, metrics, devices, sessions)
