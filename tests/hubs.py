@@ -200,3 +200,17 @@ def llama_server(binary: Path, model: Path, *args: str) -> Iterator[str]:
     finally:
         server.kill()
         server.wait()
+
+
+def run_council(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m council ARGS`, as a person types it: output captured, the exit code kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "council", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from council.datafolder import DataFolder
 from council.engine.binary import EngineBinary
 from council.engine.build import LLAMA_CPP_COMMIT
-
-
-def council(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "council", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.hubs import run_council as council
 
 
 def test_models_list_shows_valid_demo_and_invalid_files_with_reasons(

@@ -12,21 +12,14 @@ import httpx
 
 from council.datafolder import DataFolder, running_hub
 from council.engine.binary import EngineBinary
-from tests.hubs import HubProcess
+from tests.hubs import HubProcess, run_council
 
 StartHub = Callable[..., HubProcess]
 
 
 def council(engine: EngineBinary, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine.path)}
-    return subprocess.run(
-        [sys.executable, "-m", "council", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        check=False,
-    )
+    return run_council(*args, env=env, timeout=180)
 
 
 def test_ask_without_a_hub_runs_the_seats_for_the_command_and_stores_the_round(

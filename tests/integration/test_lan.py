@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,18 +20,9 @@ from council.datafolder import DataFolder
 from council.security import pairing
 from council.store import db as store
 from tests.hubs import HubProcess, engine_endpoint, free_port
+from tests.hubs import run_council as council
 
 StartHub = Callable[..., HubProcess]
-
-
-def council(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "council", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,21 +16,11 @@ from council.engine.binary import EngineBinary
 from council.models.catalog import read_model, scan
 from council.models.demo import DemoShape, write_demo_model
 from tests.hubs import HubProcess, llama_server
+from tests.hubs import run_council as council
 from tests.integration.test_model_files import served_models
 
 # About 6.6 MB in 37 tensors: with --max-size 1M it becomes several shards in well under a second.
 SHAPE = DemoShape(embedding_length=256, block_count=4, feed_forward_length=768)
-
-
-def council(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "council", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
 
 
 @pytest.fixture

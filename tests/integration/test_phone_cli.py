@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from urllib.parse import parse_qs, urlsplit
 
 from council.datafolder import DataFolder
 from council.security import pairing
 from council.security.tls import load_or_create_ca
 from council.store.db import connect
-
-
-def council(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "council", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.hubs import run_council as council
 
 
 def test_pair_prints_a_one_time_code_whose_url_keeps_secrets_in_the_fragment(

@@ -141,9 +141,8 @@ class SeatRegistry(Mapping[str, Seat]):
         )
 
         def describe() -> dict[str, Any]:
-            row = next((row for row in self.fleet.seats() if row["name"] == name), {})
             return {
-                **row,
+                **self.fleet.row(name),
                 "ctx_size": context,
                 "size_bytes": model.size_bytes if model else None,
                 "quantization": model.quantization if model else None,

@@ -170,20 +170,19 @@ class Fleet:
 
     def seats(self) -> list[dict[str, object]]:
         """How each engine is doing: state, the reason it is not healthy, restarts."""
-        rows: list[dict[str, object]] = []
-        for name, seat in self._seats.items():
-            engine = seat.engine
-            rows.append(
-                {
-                    "name": name,
-                    "model": seat.planned.config.model,
-                    "state": engine.state.value if engine else SeatState.FAILED.value,
-                    "demo": seat.planned.demo,
-                    "reason": engine.reason if engine else seat.missing,
-                    "restarts": engine.restarts if engine else 0,
-                }
-            )
-        return rows
+        return [self.row(name) for name in self._seats]
+
+    def row(self, name: str) -> dict[str, object]:
+        seat = self._seats[name]
+        engine = seat.engine
+        return {
+            "name": name,
+            "model": seat.planned.config.model,
+            "state": engine.state.value if engine else SeatState.FAILED.value,
+            "demo": seat.planned.demo,
+            "reason": engine.reason if engine else seat.missing,
+            "restarts": engine.restarts if engine else 0,
+        }
 
     def target(self, name: str) -> Endpoint:
         """Where seat `name` answers now; `SeatError` says why it cannot."""
