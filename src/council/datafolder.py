@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from council.errors import DataFolderError
+from council.settings import ENV_DATA, Environment, data_choice
 
-ENV_VAR = "COUNCIL_DATA"
 PORTABLE_NAME = "council-data"
 SUBFOLDERS = ("models", "engines", "logs", "tls")
 
@@ -75,7 +75,7 @@ class DataFolder:
         if not self.root.exists():
             raise DataFolderError(
                 f"data folder {self.root} does not exist: create it, or leave out --data and "
-                f"{ENV_VAR} to use the portable folder beside council"
+                f"{ENV_DATA} to use the portable folder beside council"
             )
         if not self.root.is_dir():
             raise DataFolderError(f"data folder {self.root} is not a folder")
@@ -93,13 +93,11 @@ class DataFolder:
             ) from None
 
 
-def resolve_data_folder(explicit: Path | None = None) -> DataFolder:
+def resolve_data_folder(explicit: Path | None = None, env: Environment | None = None) -> DataFolder:
     """Pick the data folder by the documented order; the portable default is created."""
-    if explicit is not None:
-        return DataFolder(explicit.expanduser().absolute())
-    from_env = os.environ.get(ENV_VAR)
-    if from_env:
-        return DataFolder(Path(from_env).expanduser().absolute())
+    chosen = data_choice(explicit, Environment.read() if env is None else env)
+    if chosen.value is not None:
+        return DataFolder(chosen.value.expanduser().absolute())
     portable = project_root() / PORTABLE_NAME
     try:
         portable.mkdir(exist_ok=True)

@@ -36,7 +36,7 @@ from council.server.listeners import (
     bind_listener,
     open_lan_listener,
 )
-from council.settings import DEFAULT_LAN_PORT
+from council.settings import DEFAULT_LAN_PORT, Environment, Settings
 from council.store import conversations
 from council.store import db as store
 from council.wiring import Ready
@@ -47,6 +47,16 @@ if TYPE_CHECKING:
     from council.wiring import Services
 
 log = logging.getLogger("council")
+# A seat's row in /api/health, with the value a row that lacks the key gets.
+HEALTH_ROW: dict[str, object] = {
+    "name": None,
+    "kind": "local",
+    "model": None,
+    "state": None,
+    "reason": None,
+    "demo": False,
+    "restarts": 0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,7 @@ class Hub:
         self.options = options
         self.say = say
         self.ready: Ready | None = None
+        self.services: Services | None = None  # once wire() has run
         self.url = ""
         self._stop = asyncio.Event()
         self._serving = asyncio.Event()
@@ -76,11 +87,16 @@ class Hub:
         self._background: list[asyncio.Task[None]] = []
 
     def health(self) -> dict[str, object]:
+        """`/api/health`: the engines' overall status and every seat's state. Paired devices
+        read it too, so a row holds a seat's state, never a remote seat's URL."""
         if self.ready is None:
             return {"status": "starting", "seats": []}
         folder, config, fleet = self.ready.folder, self.ready.config, self.ready.fleet
         demo_hint = ADD_MODELS_HINT.format(models=folder.models) if only_demo(config) else None
-        return {"status": fleet.status(), "seats": fleet.seats(), "demo_hint": demo_hint}
+        # Before wire(), only the engines exist; after it, the registry has every kind.
+        rows = self.services.seats.view() if self.services else fleet.seats()
+        seats = [{key: row.get(key, HEALTH_ROW[key]) for key in HEALTH_ROW} for row in rows]
+        return {"status": fleet.status(), "seats": seats, "demo_hint": demo_hint}
 
     def request_shutdown(self) -> None:
         self._stop.set()
@@ -105,7 +121,8 @@ class Hub:
 
     def startup(self) -> Ready:
         """Every check that can fail, before any child process exists."""
-        folder = resolve_data_folder(self.options.data)
+        env = Environment.read()
+        folder = resolve_data_folder(self.options.data, env)
         folder.prepare()
         self._lock = HubLock(folder)
         left_behind = self._lock.acquire()
@@ -113,12 +130,13 @@ class Hub:
             configure_logging(folder.logs, terminal=self.options.terminal_log)
             if stopped := orphans.reap(left_behind):
                 log.warning("stopped engines a previous council left running: %s", stopped)
-            binary = checked_engine(folder, self.options.llama_server, self.say)
             config = ensure_seats(folder)
             check_round_defaults(folder, config)
+            settings = Settings.resolve(self.options, env, config)
+            binary = checked_engine(folder, settings.llama_server, self.say)
             fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
             fleet.check_memory()
-            listener = bind_listener(self.options.host, self.options.port, config.port)
+            listener = bind_listener(self.options.host, settings.port)
             lan = self._open_lan(folder) if self.options.lan else None
             db = store.connect(folder.database)
             if interrupted := conversations.mark_interrupted(db):
@@ -127,7 +145,7 @@ class Hub:
             self._lock.release()
             raise
         self._announce(folder, config, binary)
-        self.ready = Ready(folder, config, fleet, listener, db, lan)
+        self.ready = Ready(folder, config, fleet, listener, db, lan, settings)
         return self.ready
 
     async def main_loop(self, ready: Ready) -> None:
@@ -143,10 +161,11 @@ class Hub:
         # The web stack is imported while the engines load their models, not before.
         from council.wiring import wire
 
-        services = wire(ready, lan=self.options.lan)
+        services = self.services = wire(ready, lan=self.options.lan)
         try:
             await self._serve(ready, services, started)
         finally:
+            self.services = None
             await services.aclose()  # rounds end as "cancelled", their streams close
 
     async def _serve(self, ready: Ready, services: Services, started: float) -> None:
@@ -162,6 +181,7 @@ class Hub:
             allowed_hosts=local_hosts(host, port),
             metrics=services.metrics,
             devices=services.devices,
+            isolated=ready.settings.seat_isolation,
         )
         server = uvicorn_server(local_app)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
@@ -208,7 +228,14 @@ class Hub:
         assert lan is not None  # noqa: S101 - the caller checked
         assert sessions is not None  # noqa: S101 - wire() makes them with --lan
         context = LanContext(db, lan.ca, AttemptLimiter(), ready.fleet.status, sessions)
-        app = create_app(self, services.api, services.openai, lan=context, metrics=services.metrics)
+        app = create_app(
+            self,
+            services.api,
+            services.openai,
+            lan=context,
+            metrics=services.metrics,
+            isolated=ready.settings.seat_isolation,
+        )
         server = uvicorn_server(app, lan.context)
         task = asyncio.create_task(server.serve(sockets=[lan.socket]))
         self._background += [

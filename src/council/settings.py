@@ -4,14 +4,26 @@
 (through `/api/council/defaults`) all read the ranges here, so a limit cannot drift between
 them. A field's range travels in its dataclass metadata (`bounded`), where the config parser
 and request validation find it without a second table.
+
+The environment switches are declared and read here too (`Environment.read()`, nowhere else
+reads `os.environ` for a setting), and `Settings.resolve(cli, env, toml)` applies the one
+order of precedence, as uvicorn's `Config` does: the command line, then the environment, then
+config.toml, then the default. Each resolved value remembers where it came from, so a message
+about it can name the flag or the variable the user set.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from council.errors import ConfigError
 
 N = TypeVar("N", int, float)
+T = TypeVar("T")
 
 DEFAULT_PORT = 8710
 DEFAULT_LAN_PORT = 8711  # the HTTPS listener for phones (`council up --lan`)
@@ -84,3 +96,113 @@ class DeviceLimits:
 PAIRING_TTL = Range(30, 3600)
 PAIRING_TTL_DEFAULT = 300
 SEED = Range(0, 2**32 - 1)  # random seeds, as llama.cpp takes them
+
+
+# --- where a value comes from -------------------------------------------------------------------
+
+ENV_DATA = "COUNCIL_DATA"  # the data folder, when --data is not given
+ENV_LLAMA_SERVER = "COUNCIL_LLAMA_SERVER"  # the engine, when --llama-server is not given
+ENV_SEAT_ISOLATION = "COUNCIL_SEAT_ISOLATION"  # "off": /seat/ without COOP/COEP (a test switch)
+_OFF, _ON = {"off", "0", "no", "false"}, {"on", "1", "yes", "true"}
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The environment variables council reads, read once and checked."""
+
+    data: Path | None = None
+    llama_server: Path | None = None
+    seat_isolation: bool = True
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        environ = os.environ if environ is None else environ
+
+        def path(name: str) -> Path | None:
+            value = environ.get(name, "").strip()
+            return Path(value).expanduser() if value else None
+
+        isolation = environ.get(ENV_SEAT_ISOLATION, "on").strip().lower() or "on"
+        if isolation not in _ON | _OFF:
+            raise ConfigError(f"{ENV_SEAT_ISOLATION} is {isolation!r}: say on or off")
+        return cls(path(ENV_DATA), path(ENV_LLAMA_SERVER), isolation in _ON)
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen(Generic[T]):
+    """A resolved value and where it came from: a flag, a variable, "config.toml" or "default"."""
+
+    value: T
+    source: str
+
+    @property
+    def explicit(self) -> bool:
+        """Set for this run (a flag or a variable), not kept in or defaulted by config.toml."""
+        return self.source not in {"config.toml", "default"}
+
+
+def choose(*layers: tuple[T | None, str], default: T) -> Chosen[T]:
+    """The first layer that sets a value, in the order given; else the default."""
+    for value, source in layers:
+        if value is not None:
+            return Chosen(value, source)
+    return Chosen(default, "default")
+
+
+def data_choice(cli: Path | None, env: Environment) -> Chosen[Path | None]:
+    """The data folder: --data, then COUNCIL_DATA; None means the portable folder. It is chosen
+    before config.toml is read (config.toml lives in it), so config.toml cannot set it."""
+    return choose((cli, "--data"), (env.data, ENV_DATA), default=None)
+
+
+def engine_choice(cli: Path | None, env: Environment) -> Chosen[Path | None]:
+    """The engine: --llama-server, then COUNCIL_LLAMA_SERVER; None means search for one (the
+    data folder, the project build, the PATH)."""
+    return choose((cli, "--llama-server"), (env.llama_server, ENV_LLAMA_SERVER), default=None)
+
+
+def port_choice(cli: int | None, toml: int) -> Chosen[int]:
+    """The localhost port: --port (taken or refused), else config.toml's (the first free one
+    from there)."""
+    return choose(
+        (cli, "--port"),
+        (toml if toml != DEFAULT_PORT else None, "config.toml"),
+        default=DEFAULT_PORT,
+    )
+
+
+class CommandLine(Protocol):
+    """The options `council up` takes that the environment or config.toml can also set."""
+
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def llama_server(self) -> Path | None: ...
+
+
+class TomlSettings(Protocol):
+    """What config.toml sets that the command line can override."""
+
+    @property
+    def port(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The hub's settings after precedence: command line > environment > config.toml > default.
+
+    The data folder is not among them: it is chosen first (`data_choice`), because config.toml
+    is read from it.
+    """
+
+    llama_server: Chosen[Path | None]
+    port: Chosen[int]
+    seat_isolation: bool
+
+    @classmethod
+    def resolve(cls, cli: CommandLine, env: Environment, toml: TomlSettings) -> Settings:
+        return cls(
+            llama_server=engine_choice(cli.llama_server, env),
+            port=port_choice(cli.port, toml.port),
+            seat_isolation=env.seat_isolation,
+        )

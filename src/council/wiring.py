@@ -22,6 +22,7 @@ from council.config import HubConfig, save_config
 from council.datafolder import DataFolder
 from council.engine.fleet import Fleet
 from council.server.listeners import LanListener
+from council.settings import Settings
 
 if TYPE_CHECKING:
     from council.deliberation.registry import SeatRegistry
@@ -45,7 +46,8 @@ class Ready:
     fleet: Fleet
     listener: socket.socket
     db: sqlite3.Connection
-    lan: LanListener | None = None
+    lan: LanListener | None
+    settings: Settings  # the command line, the environment and config.toml, resolved once
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,7 @@ def wire(ready: Ready, *, lan: bool) -> Services:
         ready.db, council, seats, lambda: ready.config.council, save_defaults, model_files
     )
     sessions = DeviceSessions(lambda: ready.config.devices) if lan else None
-    metrics = Metrics(ready.fleet.seats, paired, sessions.counts if sessions else dict)
+    metrics = Metrics(seats.view, paired, sessions.counts if sessions else dict)
     # /v1 forwards a request to a seat's engine unchanged: the local seats are its models.
     openai = OpenAIApi(council, lambda: seats.names(SeatKind.LOCAL), ready.fleet.target, metrics)
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
-from council.server.seat import ISOLATION_ENV
+from council.settings import ENV_SEAT_ISOLATION as ISOLATION_ENV
 from tests.browser.conftest import new_page, screenshot
 from tests.hubs import HubProcess
 

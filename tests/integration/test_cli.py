@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from council.datafolder import DataFolder
@@ -55,6 +56,18 @@ def test_a_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:
         assert result.returncode == 1
         assert result.stderr.strip().splitlines() == expected
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_an_environment_switch_with_a_value_it_does_not_know_is_one_line(
+    isolated_data: DataFolder,
+) -> None:
+    env = {**os.environ, "COUNCIL_SEAT_ISOLATION": "maybe"}
+    for command in (["up", "--no-browser"], ["models", "list"]):
+        result = council(*command, env=env)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "Error: COUNCIL_SEAT_ISOLATION is 'maybe': say on or off"
+        ]
 
 
 def test_a_demo_name_with_folders_in_it_is_refused(isolated_data: DataFolder) -> None:

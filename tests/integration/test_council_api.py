@@ -137,7 +137,9 @@ def test_seats_and_defaults_can_be_read_and_the_chair_set(hub: HubProcess) -> No
         ("demo-2", "local", "healthy"),
         ("demo-3", "local", "healthy"),
     ]
-    assert httpx.get(f"{hub.url}/api/seats/demo-2").json()["ctx_size"] == 2048
+    one = httpx.get(f"{hub.url}/api/seats/demo-2").json()
+    assert one["ctx_size"] == 2048
+    assert [event["kind"] for event in one["events"]][:2] == ["spawned", "healthy"]
     assert httpx.get(f"{hub.url}/api/seats/nobody").status_code == 404
 
     changed = httpx.put(f"{hub.url}/api/council/defaults", json={"chair": "demo-3"})
@@ -149,6 +151,21 @@ def test_seats_and_defaults_can_be_read_and_the_chair_set(hub: HubProcess) -> No
     assert 'chair = "demo-3"' in (hub.data / "config.toml").read_text()
     bad = httpx.put(f"{hub.url}/api/council/defaults", json={"chair": "nobody"})
     assert bad.status_code == 404
+
+
+def test_the_defaults_say_their_ranges_and_what_get_answers_can_be_put_back(
+    hub: HubProcess,
+) -> None:
+    defaults = httpx.get(f"{hub.url}/api/council/defaults").json()
+    assert defaults["ranges"]["max_tokens"] == {"min": 1, "max": 32768}
+    assert defaults["ranges"]["temperature"] == {"min": 0.0, "max": 2.0}
+    again = httpx.put(f"{hub.url}/api/council/defaults", json={**defaults, "max_tokens": 64})
+    assert again.status_code == 200, again.text
+    assert again.json()["max_tokens"] == 64
+    assert again.json()["ranges"] == defaults["ranges"]
+    over = httpx.put(f"{hub.url}/api/council/defaults", json={"max_tokens": 32769})
+    assert over.status_code == 400
+    assert "from 1 to 32768" in over.json()["error"]["message"]
 
 
 def test_the_openapi_schema_lists_the_api(hub: HubProcess) -> None:

@@ -146,6 +146,7 @@ def test_a_missing_model_file_fails_its_seat_with_the_path(
     )
     assert health["seats"][1] == {
         "name": "gone",
+        "kind": "local",
         "model": "gone.gguf",
         "state": "failed",
         "demo": False,

@@ -358,7 +358,7 @@ def test_metrics_are_served_to_the_laptop_only_and_count_each_device(
         'route="/v1/chat/completions",status="200"} 1.0'
     ) in text
     assert 'council_v1_first_byte_seconds_count{model="demo-1"} 1.0' in text
-    assert 'council_seat_up{seat="demo-1",state="healthy"} 1.0' in text
+    assert 'council_seat_up{kind="local",seat="demo-1",state="healthy"} 1.0' in text
 
 
 def test_a_phone_is_told_it_is_not_the_owner_and_not_where_the_laptop_keeps_files(

@@ -63,6 +63,18 @@ def test_remote_tokens_stay_in_a_private_file_and_out_of_the_api(hub: HubProcess
     assert cloud.token not in (hub.data / "config.toml").read_text()
 
 
+def test_health_and_metrics_list_remote_seats_too_but_never_their_address(hub: HubProcess) -> None:
+    with cloud_seat() as cloud:
+        add_remote(hub, name="cloud", url=url_of(cloud), model="gpt", token=cloud.token)
+    health = httpx.get(f"{hub.url}/api/health").json()
+    rows = {seat["name"]: seat for seat in health["seats"]}
+    assert (rows["cloud"]["kind"], rows["cloud"]["state"]) == ("remote", "ready")
+    assert (rows["demo-1"]["kind"], rows["demo-1"]["state"]) == ("local", "healthy")
+    assert url_of(cloud) not in httpx.get(f"{hub.url}/api/health").text
+    metrics = httpx.get(f"{hub.url}/metrics").text
+    assert 'council_seat_up{kind="remote",seat="cloud",state="ready"} 1.0' in metrics
+
+
 def test_a_remote_seat_with_a_wrong_token_fails_with_the_servers_reason(hub: HubProcess) -> None:
     with cloud_seat() as cloud:
         add_remote(hub, name="cloud", url=url_of(cloud), model="m", token="wrong")

@@ -20,6 +20,7 @@ from council.security.tokens import (
 )
 from council.store import devices
 from council.store.db import connect
+from council.timestamps import stamp
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 PHONE = "192.168.1.23"
@@ -234,7 +235,7 @@ def test_last_seen_is_written_at_most_every_thirty_seconds(db: sqlite3.Connectio
     later = pairing.authenticate(db, result.token, "10.0.0.2", now=T0 + timedelta(seconds=91))
     assert later is not None
     assert later.last_address == "10.0.0.2"
-    assert later.last_seen_at == devices.stamp(T0 + timedelta(seconds=91))
+    assert later.last_seen_at == stamp(T0 + timedelta(seconds=91))
     [stored] = devices.list_devices(db)
     assert stored == later
 

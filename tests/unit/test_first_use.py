@@ -11,7 +11,10 @@ from council.datafolder import DataFolder
 from council.engine import binary, selftest
 from council.engine.binary import MANIFEST, platform_tag
 from council.engine.firstuse import checked_engine
+from council.settings import Chosen
 from tests.fake_engines import install_fake_engine
+
+NOT_CHOSEN: Chosen[Path | None] = Chosen(None, "default")  # no flag, no variable: search
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +42,7 @@ def test_a_dropped_in_engine_that_crashes_here_gives_way_to_the_project_build(
     dropped = isolated_data.engines / platform_tag()
     install_fake_engine(dropped, trap_always=True)
     said: list[str] = []
-    chosen = checked_engine(isolated_data, None, said.append)
+    chosen = checked_engine(isolated_data, NOT_CHOSEN, said.append)
     assert chosen.source == "project build"
     assert any(
         "failed on Q4_0: killed by signal SIGILL on this CPU; using the project build" in line
@@ -54,11 +57,11 @@ def test_the_result_is_kept_so_the_test_runs_once_per_binary_and_cpu(
 ) -> None:
     dropped = isolated_data.engines / platform_tag()
     install_fake_engine(dropped)
-    assert checked_engine(isolated_data, None, lambda line: None).source == "data folder"
+    assert checked_engine(isolated_data, NOT_CHOSEN, lambda line: None).source == "data folder"
     first = starts(dropped)
     assert first == len(selftest.FORMATS)
     said: list[str] = []
-    assert checked_engine(isolated_data, None, said.append).source == "data folder"
+    assert checked_engine(isolated_data, NOT_CHOSEN, said.append).source == "data folder"
     assert starts(dropped) == first
     assert said == []
     cache = json.loads((isolated_data.engines / "selftests.json").read_text())
@@ -68,15 +71,18 @@ def test_the_result_is_kept_so_the_test_runs_once_per_binary_and_cpu(
 def test_a_replaced_binary_is_tested_again(isolated_data: DataFolder, project_build: Path) -> None:
     dropped = isolated_data.engines / platform_tag()
     install_fake_engine(dropped)
-    checked_engine(isolated_data, None, lambda line: None)
+    checked_engine(isolated_data, NOT_CHOSEN, lambda line: None)
     (dropped / "libggml-cpu.so").write_bytes(b"a new library")
-    checked_engine(isolated_data, None, lambda line: None)
+    checked_engine(isolated_data, NOT_CHOSEN, lambda line: None)
     assert starts(dropped) == 2 * len(selftest.FORMATS)
 
 
 def test_an_engine_the_user_named_is_not_tested(tmp_path: Path, isolated_data: DataFolder) -> None:
     named = install_fake_engine(tmp_path / "mine", trap_always=True)
-    assert checked_engine(isolated_data, named, lambda line: None).path == named
+    assert (
+        checked_engine(isolated_data, Chosen(named, "--llama-server"), lambda line: None).path
+        == named
+    )
     assert starts(named.parent) == 0
 
 
@@ -85,7 +91,7 @@ def test_a_project_build_that_crashes_here_is_kept_with_a_warning_that_says_what
 ) -> None:
     install_fake_engine(project_build, trap_always=True)
     said: list[str] = []
-    chosen = checked_engine(isolated_data, None, said.append)
+    chosen = checked_engine(isolated_data, NOT_CHOSEN, said.append)
     assert chosen.source == "project build"
     assert said[-1].startswith("warning: ")
     assert "`council engine build --force` rebuilds it for this machine" in said[-1]

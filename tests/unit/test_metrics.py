@@ -16,7 +16,11 @@ def test_a_histogram_counts_cumulatively_up_to_inf() -> None:
 
 def test_the_exposition_names_requests_tokens_devices_and_seats() -> None:
     metrics = Metrics(
-        seats=lambda: [{"name": "demo-1", "state": "healthy"}, {"name": "big", "state": "failed"}],
+        seats=lambda: [
+            {"name": "demo-1", "kind": "local", "state": "healthy"},
+            {"name": "big", "kind": "local", "state": "failed"},
+            {"name": "cloud", "kind": "remote", "state": "ready"},
+        ],
         devices=lambda: [("dev1", 'Ann\'s "phone"')],
         open_streams=lambda: {"dev1": 2},
     )
@@ -43,7 +47,9 @@ def test_the_exposition_names_requests_tokens_devices_and_seats() -> None:
     assert 'council_device_requests_total{device="dev1"} 1.0' in lines
     assert 'council_device_open_streams{device="dev1"} 2.0' in lines
     assert 'council_device_info{device="dev1",name="Ann\'s \\"phone\\""} 1.0' in lines
-    assert 'council_seat_up{seat="big",state="failed"} 0.0' in lines
+    assert 'council_seat_up{kind="local",seat="big",state="failed"} 0.0' in lines
+    assert 'council_seat_up{kind="local",seat="demo-1",state="healthy"} 1.0' in lines
+    assert 'council_seat_up{kind="remote",seat="cloud",state="ready"} 1.0' in lines
 
 
 def test_token_counts_come_from_the_end_of_an_answer_streamed_or_not() -> None:

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from council.server.app import SECURITY_HEADERS, create_app
-from council.server.seat import ISOLATION_ENV, ISOLATION_HEADERS, SEAT_CSP
+from council.server.seat import ISOLATION_HEADERS, SEAT_CSP
+from council.settings import ENV_SEAT_ISOLATION as ISOLATION_ENV
 from tests.running import run
 
 ISOLATION = {name.decode(): value.decode() for name, value in ISOLATION_HEADERS}

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from council.server.listeners import bind_listener, uvicorn_server
 from council.server.sendfile import SendfileProtocol, _PathsendApp
+from council.settings import Chosen
 from tests.running import run
 
 MB = 1024 * 1024
@@ -71,7 +72,7 @@ def serving(
     """Run `check` with a client of a real uvicorn server that serves `app_serving(path)`."""
 
     async def main() -> None:
-        sock = bind_listener("127.0.0.1", 0, 0)
+        sock = bind_listener("127.0.0.1", Chosen(0, "--port"))
         server = uvicorn_server(app_serving(path, padding))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:

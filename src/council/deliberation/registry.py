@@ -58,6 +58,9 @@ ROW: dict[str, Any] = dict.fromkeys(
     ),
 ) | {"demo": False, "restarts": 0}
 ORDER = (SeatKind.LOCAL, SeatKind.REMOTE, SeatKind.BROWSER)
+# The states of a row whose seat takes prompts now: a healthy engine, an enabled remote seat,
+# a browser tab whose model is loaded.
+TAKES_PROMPTS = frozenset({"healthy", "ready"})
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from council.deliberation.events import Emit, Event, EventType
 from council.deliberation.prompts import history_messages
 from council.deliberation.seats import Message, Sampling, Seat, SeatFailure
 from council.store import conversations as store
+from council.timestamps import stamp
 from council.types import Mode, OutputStatus, Stage, StageOutput
 
 # Room kept for the chat template's own tokens when history is trimmed to a seat's context.
@@ -119,7 +120,7 @@ class Round:
         ranking, a vote's extracted answer) before the output is stored and announced."""
         seat = self.seats[seat_name]
         output = StageOutput(
-            stage, seat_name, "", OutputStatus.DONE, layer=layer, started_at=store.now()
+            stage, seat_name, "", OutputStatus.DONE, layer=layer, started_at=stamp()
         )
         parts: list[str] = []
         delta_event = EventType.CHAIR_DELTA if stage is Stage.CHAIR else EventType.SEAT_DELTA
@@ -154,7 +155,7 @@ class Round:
         return output
 
     def _finish(self, output: StageOutput, started: float) -> None:
-        output.finished_at = store.now()
+        output.finished_at = stamp()
         if not output.usage.wall_ms:
             output.usage.wall_ms = (time.monotonic() - started) * 1000
         store.add_output(self.db, self.message_id, output)

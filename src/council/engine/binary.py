@@ -21,8 +21,8 @@ from pathlib import Path
 
 from council.datafolder import DataFolder, project_root
 from council.errors import EngineNotFound
+from council.settings import Chosen, Environment, engine_choice
 
-ENV_VAR = "COUNCIL_LLAMA_SERVER"
 MANIFEST = "council-build.json"
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}
 # "version: 0.5.0-dev (build 0, commit 0c1e57098)" now; "version: 4567 (0c1e570)" in older releases
@@ -70,12 +70,20 @@ class EngineBinary:
         return candidate if candidate.is_file() else None
 
 
-def find_llama_server(data: DataFolder, explicit: Path | None = None) -> EngineBinary:
-    if explicit is not None:
-        return EngineBinary(_must_be_executable(explicit, "--llama-server"), "--llama-server")
-    from_env = os.environ.get(ENV_VAR)
-    if from_env:
-        return EngineBinary(_must_be_executable(Path(from_env), ENV_VAR), ENV_VAR)
+def find_llama_server(
+    data: DataFolder, explicit: Path | None = None, env: Environment | None = None
+) -> EngineBinary:
+    """The engine `explicit` names, else COUNCIL_LLAMA_SERVER's, else one found."""
+    return locate_llama_server(
+        data, engine_choice(explicit, Environment.read() if env is None else env)
+    )
+
+
+def locate_llama_server(data: DataFolder, chosen: Chosen[Path | None]) -> EngineBinary:
+    """The engine a flag or variable chose, else the first found: the data folder's for this
+    platform, the project build, the PATH."""
+    if chosen.value is not None:
+        return EngineBinary(_must_be_executable(chosen.value, chosen.source), chosen.source)
     dropped = search_folder(data.engines / platform_tag())
     if dropped is not None:
         return EngineBinary(dropped, "data folder")

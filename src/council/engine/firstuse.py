@@ -25,12 +25,13 @@ from council.engine import binary as binaries
 from council.engine.binary import (
     MANIFEST,
     EngineBinary,
-    find_llama_server,
+    locate_llama_server,
     search_folder,
 )
 from council.engine.cpu import cpu_fingerprint
 from council.engine.crashes import rebuild_advice
 from council.engine.selftest import SelfTest, run_selftest
+from council.settings import Chosen
 
 CHECKED = ("data folder", "project build")
 CACHE = "selftests.json"
@@ -38,9 +39,9 @@ CACHE = "selftests.json"
 Say = Callable[[str], None]
 
 
-def checked_engine(folder: DataFolder, explicit: Path | None, say: Say) -> EngineBinary:
+def checked_engine(folder: DataFolder, chosen: Chosen[Path | None], say: Say) -> EngineBinary:
     """The engine the hub should run, self-tested on this CPU where council is responsible."""
-    binary = find_llama_server(folder, explicit)
+    binary = locate_llama_server(folder, chosen)
     if binary.source not in CHECKED:
         return binary
     result = self_test_here(binary, folder, say)

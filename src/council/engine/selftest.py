@@ -16,7 +16,6 @@ as it is. Results are plain dicts in the build manifest or in the per-machine ca
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import re
 import signal
@@ -34,6 +33,7 @@ import httpx
 from council.engine.cpu import cpu_fingerprint
 from council.engine.crashes import as_signal
 from council.engine.process import engine_environment, failure_reason, free_port
+from council.timestamps import stamp
 
 FORMATS = ("Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q6_K")
 ROUNDS = 3
@@ -66,9 +66,7 @@ class SelfTest:
     args: tuple[str, ...]
     formats: tuple[FormatResult, ...]
     cpu: str = field(default_factory=cpu_fingerprint)
-    date: str = field(
-        default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    )
+    date: str = field(default_factory=stamp)
     cpu_backend: str | None = None  # the ggml-cpu variant a portable build loaded
 
     @property

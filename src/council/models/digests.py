@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from council.models.catalog import scan
+from council.timestamps import stamp
 
 log = logging.getLogger("council")
 DIGEST_CHARS = 16  # the URL's share of the SHA-256: 64 bits
@@ -172,8 +173,8 @@ class ModelFiles:
     def _remember(self, digest: FileDigest) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO model_digests (path, size, mtime_ns, sha256, hashed_at) "
-            "VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            (digest.path, digest.size, digest.mtime_ns, digest.sha256),
+            "VALUES (?, ?, ?, ?, ?)",
+            (digest.path, digest.size, digest.mtime_ns, digest.sha256, stamp()),
         )
 
     def _publish(self, found: dict[str, FileDigest]) -> None:

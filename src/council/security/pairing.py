@@ -56,6 +56,7 @@ from council.security.tokens import (
 from council.settings import PAIRING_TTL, PAIRING_TTL_DEFAULT
 from council.store import devices as store
 from council.store.conversations import transaction
+from council.timestamps import stamp
 
 DEFAULT_TTL = timedelta(seconds=PAIRING_TTL_DEFAULT)
 MAX_TTL = timedelta(seconds=PAIRING_TTL.high)
@@ -146,11 +147,11 @@ def mint_code(
     if not timedelta(0) < ttl <= MAX_TTL:
         raise ValueError(f"a pairing code lives between 0 and {MAX_TTL}, not {ttl}")
     moment = _moment(now)
-    at, expires_at = store.stamp(moment), store.stamp(moment + ttl)
+    at, expires_at = stamp(moment), stamp(moment + ttl)
     code = new_pairing_code()
     clean = store.clean_text(name or "", store.NAME_LENGTH) or None  # "" leaves it to the phone
     with transaction(db):
-        store.purge_codes(db, store.stamp(moment - PURGE_AFTER))
+        store.purge_codes(db, stamp(moment - PURGE_AFTER))
         comparison = _new_comparison(db, at)
         store.insert_code(
             db,
@@ -195,7 +196,7 @@ def exchange(
     recording the real reason as `pairing_failed` in the audit log.
     """
     moment = _moment(now)
-    at, address = store.stamp(moment), store.clean_address(address)
+    at, address = stamp(moment), store.clean_address(address)
     result: Exchange | None = None
     with transaction(db):
         well_formed = plausible_secret(code)  # never hash megabytes from the network
@@ -244,7 +245,7 @@ def pending(db: sqlite3.Connection, *, now: datetime | None = None) -> list[Pend
             row.claimed_at or row.created_at,
             row.expires_at,
         )
-        for row in store.awaiting_confirmation(db, store.stamp(_moment(now)))
+        for row in store.awaiting_confirmation(db, stamp(_moment(now)))
     ]
 
 
@@ -260,7 +261,7 @@ def confirm(db: sqlite3.Connection, comparison: str, *, now: datetime | None = N
 
     Raises `NotFound` if no claimed, unexpired code shows that comparison code.
     """
-    at = store.stamp(_moment(now))
+    at = stamp(_moment(now))
     with transaction(db):
         row = _awaiting(db, comparison, at)
         name = row.name or store.clean_name(row.claimed_name)
@@ -271,7 +272,7 @@ def confirm(db: sqlite3.Connection, comparison: str, *, now: datetime | None = N
 
 def reject(db: sqlite3.Connection, comparison: str, *, now: datetime | None = None) -> str:
     """The owner refuses the waiting phone that shows `comparison`: its code is spent unused."""
-    at = store.stamp(_moment(now))
+    at = stamp(_moment(now))
     with transaction(db):
         row = _awaiting(db, comparison, at)
         name = row.name or store.clean_name(row.claimed_name)

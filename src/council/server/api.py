@@ -22,8 +22,9 @@ from council.deliberation.registry import SeatKind, SeatRegistry
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, NotFound, PayloadTooLarge
 from council.models.digests import ModelFiles
-from council.settings import RoundDefaults
+from council.settings import RoundDefaults, ranges
 from council.store import conversations as store
+from council.store import db as database
 from council.store import export
 
 MAX_BODY = 1024 * 1024
@@ -169,9 +170,12 @@ class Api:
         ]
 
     async def get_seat(self, request: Request) -> Response:
-        """One seat."""
+        """One seat, and for a local one `events`: what its engine did lately (spawned,
+        healthy, crashed, failed, stopped), oldest first."""
         for seat in self._seats():
             if seat["name"] == request.path_params["name"]:
+                if seat["kind"] == SeatKind.LOCAL:
+                    seat["events"] = database.engine_events(self.db, seat["name"])
                 return JSONResponse(seat)
         raise NotFound(f"no seat {request.path_params['name']!r}")
 
@@ -231,12 +235,15 @@ class Api:
         return None if None in urls else [url for url in urls if url is not None]
 
     async def get_defaults(self, request: Request) -> Response:
-        """The council's defaults: mode, seats, chair, sampling, timeouts."""
-        return JSONResponse(_defaults_dict(self.ctx.defaults()))
+        """The council's defaults: mode, seats, chair, sampling, timeouts, and `ranges`: the
+        interval each number must lie in (`{"max_tokens": {"min": 1, "max": 32768}, ...}`)."""
+        return JSONResponse(_defaults_body(self.ctx.defaults()))
 
     async def put_defaults(self, request: Request) -> Response:
-        """Change the defaults (any subset of the fields); they are saved in config.toml."""
+        """Change the defaults (any subset of the fields); they are saved in config.toml.
+        `ranges` is read-only: a body that sends back what GET answered is accepted."""
         body = await read_json(request)
+        body.pop("ranges", None)
         current = _defaults_dict(self.ctx.defaults())
         unknown = sorted(set(body) - set(current))
         if unknown:
@@ -256,7 +263,7 @@ class Api:
             review_ties=options.review_ties,
         )
         self.ctx.save_defaults(updated)
-        return JSONResponse(_defaults_dict(updated))
+        return JSONResponse(_defaults_body(updated))
 
     def routes(self) -> list[Route]:
         return [
@@ -309,3 +316,8 @@ async def _stop_on_disconnect(handle: RunHandle, request: Request) -> None:
 
 def _defaults_dict(defaults: RoundDefaults) -> dict[str, Any]:
     return {**asdict(defaults), "seats": list(defaults.seats)}
+
+
+def _defaults_body(defaults: RoundDefaults) -> dict[str, Any]:
+    allowed = {name: {"min": r.low, "max": r.high} for name, r in ranges(RoundDefaults).items()}
+    return {**_defaults_dict(defaults), "ranges": allowed}

@@ -32,6 +32,7 @@ from council.server.model_files import model_file_routes
 from council.server.openai_api import OpenAIApi
 from council.server.openapi import openapi_schema
 from council.server.seat import SEAT_CSP, seat_routes
+from council.settings import Environment
 
 if TYPE_CHECKING:
     from council.server.devices_api import DevicesApi
@@ -85,9 +86,11 @@ def create_app(
     lan: LanContext | None = None,
     metrics: Metrics | None = None,
     devices: DevicesApi | None = None,
+    isolated: bool | None = None,
 ) -> Starlette:
     """The hub's app; with `lan`, the LAN listener's variant: device tokens required except on
-    the pairing, CA and health routes."""
+    the pairing, CA and health routes. `/seat/` is cross-origin isolated unless `isolated` is
+    False (None: as COUNCIL_SEAT_ISOLATION says)."""
 
     async def index(request: Request) -> Response:
         return FileResponse(WEB / "index.html", headers={"cache-control": "no-cache"})
@@ -124,7 +127,9 @@ def create_app(
             Route("/sw.js", service_worker),
             Route("/api/health", health),
             Route("/api/openapi.json", openapi),
-            *seat_routes(),
+            *seat_routes(
+                isolated=Environment.read().seat_isolation if isolated is None else isolated
+            ),
             *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
             *(model_file_routes(api.model_files, metrics) if api and api.model_files else []),
             *(Api(api).routes() if api is not None else []),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from council.datafolder import DataFolder
 from council.errors import CouncilError, PortInUse
+from council.settings import Chosen
 
 if TYPE_CHECKING:  # imported when used: start-up stays quick without --lan
     import uvicorn
@@ -34,24 +35,24 @@ RENEW_CHECK = 60.0  # seconds between checks of addresses and expiry
 PORT_SEARCH = 20
 
 
-def bind_listener(
-    host: str, explicit_port: int | None, default_port: int, flag: str = "--port"
-) -> socket.socket:
-    """Bind a port now, so the check happens before any engine is spawned."""
-    if explicit_port is not None:
+def bind_listener(host: str, port: Chosen[int], flag: str = "--port") -> socket.socket:
+    """Bind a port now, so the check happens before any engine is spawned. A port given for
+    this run is taken or refused; otherwise the first free one from config.toml's (or the
+    default) is used."""
+    if port.explicit:
         try:
-            return _bind(host, explicit_port)
+            return _bind(host, port.value)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUse(
-                    f"port {explicit_port} on {host} is already in use: stop what uses it, "
+                    f"port {port.value} on {host} is already in use: stop what uses it, "
                     f"or choose another with {flag}"
                 ) from None
-            raise PortInUse(f"cannot listen on {host}:{explicit_port}: {exc.strerror}") from None
-    for port in (*range(default_port, default_port + PORT_SEARCH), 0):
+            raise PortInUse(f"cannot listen on {host}:{port.value}: {exc.strerror}") from None
+    for candidate in (*range(port.value, port.value + PORT_SEARCH), 0):
         with contextlib.suppress(OSError):
-            return _bind(host, port)
-    raise PortInUse(f"no free port on {host} near {default_port}")
+            return _bind(host, candidate)
+    raise PortInUse(f"no free port on {host} near {port.value}")
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -105,7 +106,7 @@ def open_lan_listener(
 
     if (cert is None) != (key is None):
         raise CouncilError("--tls-cert and --tls-key go together")
-    sock = bind_listener(host, port, port, flag="--lan-port")
+    sock = bind_listener(host, Chosen(port, "--lan-port"), flag="--lan-port")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from council.deliberation.registry import TAKES_PROMPTS
+
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
@@ -209,11 +211,14 @@ class _Collector:
             info.add_metric([device, name], 1)
         yield info
         seats = GaugeMetricFamily(
-            "council_seat_up", "1 when a seat's engine is healthy.", labels=["seat", "state"]
+            "council_seat_up",
+            "1 when a seat takes prompts now: a healthy engine, an enabled remote, a joined tab.",
+            labels=["seat", "kind", "state"],
         )
         for seat in m.seats():
             state = str(seat.get("state"))
-            seats.add_metric([str(seat.get("name")), state], 1 if state == "healthy" else 0)
+            up = 1 if state in TAKES_PROMPTS else 0
+            seats.add_metric([str(seat.get("name")), str(seat.get("kind")), state], up)
         yield seats
 
 

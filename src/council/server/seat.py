@@ -21,7 +21,6 @@ Model files are not served here: the page downloads them from `/models/<digest>/
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from starlette.requests import Request
@@ -33,7 +32,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 WEB = Path(__file__).resolve().parent.parent / "web"
 SEAT_WEB = WEB / "seat"
 WLLAMA = WEB / "vendor" / "wllama"
-ISOLATION_ENV = "COUNCIL_SEAT_ISOLATION"
 ISOLATION_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-embedder-policy", b"require-corp"),
@@ -44,11 +42,6 @@ SEAT_CSP = (
     b"style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
     b"base-uri 'none'; form-action 'self'"
 )
-
-
-def isolation_enabled() -> bool:
-    """True unless the hub was started with COUNCIL_SEAT_ISOLATION=off (a test switch)."""
-    return os.environ.get(ISOLATION_ENV, "on").strip().lower() not in {"off", "0", "no", "false"}
 
 
 class Isolation:
@@ -66,9 +59,8 @@ class Isolation:
         await self.app(scope, receive, send_with_headers)
 
 
-def seat_routes(*, isolated: bool | None = None) -> list[BaseRoute]:
-    """`/seat/` and everything under it, isolated unless `isolated` (or, when it is None, the
-    COUNCIL_SEAT_ISOLATION switch) says otherwise."""
+def seat_routes(*, isolated: bool = True) -> list[BaseRoute]:
+    """`/seat/` and everything under it, cross-origin isolated unless `isolated` is False."""
 
     async def page(request: Request) -> Response:
         return FileResponse(SEAT_WEB / "index.html", headers={"cache-control": "no-cache"})
@@ -81,6 +73,6 @@ def seat_routes(*, isolated: bool | None = None) -> list[BaseRoute]:
         ]
     )
     app: ASGIApp = router
-    if isolation_enabled() if isolated is None else isolated:
+    if isolated:
         app = Isolation(router)
     return [Mount("/seat", app=app)]

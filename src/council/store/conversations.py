@@ -14,18 +14,14 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
 from council.errors import NotFound
 from council.store.db import resolve_prefix
+from council.timestamps import stamp
 from council.types import MessageStatus, StageOutput
 
 TITLE_LENGTH = 80
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:
@@ -50,11 +46,11 @@ def title_from(question: str) -> str:
 
 
 def create_conversation(db: sqlite3.Connection, title: str) -> str:
-    conversation_id, stamp = new_id(), now()
+    conversation_id, at = new_id(), stamp()
     with transaction(db):
         db.execute(
             "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
-            (conversation_id, title_from(title), stamp, stamp),
+            (conversation_id, title_from(title), at, at),
         )
     return conversation_id
 
@@ -98,7 +94,7 @@ def rename_conversation(db: sqlite3.Connection, conversation_id: str, title: str
     with transaction(db):
         updated = db.execute(
             "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?",
-            (title_from(title), now(), conversation_id),
+            (title_from(title), stamp(), conversation_id),
         ).rowcount
     if not updated:
         raise NotFound(f"no conversation {conversation_id!r}")
@@ -118,7 +114,7 @@ def start_message(
     mode: str,
     options: dict[str, Any],
 ) -> str:
-    message_id, stamp = new_id(), now()
+    message_id, at = new_id(), stamp()
     with transaction(db):
         require_conversation(db, conversation_id)
         (position,) = db.execute(
@@ -136,14 +132,14 @@ def start_message(
                 mode,
                 json.dumps(options),
                 MessageStatus.RUNNING.value,
-                stamp,
+                at,
             ),
         )
         # An untitled conversation is named after its first question.
         db.execute(
             """UPDATE conversations SET updated_at = ?,
                    title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?""",
-            (stamp, title_from(question), conversation_id),
+            (at, title_from(question), conversation_id),
         )
     return message_id
 
@@ -155,7 +151,7 @@ def seed_history(
     the round sees them as history; marked as coming from the client, not the council."""
     if not pairs:
         return
-    stamp = now()
+    at = stamp()
     with transaction(db):
         for position, (question, answer) in enumerate(pairs, 1):
             db.execute(
@@ -170,8 +166,8 @@ def seed_history(
                     MessageStatus.DONE.value,
                     answer,
                     json.dumps({"source": "client"}),
-                    stamp,
-                    stamp,
+                    at,
+                    at,
                 ),
             )
 
@@ -198,8 +194,8 @@ def add_output(db: sqlite3.Connection, message_id: str, output: StageOutput) -> 
                 usage.prompt_ms,
                 usage.generation_ms,
                 usage.wall_ms,
-                output.started_at or now(),
-                output.finished_at or now(),
+                output.started_at or stamp(),
+                output.finished_at or stamp(),
             ),
         )
 
@@ -217,7 +213,7 @@ def finish_message(
         db.execute(
             """UPDATE messages SET status = ?, answer = ?, result = ?, error = ?, finished_at = ?
                WHERE id = ?""",
-            (status.value, answer, json.dumps(result), error, now(), message_id),
+            (status.value, answer, json.dumps(result), error, stamp(), message_id),
         )
 
 
@@ -229,7 +225,7 @@ def mark_interrupted(db: sqlite3.Connection) -> int:
             (
                 MessageStatus.INTERRUPTED.value,
                 "the hub stopped before this answer was finished",
-                now(),
+                stamp(),
                 MessageStatus.RUNNING.value,
             ),
         ).rowcount

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from council.errors import NotFound
+from council.timestamps import SQL_NOW, stamp
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
@@ -25,10 +26,10 @@ def migration(function: Migration) -> Migration:
 @migration
 def m001_engine_events(db: sqlite3.Connection) -> None:
     db.execute(
-        """
+        f"""
         CREATE TABLE engine_events (
             id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            at TEXT NOT NULL DEFAULT ({SQL_NOW}),
             seat TEXT NOT NULL,
             kind TEXT NOT NULL,
             message TEXT NOT NULL
@@ -178,10 +179,7 @@ def migrate(db: sqlite3.Connection) -> list[str]:
         db.execute("BEGIN IMMEDIATE")
         try:
             function(db)
-            db.execute(
-                "INSERT INTO _migrations VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                (function.__name__,),
-            )
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (function.__name__, stamp()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -206,17 +204,26 @@ def resolve_prefix(db: sqlite3.Connection, table: str, prefix: str, what: str) -
     return str(rows[0][0])
 
 
+KEEP_ENGINE_EVENTS = 200  # per seat: an engine in a crash loop cannot fill the stick
+
+
 def record_engine_event(db: sqlite3.Connection, seat: str, kind: str, message: str) -> None:
+    """Note what a seat's engine did (spawned, healthy, crashed, failed, stopped); only the
+    newest `KEEP_ENGINE_EVENTS` of each seat are kept."""
     db.execute(
         "INSERT INTO engine_events (seat, kind, message) VALUES (?, ?, ?)", (seat, kind, message)
     )
-
-
-def engine_events(db: sqlite3.Connection, seat: str | None = None) -> list[dict[str, str]]:
-    query = "SELECT at, seat, kind, message FROM engine_events"
-    rows = (
-        db.execute(query + " WHERE seat = ? ORDER BY id", (seat,))
-        if seat
-        else db.execute(query + " ORDER BY id")
+    db.execute(
+        "DELETE FROM engine_events WHERE seat = ? AND id <= "
+        "(SELECT id FROM engine_events WHERE seat = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        (seat, seat, KEEP_ENGINE_EVENTS),
     )
-    return [dict(zip(("at", "seat", "kind", "message"), row, strict=True)) for row in rows]
+
+
+def engine_events(db: sqlite3.Connection, seat: str, limit: int = 20) -> list[dict[str, str]]:
+    """The newest `limit` events of a seat's engine, oldest first (`GET /api/seats/{name}`)."""
+    rows = db.execute(
+        "SELECT at, kind, message FROM engine_events WHERE seat = ? ORDER BY id DESC LIMIT ?",
+        (seat, limit),
+    ).fetchall()
+    return [dict(zip(("at", "kind", "message"), row, strict=True)) for row in reversed(rows)]

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from council.errors import NotFound
 from council.store.conversations import new_id, transaction
 from council.store.db import resolve_prefix
+from council.timestamps import stamp
 
 AuditEvent = Literal[
     "paired", "pairing_failed", "locked_out", "revoked", "renamed", "code_minted", "confirmed"
@@ -43,12 +44,6 @@ ADDRESS_LENGTH = 64
 DETAIL_LENGTH = 200
 AUDIT_KEEP = 10_000
 DEFAULT_DEVICE_NAME = "Phone"
-
-
-def stamp(moment: datetime | None = None) -> str:
-    """ISO-8601 UTC with milliseconds and a Z, like every other timestamp in the store."""
-    moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def clean_text(text: str, limit: int) -> str:
