@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from council.deliberation.events import Event
 from council.deliberation.registry import SeatKind, SeatRegistry
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, NotFound, PayloadTooLarge
@@ -288,21 +289,38 @@ class Api:
 
 
 async def _sse(handle: RunHandle, request: Request) -> AsyncIterator[bytes]:
-    """The round's events as SSE; a client that goes away stops the round (and its engines)."""
+    """The round's events as SSE; a client that goes away stops the round (and its engines).
+
+    Silence gets a comment every `HEARTBEAT` seconds. The wait for the next event is one task
+    that outlives each heartbeat: a timeout must never cancel it, because cancelling a pending
+    `anext()` throws into the round's event generator and stops the round. Only leaving (the
+    client went away, or the response is closed) ends it, and then the pending read is awaited
+    before the generator is closed, so it is never closed while it runs.
+    """
     watcher = asyncio.create_task(_stop_on_disconnect(handle, request))
     events = handle.events()
+    pending: asyncio.Task[Event | None] | None = None
+
+    async def next_event() -> Event | None:  # None: the round has ended
+        return await anext(events, None)
+
     try:
         while True:
-            try:
-                event = await asyncio.wait_for(anext(events), timeout=HEARTBEAT)
-            except TimeoutError:
+            if pending is None:
+                pending = asyncio.create_task(next_event())
+            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT)
+            if not done:
                 yield b": ping\n\n"
                 continue
-            except StopAsyncIteration:
+            event, pending = pending.result(), None
+            if event is None:
                 return
             yield event.sse()
     finally:
         watcher.cancel()
+        if pending is not None:
+            pending.cancel()  # the generator's own clean-up stops the round
+            await asyncio.gather(pending, return_exceptions=True)
         await events.aclose()
 
 

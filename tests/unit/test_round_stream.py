@@ -1,0 +1,140 @@
+"""A round's SSE stream: silence gets heartbeats and never stops the round; a client that goes
+away does, cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from starlette.requests import Request
+
+from council.deliberation.rounds import RoundOptions
+from council.deliberation.seats import Completion, Message, OnDelta, Sampling
+from council.deliberation.service import CouncilService
+from council.server import api
+from council.settings import RoundDefaults
+from council.store import conversations
+from council.store.db import connect
+from council.types import Usage
+from tests.running import run
+
+HEARTBEAT = (
+    0.05  # patched over api.HEARTBEAT: a pause of a few heartbeats takes a fraction of a second
+)
+
+
+class PausingSeat:
+    """A seat that thinks for `pause` seconds before each answer, like a real model on a CPU
+    reading a long review prompt."""
+
+    kind = "local"
+    ctx_size = 4096
+
+    def __init__(self, name: str, pause: float) -> None:
+        self.name = name
+        self.pause = pause
+        self.answered = 0
+
+    def unavailable(self) -> str | None:
+        return None
+
+    async def complete(
+        self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
+    ) -> Completion:
+        await asyncio.sleep(self.pause)
+        self.answered += 1
+        text = f"answer {self.answered} from {self.name}"
+        on_delta(text)
+        return Completion(text, Usage(completion_tokens=4), "stop")
+
+    async def count_tokens(self, text: str) -> int | None:
+        return len(text) // 2
+
+
+class Client:
+    """What `_sse` needs of a request: its `receive`, which reports a disconnect when told."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sqlite3.Connection:
+    return connect(tmp_path / "council.db")
+
+
+def start(db: sqlite3.Connection, seat: PausingSeat) -> tuple[CouncilService, Any]:
+    service = CouncilService(db, lambda: {seat.name: seat}, RoundDefaults)
+    conversation = conversations.create_conversation(db, "x")
+    options = RoundOptions(seats=(seat.name,), chair=seat.name, sampling=Sampling(max_tokens=8))
+    return service, service.start(conversation, "Why is the sky blue?", options)
+
+
+def kinds(chunks: list[bytes]) -> list[str]:
+    return [
+        "ping"
+        if chunk == b": ping\n\n"
+        else chunk.split(b"\n")[0].removeprefix(b"event: ").decode()
+        for chunk in chunks
+    ]
+
+
+def test_a_seat_silent_for_several_heartbeats_still_finishes_the_round(
+    db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "HEARTBEAT", HEARTBEAT)
+    seat = PausingSeat("slow", pause=HEARTBEAT * 6)
+
+    async def main() -> tuple[list[bytes], str]:
+        _, handle = start(db, seat)
+        stream = api._sse(handle, cast(Request, Client()))
+        chunks = [chunk async for chunk in stream]
+        return chunks, handle.message_id
+
+    chunks, message_id = run(main())
+    seen = kinds(chunks)
+    assert seen.count("ping") >= 3
+    assert seen[-1] == "done"
+    done = json.loads(chunks[-1].split(b"data: ", 1)[1])
+    assert done["status"] == "done"
+    assert done["answer"].startswith("answer")
+    stored = db.execute("SELECT status FROM messages WHERE id = ?", (message_id,)).fetchone()
+    assert stored == ("done",)
+
+
+def test_a_client_that_goes_away_stops_the_round_without_an_error(
+    db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(api, "HEARTBEAT", HEARTBEAT)
+    seat = PausingSeat("slow", pause=30)  # never answers before the client leaves
+
+    async def main() -> tuple[list[bytes], str, bool]:
+        _, handle = start(db, seat)
+        client = Client()
+        stream = api._sse(handle, cast(Request, client))
+        chunks = [await anext(stream)]
+        while chunks[-1] != b": ping\n\n":  # the round has started and gone quiet
+            chunks.append(await anext(stream))
+        client.gone.set()
+        chunks += [chunk async for chunk in stream]
+        await stream.aclose()
+        return chunks, handle.message_id, handle.task.done()
+
+    with caplog.at_level(logging.ERROR):
+        chunks, message_id, ended = run(main())
+    assert ended
+    assert kinds(chunks)[0] == "run_start"
+    assert "ping" in kinds(chunks)
+    stored = db.execute("SELECT status FROM messages WHERE id = ?", (message_id,)).fetchone()
+    assert stored == ("cancelled",)
+    assert "already running" not in caplog.text
+    assert seat.answered == 0
