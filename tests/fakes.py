@@ -58,7 +58,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream")
         self.end_headers()
         words = re.findall(r"\S+\s*", text)
-        for word in words:
+        failure = self.server.failures.get(body["model"])
+        for n, word in enumerate(words):
+            if failure is not None and n == 2:  # as llama-server reports an error mid-stream
+                self._event({"error": {"code": 500, "message": failure, "type": "server_error"}})
+                return
             self._event(
                 {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
             )
@@ -86,15 +90,18 @@ class _Server(ThreadingHTTPServer):
     token: str
     requests: list[dict[str, Any]]
     replies: dict[str, str]  # model → exactly this text, whatever was asked
+    failures: dict[str, str]  # model → two words, then an error event with this message
 
 
 @contextmanager
 def cloud_seat(
     token: str = "sk-test-cloud-token",  # noqa: S107
     replies: dict[str, str] | None = None,
+    failures: dict[str, str] | None = None,
 ) -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.token, server.requests, server.replies = token, [], dict(replies or {})
+    server.failures = dict(failures or {})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -85,6 +85,23 @@ def test_a_remote_seat_with_a_wrong_token_fails_with_the_servers_reason(hub: Hub
     assert events[-1][1]["status"] == "done"
 
 
+def test_an_error_the_remote_sends_mid_answer_fails_that_output_with_its_words(
+    hub: HubProcess,
+) -> None:
+    with cloud_seat(failures={"m": "Context size has been exceeded."}) as cloud:
+        add_remote(hub, name="cloud", url=url_of(cloud), model="m", token=cloud.token)
+        conversation = new_conversation(hub)
+        events = ask_round(hub, conversation, "hi", max_tokens=4, seats=["demo-1", "cloud"])
+    (error,) = [data for kind, data in events if kind == "seat_error"]
+    assert error["seat"] == "cloud"
+    assert error["error"] == "cloud failed mid-answer: Context size has been exceeded."
+    stored = httpx.get(f"{hub.url}/api/conversations/{conversation}").json()
+    outputs = stored["messages"][0]["outputs"]
+    (answer,) = [o for o in outputs if o["seat"] == "cloud" and o["stage"] == "answer"]
+    assert answer["status"] == "failed"
+    assert "Context size has been exceeded" in answer["error"]
+
+
 def test_remote_seats_can_be_changed_disabled_and_removed(hub: HubProcess) -> None:
     assert (
         add_remote(hub, name="cloud", url="https://api.example.invalid", model="m").status_code

@@ -132,6 +132,9 @@ class HttpSeat:
                     raise SeatFailure(_error_text(await response.aread(), response.status_code))
                 async for data in _sse_data(response):
                     chunk = json.loads(data)
+                    if (error := chunk.get("error")) is not None:
+                        # llama-server (and OpenAI) report a failure after the 200 this way.
+                        raise SeatFailure(f"{self.name} failed mid-answer: {_message(error)}")
                     for choice in chunk.get("choices") or ():
                         delta = (choice.get("delta") or {}).get("content")
                         if delta:
@@ -195,10 +198,16 @@ def _read_usage(chunk: dict[str, Any], usage: Usage) -> None:
         usage.generation_ms = float(timings.get("predicted_ms") or 0.0)
 
 
+def _message(error: object) -> str:
+    """The words of an OpenAI-shaped `error` (an object with a message, or a string)."""
+    found = error.get("message") if isinstance(error, dict) else error
+    return str(found)[:500] if found else "no details"
+
+
 def _error_text(body: bytes, status: int) -> str:
     try:
         error = json.loads(body).get("error")
-        message = error.get("message") if isinstance(error, dict) else error
+        message = _message(error) if error else None
     except (ValueError, AttributeError):
         message = None
     return f"HTTP {status}: {message or body[:200].decode(errors='replace') or 'no details'}"

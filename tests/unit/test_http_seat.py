@@ -1,0 +1,54 @@
+"""A seat over HTTP reads the whole stream: text, usage, and an error the server sends after
+it has started answering."""
+
+from __future__ import annotations
+
+import httpx
+
+from council.deliberation.seats import Completion, HttpSeat, Sampling, SeatFailure
+from council.types import Endpoint
+from tests.fakes import cloud_seat, url_of
+from tests.running import run
+
+TOKEN = "sk-test-cloud-token"
+
+
+def ask(url: str, model: str) -> tuple[Completion | SeatFailure, list[str]]:
+    deltas: list[str] = []
+
+    async def main() -> Completion | SeatFailure:
+        async with httpx.AsyncClient() as client:
+            seat = HttpSeat("cloud", "remote", lambda: Endpoint(url, TOKEN), client, model=model)
+            messages = [{"role": "user", "content": "What is the capital of France?"}]
+            try:
+                return await seat.complete(messages, Sampling(max_tokens=16), deltas.append)
+            except SeatFailure as exc:
+                return exc
+
+    return run(main()), deltas
+
+
+def test_a_whole_answer_comes_back_with_its_usage() -> None:
+    with cloud_seat() as cloud:
+        result, deltas = ask(url_of(cloud), "fine")
+    assert isinstance(result, Completion)
+    assert result.text == "".join(deltas)
+    assert result.text.startswith("Scripted answer from fine")
+    assert result.finish_reason == "stop"
+    assert result.usage.completion_tokens == len(deltas)
+
+
+def test_an_error_event_mid_stream_fails_the_answer_with_the_servers_words() -> None:
+    reason = "Context size has been exceeded."
+    with cloud_seat(failures={"broken": reason}) as cloud:
+        result, deltas = ask(url_of(cloud), "broken")
+    assert isinstance(result, SeatFailure)
+    assert str(result) == f"cloud failed mid-answer: {reason}"
+    assert len(deltas) == 2  # what came before the error was streamed, then the answer failed
+
+
+def test_an_error_status_fails_the_answer_with_the_servers_words() -> None:
+    with cloud_seat(token="another") as cloud:
+        result, _ = ask(url_of(cloud), "fine")
+    assert isinstance(result, SeatFailure)
+    assert str(result) == "HTTP 401: invalid API key"
