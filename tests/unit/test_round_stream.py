@@ -14,46 +14,18 @@ import pytest
 from starlette.requests import Request
 
 from council.deliberation.rounds import RoundOptions
-from council.deliberation.seats import Completion, Message, OnDelta, Sampling
+from council.deliberation.seats import Sampling
 from council.deliberation.service import CouncilService
 from council.server import api
 from council.settings import RoundDefaults
 from council.store import conversations
 from council.store.db import connect
-from council.types import Usage
 from tests.running import run
+from tests.scripted_seats import PausingSeat
 
 HEARTBEAT = (
     0.05  # patched over api.HEARTBEAT: a pause of a few heartbeats takes a fraction of a second
 )
-
-
-class PausingSeat:
-    """A seat that thinks for `pause` seconds before each answer, like a real model on a CPU
-    reading a long review prompt."""
-
-    kind = "local"
-    ctx_size = 4096
-
-    def __init__(self, name: str, pause: float) -> None:
-        self.name = name
-        self.pause = pause
-        self.answered = 0
-
-    def unavailable(self) -> str | None:
-        return None
-
-    async def complete(
-        self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
-    ) -> Completion:
-        await asyncio.sleep(self.pause)
-        self.answered += 1
-        text = f"answer {self.answered} from {self.name}"
-        on_delta(text)
-        return Completion(text, Usage(completion_tokens=4), "stop")
-
-    async def count_tokens(self, text: str) -> int | None:
-        return len(text) // 2
 
 
 class Client:

@@ -213,7 +213,7 @@ async def _chair(
         return output.content, chair
     ranked = [s.seat for s in standings if s.votes] + list(round_.options.seats)
     stand_in = next(
-        (s for s in dict.fromkeys(ranked) if s != chair and not round_.seats[s].unavailable()),
+        (s for s in dict.fromkeys(ranked) if s != chair and round_.can_answer(s)),
         None,
     )
     if stand_in is None:

@@ -88,6 +88,18 @@ class Round:
             )
         )
 
+    def seat(self, name: str) -> Seat:
+        """The seat called `name` now; one removed while the round runs fails what it is
+        asked from then on."""
+        try:
+            return self.seats[name]
+        except KeyError:
+            raise SeatFailure("the seat was removed") from None
+
+    def can_answer(self, name: str) -> bool:
+        seat = self.seats.get(name)
+        return seat is not None and not seat.unavailable()
+
     def note(self, text: str) -> None:
         self.notes.append(text)
         self.emit(EventType.NOTE, text=text)
@@ -118,7 +130,6 @@ class Round:
     ) -> StageOutput:
         """Ask one seat; `annotate` adds what the stage reads from the answer (a review's parsed
         ranking, a vote's extracted answer) before the output is stored and announced."""
-        seat = self.seats[seat_name]
         output = StageOutput(
             stage, seat_name, "", OutputStatus.DONE, layer=layer, started_at=stamp()
         )
@@ -132,6 +143,7 @@ class Round:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.options.stage_timeout):
+                seat = self.seat(seat_name)
                 messages = await self.messages_for(seat, prompt)
                 completion = await seat.complete(messages, self.options.sampling, on_delta)
             output.content, output.usage = completion.text, completion.usage
@@ -205,9 +217,9 @@ class Round:
         shortened, if need be, so that it fits the seat's context with room left to answer:
         the prompt's own words are counted as they are, and every text gets an equal share of
         what is left."""
-        seat = self.seats[seat_name]
+        seat = self.seats.get(seat_name)
         whole = render(texts)
-        if seat.ctx_size is None or not texts or seat.unavailable():
+        if seat is None or seat.ctx_size is None or not texts or seat.unavailable():
             return whole
         room = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
         if token_bound([whole], 0) <= room:
