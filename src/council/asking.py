@@ -47,10 +47,10 @@ async def ask_council(
             conversation = conversations.resolve_id(db, conversation)
     renderer = TerminalRenderer(write, tty=sys.stdout.isatty() and not as_json)
     async with hub_for(folder, llama_server) as hub:
-        conversation_id = conversation or await hub.create_conversation()
         chosen = {key: value for key, value in options.items() if value is not None}
-        message_id = ""
-        async for event in hub.ask(conversation_id, question, chosen):
+        conversation_id, message_id = conversation or "", ""
+        async for event in hub.ask(conversation, question, chosen):
+            conversation_id = event.data.get("conversation_id", conversation_id)
             message_id = event.data.get("message_id", message_id)
             if not as_json:
                 renderer(event)

@@ -31,21 +31,20 @@ class HubClient:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def create_conversation(self, title: str = "") -> str:
-        response = await self._request("POST", "/api/conversations", json={"title": title})
-        return str(response.json()["id"])
-
     async def conversation(self, conversation_id: str) -> dict[str, Any]:
         response = await self._request("GET", f"/api/conversations/{conversation_id}")
         result: dict[str, Any] = response.json()
         return result
 
     async def ask(
-        self, conversation_id: str, question: str, options: dict[str, Any]
+        self, conversation_id: str | None, question: str, options: dict[str, Any]
     ) -> AsyncIterator[Event]:
-        """The round's events as they stream; leaving early stops the round on the hub."""
+        """The round's events as they stream; leaving early stops the round on the hub. With
+        no conversation, the hub makes one if it accepts the question (every event names it)."""
         body = {"question": question, **options}
-        path = f"/api/conversations/{conversation_id}/messages"
+        path = (
+            f"/api/conversations/{conversation_id}/messages" if conversation_id else "/api/messages"
+        )
         with map_transport_errors(self.url):
             async with self._client.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:

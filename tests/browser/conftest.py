@@ -35,14 +35,17 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def new_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
-    """A fresh page in a fresh context; any console error or page error fails the test."""
+def new_page(
+    browser: Browser, expected: tuple[str, ...] = (), **context_options: Any
+) -> Iterator[Page]:
+    """A fresh page in a fresh context; any console error or page error fails the test, except
+    those containing one of the `expected` texts (a refusal the test asks for)."""
     context = browser.new_context(accept_downloads=True, **context_options)
     page = context.new_page()
     errors: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
+        if message.type == "error" and not any(text in message.text for text in expected):
             errors.append(message.text)
 
     page.on("console", on_console)

@@ -93,6 +93,26 @@ def test_a_follow_up_stays_in_the_conversation_and_is_there_after_a_reload(
     expect(page.locator(".round").first.locator(".review")).to_have_count(3)
 
 
+def test_a_question_the_hub_refuses_says_why_and_leaves_no_conversation(
+    start_hub: StartHub, browser: Browser
+) -> None:
+    hub = start_hub()
+    hub.wait_ok()
+    refused = ("status of 404",)  # the refusal itself, in the console
+    with cloud_seat() as cloud, new_page(browser, refused) as page:
+        seat = {"name": "cloud", "url": url_of(cloud), "model": "m", "token": cloud.token}
+        assert httpx.post(f"{hub.url}/api/seats", json=seat).status_code == 201
+        open_hub(page, hub)
+        page.locator("#chair").select_option("cloud")
+        # The seat goes away behind the page's back, so the hub refuses the chair.
+        assert httpx.delete(f"{hub.url}/api/seats/cloud").status_code == 204
+        ask(page, "Who chairs?")
+        expect(page.locator("#composer-error")).to_contain_text("cloud")
+        expect(page.locator(".round")).to_have_count(0)
+        expect(page.locator(".conversation")).to_have_count(0)
+    assert httpx.get(f"{hub.url}/api/conversations").json()["conversations"] == []
+
+
 def long_answers(folder: DataFolder) -> None:
     write_demo_model(folder.models / "slow.gguf", seed=21, context_length=65536)
     save_config(

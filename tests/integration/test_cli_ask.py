@@ -95,6 +95,15 @@ def test_ask_with_bad_input_is_one_line_and_a_failure(
     missing = council(engine_binary, "export", "abcdef12")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "Error: no conversation 'abcdef12'"
+    refused = [
+        ("--chair", "nobody"),
+        ("--extractor", "bogus", "--mode", "vote"),
+        ("--extractor", "regex:(", "--mode", "vote"),
+    ]
+    for options in refused:
+        assert council(engine_binary, "ask", "hi", *options).returncode == 1, options
+    # Nothing is stored for a refused question: no empty conversation in the history.
+    assert json.loads(council(engine_binary, "history", "--json").stdout) == []
 
 
 def test_ask_against_a_hub_killed_mid_round_prints_one_line_and_fails(

@@ -153,6 +153,24 @@ def test_seats_and_defaults_can_be_read_and_the_chair_set(hub: HubProcess) -> No
     assert bad.status_code == 404
 
 
+def test_a_question_without_a_conversation_gets_one_only_when_it_is_accepted(
+    hub: HubProcess,
+) -> None:
+    for body in ({"question": "hi", "chair": "nobody"}, {"question": "  "}, {"question": 3}):
+        refused = httpx.post(f"{hub.url}/api/messages", json=body)
+        assert 400 <= refused.status_code < 500, body
+    assert httpx.get(f"{hub.url}/api/conversations").json()["conversations"] == []
+    with httpx.stream(
+        "POST", f"{hub.url}/api/messages", json={"question": "Name a river.", "max_tokens": 4}
+    ) as response:
+        assert response.status_code == 200
+        conversation = response.headers["x-council-conversation"]
+        events = list(response.iter_lines())
+    assert any(line.startswith("event: done") for line in events)
+    (listed,) = httpx.get(f"{hub.url}/api/conversations").json()["conversations"]
+    assert (listed["id"], listed["title"]) == (conversation, "Name a river.")
+
+
 def test_the_defaults_say_their_ranges_and_what_get_answers_can_be_put_back(
     hub: HubProcess,
 ) -> None:

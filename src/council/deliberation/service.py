@@ -72,12 +72,16 @@ class CouncilService:
         """The request's choices over the defaults, validated; unknown names are a clear 4xx."""
         return round_options(self._defaults(), request, list(self._seats()))
 
-    def start(self, conversation_id: str, question: str, options: RoundOptions) -> RunHandle:
+    def start(self, conversation_id: str | None, question: str, options: RoundOptions) -> RunHandle:
+        """Start a round on `question` in a conversation, or (`None`) in a new one, which is
+        made only once the question is accepted: a refused question stores nothing."""
         question = question.strip()
         if not question:
             raise BadRequest("the question is empty")
         if len(question) > MAX_QUESTION:
             raise BadRequest(f"the question is longer than {MAX_QUESTION} characters")
+        if conversation_id is None:
+            conversation_id = store.create_conversation(self.db, "")
         history = store.history(self.db, conversation_id)
         message_id = store.start_message(
             self.db, conversation_id, question, options.mode.value, options.to_dict()

@@ -132,13 +132,22 @@ class Api:
         return JSONResponse(store.get_conversation(self.db, conversation_id), status_code=201)
 
     async def ask(self, request: Request) -> Response:
-        """Run a council round on a question; the response is its SSE event stream."""
+        """Run a council round on a question in this conversation; the response is its SSE
+        event stream."""
         conversation_id = request.path_params["id"]
+        store.require_conversation(self.db, conversation_id)  # 404 before anything starts
+        return await self._round(request, conversation_id)
+
+    async def ask_new(self, request: Request) -> Response:
+        """Run a council round on a question in a new conversation, made only once the question
+        and its options are accepted (`x-council-conversation` names it; so does every event)."""
+        return await self._round(request, None)
+
+    async def _round(self, request: Request, conversation_id: str | None) -> Response:
         body = await read_json(request)
         question = body.get("question")
         if not isinstance(question, str):
             raise BadRequest("'question' must be a string")
-        store.require_conversation(self.db, conversation_id)  # 404 before anything starts
         handle = self.ctx.council.start(conversation_id, question, self.ctx.council.options(body))
         return StreamingResponse(
             _sse(handle, request),
@@ -147,6 +156,7 @@ class Api:
                 "cache-control": "no-store",
                 "x-accel-buffering": "no",
                 "x-council-message": handle.message_id,
+                "x-council-conversation": handle.conversation_id,
             },
         )
 
@@ -276,6 +286,7 @@ class Api:
             Route("/api/conversations/{id}", self.delete_conversation, methods=["DELETE"]),
             Route("/api/conversations/{id}/export", self.export_conversation, methods=["GET"]),
             Route("/api/conversations/{id}/messages", self.ask, methods=["POST"]),
+            Route("/api/messages", self.ask_new, methods=["POST"]),
             Route("/api/messages/{id}/stop", self.stop, methods=["POST"]),
             Route("/api/seats", self.list_seats, methods=["GET"]),
             Route("/api/seats", self.add_seat, methods=["POST"]),

@@ -26,8 +26,11 @@ export async function api(method, path, body) {
 
 // POST a question; calls onEvent(type, data) for each event until the round ends.
 // Returns the message id as soon as the hub names it (a header), for the stop button.
-export async function streamRound(conversationId, body, onEvent, onMessageId, signal) {
-  const response = await fetch(`/api/conversations/${conversationId}/messages`, {
+// A round's events as they stream. With no conversation id the hub starts a new conversation,
+// made only if it accepts the question; onStarted hears the message's and conversation's ids.
+export async function streamRound(conversationId, body, onEvent, onStarted, signal) {
+  const url = conversationId ? `/api/conversations/${conversationId}/messages` : "/api/messages";
+  const response = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
     body: JSON.stringify(body),
@@ -37,6 +40,6 @@ export async function streamRound(conversationId, body, onEvent, onMessageId, si
     const data = await response.json().catch(() => null);
     throw new ApiError(response.status, data?.error?.message || `HTTP ${response.status}`);
   }
-  onMessageId(response.headers.get("x-council-message"));
+  onStarted(response.headers.get("x-council-message"), response.headers.get("x-council-conversation"));
   for await (const [type, data] of serverEvents(response.body)) onEvent(type, data);
 }

@@ -120,21 +120,19 @@ async function ask(event) {
   if (!seats.length) return showComposerError("Choose at least one seat.");
   const body = { question, mode: $("mode").value, seats, chair: $("chair").value || undefined };
   try {
-    if (!state.conversation) {
-      state.conversation = await api("POST", "/api/conversations", {});
-      $("thread").replaceChildren();
-    }
+    if (!state.conversation) $("thread").replaceChildren();
     const view = new RoundView(question, { mode: body.mode, seats, chair: body.chair, labels: seatLabels() });
     $("thread").append(view.element);
     view.element.scrollIntoView({ block: "start", behavior: "smooth" });
     $("question").value = "";
     setRunning({ view, controller: new AbortController(), messageId: null });
     await streamRound(
-      state.conversation.id,
+      state.conversation?.id,
       body,
       (type, data) => view.handle(type, data),
-      (id) => {
-        state.running.messageId = id;
+      (messageId, conversationId) => {
+        state.running.messageId = messageId;
+        state.conversation = state.conversation || { id: conversationId };
       },
       state.running.controller.signal,
     );
