@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,10 @@ def reports_errors(function: F) -> F:
             return function(*args, **kwargs)
         except CouncilError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:  # a damaged or full store found after it was opened
+            from council.store.db import store_error
+
+            raise click.ClickException(str(store_error(exc))) from None
 
     return wrapper  # type: ignore[return-value]
 

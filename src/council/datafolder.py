@@ -22,6 +22,8 @@ from typing import BinaryIO
 from council.errors import DataFolderError
 from council.settings import ENV_DATA, Environment, data_choice
 
+WRITE_PROBE = 64 * 1024  # bytes the start-up check writes: more than a stick with no room has
+
 PORTABLE_NAME = "council-data"
 SUBFOLDERS = ("models", "engines", "logs", "tls")
 
@@ -82,10 +84,13 @@ class DataFolder:
 
     def _check_writable(self) -> None:
         # os.access() lies for root and for read-only mounts; a real write is the only honest test.
+        # Real bytes: an empty file needs no free block, so a full stick would pass.
         probe = self.root / f".write-test-{secrets.token_hex(4)}"
         try:
-            probe.write_bytes(b"")
-            probe.unlink()
+            try:
+                probe.write_bytes(secrets.token_bytes(WRITE_PROBE))
+            finally:
+                probe.unlink(missing_ok=True)
         except OSError as exc:
             raise DataFolderError(
                 f"data folder {self.root} is not writable ({exc.strerror or exc}): "

@@ -1,8 +1,12 @@
-"""The embedded default: what `council up` seats when config.toml names no seats.
+"""The embedded default: what `council up` seats when there is no config.toml yet.
 
 A stick with real models gets one seat per valid model. A stick with none gets three demo seats
 on generated random-weight models with different seeds, so the whole product runs end to end
 out of the box, clearly labelled as noise, with a banner saying how to add real models.
+
+Only a missing config.toml is written this way. One that exists but lists no seats is
+reported and left alone: a file cut short (a stick pulled out mid-write, an empty file) must
+not be "repaired" by replacing the user's seats with the defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import replace
 
 from council.config import HubConfig, SeatConfig, load_config, save_config
 from council.datafolder import DataFolder
+from council.errors import ConfigError
 from council.models.catalog import scan
 
 DEMO_SEATS = (("demo-1", 1), ("demo-2", 2), ("demo-3", 3))
@@ -25,19 +30,30 @@ def demo_model_path(name: str) -> str:
     return f"{DEMO_FOLDER}/{name}.gguf"
 
 
+def demo_seats() -> tuple[SeatConfig, ...]:
+    return tuple(SeatConfig(name=name, model=demo_model_path(name)) for name, _ in DEMO_SEATS)
+
+
 def ensure_seats(folder: DataFolder) -> HubConfig:
-    """Return the hub config, creating the default seats (and demo models) if there are none."""
+    """Return the hub config; with no config.toml, write one with the default seats (and make
+    any demo models they need)."""
+    path = folder.config_file
     config = load_config(folder)
     if config.seats:
         _ensure_demo_models(folder, config.seats)
         return config
+    if path.exists():
+        raise ConfigError(
+            f"{path} lists no [[seats]] (was it cut short?): add a [[seats]] table, or move the "
+            "file aside and council writes one with the default seats"
+        )
     real = [model for model in scan(folder.models) if model.valid and not model.demo]
     if real:
         seats = tuple(
             SeatConfig(name=seat_name_for(model.path), model=model.path) for model in real
         )
     else:
-        seats = tuple(SeatConfig(name=name, model=demo_model_path(name)) for name, _ in DEMO_SEATS)
+        seats = demo_seats()
     config = replace(config, seats=seats)
     _ensure_demo_models(folder, seats)
     save_config(folder, config)

@@ -3,6 +3,7 @@
     CouncilError                 500 anything council reports as one clear line
     ├── DataFolderError          503 the data folder is missing, not a folder, or read-only
     ├── ConfigError              500 config.toml cannot be read or says something impossible
+    ├── StoreError               503 council.db cannot be read or written (damaged, full, read-only)
     ├── EngineError              503
     │   ├── EngineNotFound       503 no llama-server binary could be resolved
     │   └── EngineBuildError     503 fetching, checking, compiling or self-testing llama.cpp failed
@@ -47,6 +48,10 @@ class DataFolderError(CouncilError):
 
 class ConfigError(CouncilError):
     pass
+
+
+class StoreError(CouncilError):
+    status = 503
 
 
 class EngineError(CouncilError):

@@ -126,10 +126,12 @@ class Hub:
         folder.prepare()
         self._lock = HubLock(folder)
         left_behind = self._lock.acquire()
+        db = None
         try:
             configure_logging(folder.logs, terminal=self.options.terminal_log)
             if stopped := orphans.reap(left_behind):
                 log.warning("stopped engines a previous council left running: %s", stopped)
+            db = store.connect(folder.database)  # a damaged store is said before anything starts
             config = ensure_seats(folder)
             check_round_defaults(folder, config)
             settings = Settings.resolve(self.options, env, config)
@@ -138,10 +140,11 @@ class Hub:
             fleet.check_memory()
             listener = bind_listener(self.options.host, settings.port)
             lan = self._open_lan(folder) if self.options.lan else None
-            db = store.connect(folder.database)
             if interrupted := conversations.mark_interrupted(db):
                 log.warning("%d answer(s) were interrupted when the last hub stopped", interrupted)
         except BaseException:
+            if db is not None:
+                db.close()
             self._lock.release()
             raise
         self._announce(folder, config, binary)

@@ -18,6 +18,7 @@ import pytest
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
+from council.defaults import demo_seats
 from council.models.demo import write_demo_model
 from tests.hubs import HubProcess, engine_endpoint, gone
 
@@ -185,7 +186,7 @@ def test_a_busy_default_port_picks_another(start_hub: StartHub, isolated_data: D
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        save_config(isolated_data, HubConfig(port=taken))
+        save_config(isolated_data, HubConfig(port=taken, seats=demo_seats()))
         hub = start_hub(default_port=True)
         assert hub.url.startswith("http://127.0.0.1:")
         assert hub.url != f"http://127.0.0.1:{taken}"

@@ -16,8 +16,11 @@ import openai
 import pytest
 from cryptography import x509
 
+from council.config import HubConfig, save_config
 from council.datafolder import DataFolder
+from council.defaults import demo_seats
 from council.security import pairing
+from council.settings import DeviceLimits
 from council.store import db as store
 from tests.hubs import HubProcess, engine_endpoint, free_port
 from tests.hubs import run_council as council
@@ -265,7 +268,8 @@ def test_revoking_a_device_ends_its_open_council_stream_and_the_sdk_raises(
 def test_over_its_limits_a_device_gets_429_with_retry_after(
     start_hub: StartHub, isolated_data: DataFolder
 ) -> None:
-    isolated_data.config_file.write_text("[devices]\nmax_streams = 1\nrequests_per_minute = 4\n")
+    limits = DeviceLimits(max_streams=1, requests_per_minute=4)
+    save_config(isolated_data, HubConfig(seats=demo_seats(), devices=limits))
     port = free_port()
     hub = start_hub(None, "--lan", "--lan-host", "127.0.0.1", "--lan-port", str(port))
     hub.wait_ok()

@@ -6,6 +6,7 @@ import pytest
 
 from council.config import HubConfig, SeatConfig, load_config, save_config
 from council.datafolder import DataFolder
+from council.defaults import ensure_seats
 from council.errors import ConfigError
 
 
@@ -170,3 +171,25 @@ def test_a_config_file_broken_since_the_hub_started_is_not_overwritten(
     with pytest.raises(ConfigError, match="is not valid TOML"):
         save_config(isolated_data, HubConfig())
     assert isolated_data.config_file.read_text() == "[council\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "\n", 'port = 8710\n\n[council]\nmode = "synthesize"\n'],
+    ids=["empty", "blank", "cut-before-the-seats"],
+)
+def test_a_config_toml_without_seats_is_reported_and_never_rewritten(
+    isolated_data: DataFolder, text: str
+) -> None:
+    isolated_data.config_file.write_text(text)
+    with pytest.raises(ConfigError, match=r"lists no \[\[seats\]\] \(was it cut short\?\)"):
+        ensure_seats(isolated_data)
+    assert isolated_data.config_file.read_text() == text
+
+
+def test_only_a_missing_config_toml_is_written_with_the_default_seats(
+    isolated_data: DataFolder,
+) -> None:
+    config = ensure_seats(isolated_data)
+    assert [seat.name for seat in config.seats] == ["demo-1", "demo-2", "demo-3"]
+    assert load_config(isolated_data).seats == config.seats

@@ -4,6 +4,10 @@ On Linux the kernel already kills engines when council dies (PR_SET_PDEATHSIG); 
 `kill -9` of council can leave them running, holding RAM and a loopback port. A PID alone could
 have been reused by an unrelated program, so an engine is only stopped when its PID, its start
 time and its name all match what was recorded.
+
+An engine that already died but was never reaped (a zombie: its parent was killed and the
+process that inherited it, often a container's PID 1, does not wait for children) is gone: it
+holds no memory or port, cannot be stopped, and is neither reported nor waited on.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def reap(recorded: list[dict[str, object]], timeout: float = 5.0) -> list[int]:
             continue
         with contextlib.suppress(psutil.Error):
             process = psutil.Process(pid)
-            if process.create_time() == created and ENGINE_NAME in process.name():
+            if _is_recorded_engine(process, created):
                 process.terminate()
                 found.append(process)
     _, alive = psutil.wait_procs(found, timeout=timeout)
@@ -39,3 +43,9 @@ def reap(recorded: list[dict[str, object]], timeout: float = 5.0) -> list[int]:
         with contextlib.suppress(psutil.Error):
             process.kill()
     return [process.pid for process in found]
+
+
+def _is_recorded_engine(process: psutil.Process, created: float) -> bool:
+    if process.status() == psutil.STATUS_ZOMBIE:
+        return False
+    return process.create_time() == created and ENGINE_NAME in process.name()

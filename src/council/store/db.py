@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from council.errors import NotFound
+from council.errors import NotFound, StoreError
 from council.timestamps import SQL_NOW, stamp
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -160,12 +160,34 @@ def m004_model_digests(db: sqlite3.Connection) -> None:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA foreign_keys=ON")
-    migrate(db)
+    """Open (creating or upgrading) the store; a file SQLite cannot use is a `StoreError`
+    that says what to do, and is never modified."""
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+    except sqlite3.Error as exc:
+        raise store_error(exc, path) from None
     return db
+
+
+def store_error(exc: sqlite3.Error, path: Path | None = None) -> StoreError:
+    """An SQLite error in words a person can act on."""
+    name = str(path) if path is not None else "council.db in the data folder"
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        aside = f"mv {path} {path}.damaged" if path is not None else "move it aside"
+        return StoreError(
+            f"{name} is damaged ({text}): council leaves it as it is; move it aside "
+            f"({aside}) and council starts an empty one"
+        )
+    if "full" in text:
+        return StoreError(f"the stick is full: council cannot write {name}; free some space")
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"the stick is read-only: council cannot write {name}")
+    return StoreError(f"cannot use {name}: {text}")
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
