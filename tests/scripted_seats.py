@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from council.deliberation.seats import Completion, Message, OnDelta, Sampling
+from council.deliberation.seats import Completion, Message, OnDelta, Sampling, TemplateCost
 from council.types import Usage
 
 
@@ -34,3 +34,6 @@ class PausingSeat:
 
     async def count_tokens(self, text: str) -> int | None:
         return len(text) // 2
+
+    async def template_cost(self) -> TemplateCost | None:
+        return TemplateCost(fixed=8, per_message=4)

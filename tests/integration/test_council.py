@@ -94,6 +94,26 @@ def test_a_follow_up_question_carries_the_history(hub: HubProcess) -> None:
         assert tokens > alone[seat] + 20
 
 
+def test_a_long_conversation_drops_its_oldest_exchanges_instead_of_overflowing(
+    hub: HubProcess,
+) -> None:
+    """The demo model's chat template costs 32 tokens a message, not the 4 once assumed: the
+    hub measures it, so the sixth follow-up of 128-token answers still fits 2048 tokens."""
+    conversation = new_conversation(hub)
+    notes: list[str] = []
+    for turn in range(12):
+        events = ask_round(
+            hub, conversation, f"Follow-up number {turn}, please?", seats=["demo-1"], max_tokens=128
+        )
+        assert final(events)["status"] == "done", events[-3:]
+        notes += [data["text"] for kind, data in events if kind == "note"]
+    assert any("demo-1: left out the" in note and "2048-token context" in note for note in notes)
+    for message in stored(hub, conversation)["messages"]:
+        (answer,) = [o for o in message["outputs"] if o["stage"] == "answer"]
+        assert answer["status"] == "done", answer["error"]
+        assert answer["prompt_tokens"] + 128 <= 2048
+
+
 def test_a_mixture_of_agents_round_runs_its_layers_then_the_aggregator(hub: HubProcess) -> None:
     conversation = new_conversation(hub)
     events = ask_round(

@@ -23,7 +23,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.deliberation.seats import Completion, Message, OnDelta, Sampling, SeatFailure
+from council.deliberation.seats import (
+    Completion,
+    Message,
+    OnDelta,
+    Sampling,
+    SeatFailure,
+    TemplateCost,
+)
 from council.engine.tokenizer import Tokenizer
 from council.types import Usage
 
@@ -101,6 +108,9 @@ class BrowserSeat:
         # The tab's own model, tokenized beside the hub's engine: wllama has no tokenize call,
         # and a round trip to a busy tab would wait behind its answer.
         return await self.tokenizer.count(text) if self.tokenizer is not None else None
+
+    async def template_cost(self) -> TemplateCost | None:
+        return None  # llama-tokenize cannot render a chat template: fitting guesses
 
     def deliver(self, task_id: str, update: dict[str, Any]) -> bool:
         """Apply one batch from the tab: `deltas` (strings, in order), then optionally `done`

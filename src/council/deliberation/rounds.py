@@ -17,13 +17,21 @@ from typing import Any
 
 from council.deliberation.events import Emit, Event, EventType
 from council.deliberation.prompts import history_messages
-from council.deliberation.seats import Message, Sampling, Seat, SeatFailure
+from council.deliberation.seats import (
+    GUESSED_TEMPLATE,
+    Message,
+    Sampling,
+    Seat,
+    SeatFailure,
+    TemplateCost,
+)
 from council.store import conversations as store
 from council.timestamps import stamp
 from council.types import Mode, OutputStatus, Stage, StageOutput
 
-# Room kept for the chat template's own tokens when history is trimmed to a seat's context.
-TEMPLATE_MARGIN = 64
+# Room kept beyond the chat template's measured cost: a text counted on its own can take a
+# token or two more or less inside the rendered conversation.
+TEMPLATE_MARGIN = 16
 SHORTENED = " […shortened to fit this seat's context]"
 LEFT_OUT = "[…]"  # an answer that had no room at all
 
@@ -178,25 +186,27 @@ class Round:
             self.emit(EventType.SEAT_ERROR, **payload)
 
     async def messages_for(self, seat: Seat, prompt: str) -> list[Message]:
-        """History plus this stage's prompt, oldest turns dropped until it fits the seat."""
+        """History plus this stage's prompt, oldest turns dropped until it fits the seat: each
+        message costs its words plus what the seat's chat template adds to it."""
         if reason := seat.unavailable():
             raise SeatFailure(reason)
         history = history_messages(self.history)
         current: Message = {"role": "user", "content": prompt}
         if seat.ctx_size is None or not history:
             return [*history, current]
-        budget = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
-        if token_bound([prompt, *(m["content"] for m in history)], len(history)) <= budget:
-            return [
-                *history,
-                current,
-            ]  # fits even at the worst a tokenizer can do: nothing to count
-        used = await self._tokens(seat, prompt)
+        template = await self._template(seat)
+        budget = seat.ctx_size - self.options.sampling.max_tokens - template.fixed
+        budget -= TEMPLATE_MARGIN
+        words = token_bound([prompt, *(m["content"] for m in history)])
+        if words + template.per_message * (len(history) + 1) <= budget:
+            return [*history, current]  # fits even at the worst a tokenizer can do
+        used = await self._tokens(seat, prompt) + template.per_message
         kept: list[Message] = []
         # Walk back from the newest turn pair; a pair is kept whole or not at all.
         for index in range(len(history) - 2, -1, -2):
             pair = history[index : index + 2]
-            cost = sum([await self._tokens(seat, message["content"]) for message in pair]) + 8
+            cost = sum([await self._tokens(seat, message["content"]) for message in pair])
+            cost += template.per_message * len(pair)
             if used + cost > budget:
                 break
             used += cost
@@ -221,8 +231,9 @@ class Round:
         whole = render(texts)
         if seat is None or seat.ctx_size is None or not texts or seat.unavailable():
             return whole
-        room = seat.ctx_size - self.options.sampling.max_tokens - TEMPLATE_MARGIN
-        if token_bound([whole], 0) <= room:
+        template = await self._template(seat)
+        room = seat.ctx_size - self.options.sampling.max_tokens - template.of(1) - TEMPLATE_MARGIN
+        if token_bound([whole]) <= room:
             return whole  # fits even at the worst a tokenizer can do: nothing to count
         frame = await self._tokens(seat, render([""] * len(texts)))
         counts = [await self._tokens(seat, text) for text in texts]
@@ -253,16 +264,20 @@ class Round:
         key = (seat.name, text)
         if key not in self._token_counts:
             counted = await seat.count_tokens(text)
-            self._token_counts[key] = token_bound([text], 0) if counted is None else counted
+            self._token_counts[key] = token_bound([text]) if counted is None else counted
         return self._token_counts[key]
 
+    async def _template(self, seat: Seat) -> TemplateCost:
+        """What `seat`'s chat template costs; where it cannot say, a guess above any measured."""
+        return await seat.template_cost() or GUESSED_TEMPLATE
 
-def token_bound(texts: Sequence[str], messages: int) -> int:
+
+def token_bound(texts: Sequence[str]) -> int:
     """The most tokens `texts` can be, with no tokenizer at hand: one per byte (what byte
     fallback gives at worst), plus two per space (SentencePiece writes a space as the 3-byte
-    "▁", which a vocabulary of bytes alone spells in three tokens), plus a few template tokens
-    per message."""
-    return sum(len(text.encode()) + 2 * text.count(" ") for text in texts) + 8 * messages
+    "▁", which a vocabulary of bytes alone spells in three tokens). The chat template's own
+    tokens are not in it: they are the seat's `template_cost()`."""
+    return sum(len(text.encode()) + 2 * text.count(" ") for text in texts)
 
 
 def done(outputs: Sequence[StageOutput]) -> list[StageOutput]:

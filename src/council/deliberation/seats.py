@@ -39,6 +39,25 @@ class Sampling:
     seed: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateCost:
+    """The tokens a seat's chat template adds around a conversation's own words: `fixed` once
+    (BOS, a default system prompt, the assistant header it ends with) and `per_message` for
+    each turn. They differ by far between models: a ChatML template costs about 5 a message in
+    a real vocabulary and 32 in the demo models' vocabulary of bytes."""
+
+    fixed: int
+    per_message: int
+
+    def of(self, messages: int) -> int:
+        return self.fixed + self.per_message * messages
+
+
+# Where a seat cannot measure its template (a browser tab, a cloud endpoint): more than the
+# templates measured so far cost, so that what is fitted by it fits.
+GUESSED_TEMPLATE = TemplateCost(fixed=64, per_message=32)
+
+
 @dataclass(slots=True)
 class Completion:
     text: str
@@ -62,6 +81,10 @@ class Seat(Protocol):
     ) -> Completion: ...
 
     async def count_tokens(self, text: str) -> int | None: ...
+
+    async def template_cost(self) -> TemplateCost | None:
+        """What the seat's chat template costs, measured; None when it cannot say."""
+        ...
 
 
 Target = Callable[[], Endpoint]  # where the seat answers now; raises SeatError when it cannot
@@ -88,6 +111,7 @@ class HttpSeat:
         self._model = model or name
         self._ctx_size = ctx_size
         self._tokenize = tokenize  # llama-server's /tokenize; other endpoints have none
+        self._template: TemplateCost | None = None  # measured once: the model does not change
 
     @property
     def ctx_size(self) -> int | None:
@@ -164,6 +188,45 @@ class HttpSeat:
             response.raise_for_status()
             return len(response.json()["tokens"])
         except (httpx.HTTPError, KeyError, ValueError):
+            return None
+
+    async def template_cost(self) -> TemplateCost | None:
+        """Measured on llama-server: one turn and three turns of one-token words, rendered by
+        the model's own template (`/apply-template`) and tokenized as a completion's prompt is
+        (with BOS). Each message's word is counted in `per_message`: a token of margin."""
+        if not self._tokenize:
+            return None
+        if self._template is None:
+            turns = [{"role": role, "content": "x"} for role in ("user", "assistant", "user")]
+            one, three = (
+                await self._templated_tokens(turns[:1]),
+                await self._templated_tokens(turns),
+            )
+            if one is None or three is None or three <= one:
+                return None  # not now (the engine restarting); measured on a later round
+            per_message = -(-(three - one) // 2)
+            self._template = TemplateCost(max(0, one - per_message), per_message)
+        return self._template
+
+    async def _templated_tokens(self, messages: list[Message]) -> int | None:
+        base_url, key = self._resolve()
+        try:
+            rendered = await self._client.post(
+                f"{base_url}/apply-template",
+                json={"messages": messages},
+                headers=_auth(key),
+                timeout=30,
+            )
+            rendered.raise_for_status()
+            response = await self._client.post(
+                f"{base_url}/tokenize",
+                json={"content": rendered.json()["prompt"], "add_special": True},
+                headers=_auth(key),
+                timeout=30,
+            )
+            response.raise_for_status()
+            return len(response.json()["tokens"])
+        except (httpx.HTTPError, KeyError, TypeError, ValueError):
             return None
 
     def _resolve(self) -> Endpoint:
