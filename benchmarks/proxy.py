@@ -231,9 +231,9 @@ def main() -> None:
         seat = SeatConfig(
             SEAT,
             f"{SEAT}.gguf",
-            ctx_size=slots * (args.max_tokens + 128),
+            ctx_size=args.max_tokens + 128,
             threads=args.engine_threads,
-            extra_args=("--parallel", str(slots)),
+            slots=slots,
         )
         save_config(folder, HubConfig(seats=(seat,)))
         with running_hub(folder.root) as hub:

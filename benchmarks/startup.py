@@ -64,7 +64,7 @@ def time_direct(binary: Path, models: list[Path], threads: int) -> float:
             Path(os.devnull),
             2048,
             threads,
-            EngineBinary(binary, "benchmark").runtime_args,
+            extra_args=EngineBinary(binary, "benchmark").runtime_args,
         )
         argv = engine_argv(spec, port)  # exactly the command line council gives its engines
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -19,7 +19,15 @@ import tomlkit.exceptions
 from council.atomicfile import atomic_write
 from council.datafolder import DataFolder
 from council.errors import ConfigError
-from council.settings import CONTEXT_SIZE, DEFAULT_PORT, DeviceLimits, RoundDefaults, range_of
+from council.settings import (
+    CONTEXT_SIZE,
+    DEFAULT_PORT,
+    SLOTS,
+    DeviceLimits,
+    RoundDefaults,
+    bounded,
+    range_of,
+)
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -35,6 +43,7 @@ class SeatConfig:
     threads: int = 0  # 0: share the machine's cores between the seats
     enabled: bool = True
     extra_args: tuple[str, ...] = ()
+    slots: int = bounded(SLOTS, 1, 16)  # requests answered at once, each with all of ctx_size
 
     def model_path(self, folder: DataFolder) -> Path:
         return folder.models / self.model

@@ -131,9 +131,9 @@ class Hub:
             configure_logging(folder.logs, terminal=self.options.terminal_log)
             if stopped := orphans.reap(left_behind):
                 log.warning("stopped engines a previous council left running: %s", stopped)
-            db = store.connect(folder.database)  # a damaged store is said before anything starts
             config = ensure_seats(folder)
             check_round_defaults(folder, config)
+            db = store.connect(folder.database)  # a damaged store is said before any engine
             settings = Settings.resolve(self.options, env, config)
             binary = checked_engine(folder, settings.llama_server, self.say)
             fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)

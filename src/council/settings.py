@@ -28,6 +28,10 @@ T = TypeVar("T")
 DEFAULT_PORT = 8710
 DEFAULT_LAN_PORT = 8711  # the HTTPS listener for phones (`council up --lan`)
 CONTEXT_SIZE = 2048  # tokens of context a seat gets unless config.toml says otherwise
+# Requests one engine answers at once, each in its own slot with the seat's whole ctx_size (a
+# KV cache of slots x ctx_size). More wait in the engine's queue: they are never squeezed into
+# a shared cache, where crowding made "context size exceeded" out of prompts that fit.
+SLOTS = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import pytest
 from council.datafolder import DataFolder
 from tests.hubs import HubProcess, engine_endpoint
 from tests.integration.test_council import long_context_seats, slot_busy
+from tests.running import run
 
 StartHub = Callable[..., HubProcess]
 
@@ -144,3 +146,22 @@ def _content(text: str, stream: bool) -> str:
         return str(json.loads(text)["choices"][0]["message"]["content"])
     chunks = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def test_prompts_that_each_fit_still_fit_when_they_arrive_together(hub: HubProcess) -> None:
+    """Three 1.3k-token prompts to one 2048-token seat at once: each gets a slot with the whole
+    context, or waits for one; a shared cache overflowed and failed all three."""
+    prompt = "The council meets at dawn. " * 34  # ~1.3k tokens in the demo's byte vocabulary
+    body = {"model": "demo-1", "messages": [{"role": "user", "content": prompt}], "max_tokens": 16}
+
+    async def together() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=hub.url, timeout=120) as client:
+            asks = [client.post("/v1/chat/completions", json=body) for _ in range(3)]
+            return list(await asyncio.gather(*asks))
+
+    responses = run(together())
+    assert [response.status_code for response in responses] == [200, 200, 200], [
+        response.text[:200] for response in responses
+    ]
+    for response in responses:
+        assert 1000 < response.json()["usage"]["prompt_tokens"] < 1800

@@ -96,6 +96,10 @@ def test_an_unknown_council_key_is_refused_instead_of_ignored(isolated_data: Dat
         ("[council]\ntemperature = 2.5", "[council]: temperature = 2.5 must be from 0 to 2"),
         ("[council]\nlayers = 9", "[council]: layers = 9 must be from 1 to 4"),
         ("[devices]\nmax_streams = 0", "[devices]: max_streams = 0 must be from 1 to 1000"),
+        (
+            '[[seats]]\nname = "a"\nmodel = "a.gguf"\nslots = 0',
+            "seat 'a': slots = 0 must be from 1 to 16",
+        ),
     ],
 )
 def test_a_value_outside_its_settings_range_is_one_line_naming_table_and_key(

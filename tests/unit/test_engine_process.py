@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from council.engine.memory import SeatEstimate, check_fits, estimate
-from council.engine.process import failure_reason
+from council.engine.process import EngineSpec, engine_argv, failure_reason
 from council.errors import InsufficientMemory
 
 LOAD_FAILURE_LOG = """\
@@ -45,6 +47,28 @@ def test_seats_that_do_not_fit_are_named_with_their_numbers() -> None:
     assert "small" in message
     assert "only 2 GB of RAM is available" in message
     assert "KV cache 1.1 GB at ctx 1048576" in message
+
+
+def test_every_slot_has_a_kv_cache_of_the_whole_context() -> None:
+    two = estimate("a", 0, 512, 4096, slots=2)
+    assert two.kv_cache == 2 * 512 * 4096
+    assert "KV cache 4.2 MB at ctx 4096 x 2 slots" in two.describe()
+
+
+def test_an_engine_gets_one_slot_per_request_each_with_the_whole_context(tmp_path: Path) -> None:
+    spec = EngineSpec(
+        "a",
+        tmp_path / "llama-server",
+        tmp_path / "a.gguf",
+        tmp_path / "a.log",
+        ctx_size=2048,
+        threads=1,
+        slots=3,
+    )
+    argv = engine_argv(spec, 9000)
+    assert argv[argv.index("--parallel") + 1] == "3"
+    assert argv[argv.index("--ctx-size") + 1] == str(3 * 2048)
+    assert "--no-kv-unified" in argv
 
 
 def test_the_kv_cache_grows_with_the_context() -> None:

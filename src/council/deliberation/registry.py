@@ -134,10 +134,7 @@ class SeatRegistry(Mapping[str, Seat]):
 
     def _local_entry(self, planned: PlannedSeat) -> Entry:
         name, model = planned.config.name, planned.model
-        trained = model.context_length if model else None
-        # llama-server caps a slot's context at what the model was trained for.
-        configured = planned.config.ctx_size or trained
-        context = min(configured, trained) if configured and trained else configured
+        context = planned.slot_context if model else planned.config.ctx_size or None
         target = functools.partial(self.fleet.target, name)
         seat = HttpSeat(
             name, "local", target, self.fleet.client, model=name, ctx_size=context, tokenize=True

@@ -26,6 +26,7 @@ from council.engine.process import (
 )
 from council.errors import SeatError
 from council.models.catalog import ModelInfo, read_model
+from council.settings import CONTEXT_SIZE
 from council.types import Endpoint
 
 
@@ -38,6 +39,19 @@ class PlannedSeat:
     @property
     def demo(self) -> bool:
         return self.model is not None and self.model.demo
+
+    @property
+    def requested_context(self) -> int:
+        """The context each of the engine's slots is asked for: config.toml's ctx_size, or
+        (0) the model's trained context."""
+        trained = self.model.context_length if self.model else None
+        return self.config.ctx_size or trained or CONTEXT_SIZE
+
+    @property
+    def slot_context(self) -> int:
+        """The context one request gets: llama-server caps a slot at the trained context."""
+        trained = self.model.context_length if self.model else None
+        return min(self.requested_context, trained) if trained else self.requested_context
 
 
 def plan_seats(
@@ -59,7 +73,8 @@ def estimates(planned: Sequence[PlannedSeat]) -> list[SeatEstimate]:
             seat.config.name,
             seat.model.size_bytes if seat.model else 0,
             seat.model.kv_bytes_per_token if seat.model else None,
-            seat.config.ctx_size or (seat.model.context_length or 0 if seat.model else 0),
+            seat.requested_context,
+            seat.config.slots,
         )
         for seat in planned
         if seat.model is not None
@@ -117,7 +132,8 @@ class Fleet:
             binary=self.binary.path,
             model=seat.config.model_path(self.folder),
             log=self.folder.logs / f"{name}.log",
-            ctx_size=seat.config.ctx_size,
+            ctx_size=seat.requested_context,
+            slots=seat.config.slots,
             threads=seat.threads,
             extra_args=(*self.runtime_args, *seat.config.extra_args),
             origin=self.binary.source,

@@ -25,6 +25,7 @@ class SeatEstimate:
     weights: int
     kv_cache: int
     ctx_size: int
+    slots: int = 1
 
     @property
     def total(self) -> int:
@@ -33,15 +34,21 @@ class SeatEstimate:
     def describe(self) -> str:
         return (
             f"{self.seat} {human_size(self.total)} (weights {human_size(self.weights)} + "
-            f"KV cache {human_size(self.kv_cache)} at ctx {self.ctx_size} + "
+            f"KV cache {human_size(self.kv_cache)} at ctx {self.ctx_size}{self._per_slot} + "
             f"{human_size(PROCESS_OVERHEAD)} runtime)"
         )
 
+    @property
+    def _per_slot(self) -> str:
+        return f" x {self.slots} slots" if self.slots > 1 else ""
+
 
 def estimate(
-    seat: str, weights: int, kv_bytes_per_token: int | None, ctx_size: int
+    seat: str, weights: int, kv_bytes_per_token: int | None, ctx_size: int, slots: int = 1
 ) -> SeatEstimate:
-    return SeatEstimate(seat, weights, (kv_bytes_per_token or 0) * ctx_size, ctx_size)
+    """`ctx_size` is per slot: each of the engine's `slots` has a KV cache that size."""
+    kv_cache = (kv_bytes_per_token or 0) * ctx_size * slots
+    return SeatEstimate(seat, weights, kv_cache, ctx_size, slots)
 
 
 def available_memory() -> int:

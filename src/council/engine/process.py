@@ -57,8 +57,9 @@ class EngineSpec:
     binary: Path
     model: Path
     log: Path
-    ctx_size: int
+    ctx_size: int  # per slot
     threads: int
+    slots: int = 1
     extra_args: tuple[str, ...] = ()
     origin: str = "project build"  # where the binary came from: the crash advice depends on it
     memory_estimate: int | None = None  # bytes, to say whether a SIGKILL was for lack of memory
@@ -281,8 +282,13 @@ def engine_argv(spec: EngineSpec, port: int) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        # One slot per concurrent request, each with the whole ctx_size (not a shared cache that
+        # a crowd of prompts overflows); requests beyond the slots wait in the engine's queue.
+        "--parallel",
+        str(spec.slots),
+        "--no-kv-unified",
         "--ctx-size",
-        str(spec.ctx_size),
+        str(spec.ctx_size * spec.slots),
         "--threads",
         str(spec.threads),
         "--alias",
