@@ -31,6 +31,11 @@ from council.engine.crashes import as_signal, describe_exit, is_retried
 
 STARTUP_TIMEOUT = 600.0  # a large model on a slow stick can take minutes to map
 STOP_GRACE = 5.0
+# Liveness of an engine that is up: llama-server answers /health from its HTTP threads even
+# while it generates, so silence means it is hung (stopped, wedged, swapped out), not busy.
+LIVENESS_INTERVAL = 2.0  # seconds between probes
+LIVENESS_TIMEOUT = 4.0  # a probe unanswered this long is a miss
+LIVENESS_MISSES = 3  # misses in a row before the engine is killed and started again
 LOG_LIMIT = 8 * 1024 * 1024  # a stick is small: keep one previous log per seat, not all of them
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 CRASH_WINDOW = 120.0
@@ -46,6 +51,7 @@ _REASON_PATTERNS = (
 class SeatState(enum.StrEnum):
     STARTING = "starting"
     HEALTHY = "healthy"
+    UNRESPONSIVE = "unresponsive"  # up, but not answering /health: takes no prompts
     RESTARTING = "restarting"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -134,11 +140,12 @@ class EngineProcess:
             self._set(SeatState.HEALTHY, None, "healthy", f"answering on port {run.port}")
             self._healthy.set()
             self._settled.set()
-            ended = await self._wait_exit_or_stop(run)
-            if not ended:
+            hung = await self._watch(run, client)
+            if self._stopping.is_set():
                 break
-            reason = self._failure_reason(run, exited=True)
-            if not is_retried(run.process.returncode) or not await self._crashed(reason):
+            reason = hung or self._failure_reason(run, exited=True)
+            retried = hung is not None or is_retried(run.process.returncode)
+            if not retried or not await self._crashed(reason):
                 self._fail(reason)
                 break
         await self._terminate()
@@ -199,14 +206,42 @@ class EngineProcess:
             self._append_log(run, f"no healthy answer within {STARTUP_TIMEOUT:.0f} s")
         return False
 
-    async def _wait_exit_or_stop(self, run: _Run) -> bool:
-        """True when the process exited on its own, False when we were asked to stop."""
+    async def _watch(self, run: _Run, client: httpx.AsyncClient) -> str | None:
+        """Wait while the engine runs, probing its /health; return when it exits or we stop
+        (None), or once it is hung: then it has been killed, and the reason is returned."""
+        url = f"http://127.0.0.1:{run.port}/health"
+        misses = 0
+        while not await self._exited_or_stopped(run, LIVENESS_INTERVAL):
+            try:
+                await client.get(url, timeout=LIVENESS_TIMEOUT)
+            except httpx.HTTPError:
+                misses += 1
+            else:  # any answer is life: the HTTP threads are running
+                if misses and self.state is SeatState.UNRESPONSIVE:
+                    self._set(SeatState.HEALTHY, None, "healthy", "answering again")
+                misses = 0
+                continue
+            if run.process.returncode is not None or self._stopping.is_set():
+                return None
+            silence = f"no answer to /health within {LIVENESS_TIMEOUT:g} s"
+            if misses == 1:
+                self._set(SeatState.UNRESPONSIVE, silence, "unresponsive", silence)
+            if misses >= LIVENESS_MISSES:
+                reason = f"hung: {silence}, {misses} times in a row; killed"
+                _signal_group(run.process, graceful=False)  # a stopped process ignores SIGTERM
+                await run.process.wait()
+                self._append_log(run, reason)
+                return reason
+        return None
+
+    async def _exited_or_stopped(self, run: _Run, timeout: float) -> bool:
+        """Wait up to `timeout` s; True once the process has exited or we were asked to stop."""
         exited = asyncio.ensure_future(run.process.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({exited, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for task in (exited, stopping):
             task.cancel()
-        return not self._stopping.is_set()
+        return run.process.returncode is not None or self._stopping.is_set()
 
     async def _crashed(self, reason: str) -> bool:
         """Record a crash; sleep the backoff and return True if another start is allowed."""
