@@ -59,6 +59,8 @@ def test_engines_that_die_by_sigill_while_loading_are_named_when_council_up_repo
     assert health["status"] == "degraded"
     assert all(s["reason"].startswith("killed by SIGILL") for s in health["seats"])
     deadline = time.monotonic() + 10
-    while "0 of 3 seats healthy" not in hub.text() and time.monotonic() < deadline:
+    # The summary line comes first and each seat's line after it: wait for the last one.
+    while "  seat demo-3 failed: " not in hub.text() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert "0 of 3 seats healthy" in hub.text()
     assert "  seat demo-1 failed: killed by SIGILL: this engine uses CPU instructions" in hub.text()
