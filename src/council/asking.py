@@ -57,8 +57,11 @@ async def ask_council(
             elif event.type == "done":
                 renderer.final = event.data
         if as_json:
-            stored = await hub.conversation(conversation_id)
-            message = next(m for m in stored["messages"] if m["id"] == message_id)
+            if renderer.final.get("saved") is False:  # the stick failed: what the round said
+                message = {"id": message_id, **renderer.final}
+            else:
+                stored = await hub.conversation(conversation_id)
+                message = next(m for m in stored["messages"] if m["id"] == message_id)
             write(json.dumps({"conversation_id": conversation_id, **message}, indent=2) + "\n")
         else:
             write(

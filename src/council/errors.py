@@ -3,7 +3,9 @@
     CouncilError                 500 anything council reports as one clear line
     ├── DataFolderError          503 the data folder is missing, not a folder, or read-only
     ├── ConfigError              500 config.toml cannot be read or says something impossible
-    ├── StoreError               503 council.db cannot be read or written (damaged, full, read-only)
+    ├── StoreError               503 council.db cannot be read or written (damaged, locked, …)
+    │   ├── StickFull            507 the stick has no room left for a write
+    │   └── StickReadOnly        503 the stick (or council.db) turned read-only
     ├── EngineError              503
     │   ├── EngineNotFound       503 no llama-server binary could be resolved
     │   └── EngineBuildError     503 fetching, checking, compiling or self-testing llama.cpp failed
@@ -52,6 +54,15 @@ class ConfigError(CouncilError):
 
 class StoreError(CouncilError):
     status = 503
+
+
+class StickFull(StoreError):
+    status = 507
+    code = "insufficient_storage"
+
+
+class StickReadOnly(StoreError):
+    code = "read_only_storage"
 
 
 class EngineError(CouncilError):
@@ -151,6 +162,7 @@ _CANONICAL: tuple[type[CouncilError], ...] = (
     TooManyRequests,
     NoAnswer,
     SeatError,
+    StickFull,
 )
 _BY_STATUS = {cls.status: cls for cls in _CANONICAL}
 

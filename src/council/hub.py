@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import signal
 import sys
 import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
-from logging.handlers import RotatingFileHandler
+from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from council.server.listeners import (
 from council.settings import DEFAULT_LAN_PORT, Environment, Settings
 from council.store import conversations
 from council.store import db as store
+from council.store.access import Store
 from council.wiring import Ready
 
 if TYPE_CHECKING:
@@ -90,13 +92,15 @@ class Hub:
         """`/api/health`: the engines' overall status and every seat's state. Paired devices
         read it too, so a row holds a seat's state, never a remote seat's URL."""
         if self.ready is None:
-            return {"status": "starting", "seats": []}
+            return {"status": "starting", "seats": [], "stick": None}
         folder, config, fleet = self.ready.folder, self.ready.config, self.ready.fleet
         demo_hint = ADD_MODELS_HINT.format(models=folder.models) if only_demo(config) else None
         # Before wire(), only the engines exist; after it, the registry has every kind.
         rows = self.services.seats.view() if self.services else fleet.seats()
         seats = [{key: row.get(key, HEALTH_ROW[key]) for key in HEALTH_ROW} for row in rows]
-        return {"status": fleet.status(), "seats": seats, "demo_hint": demo_hint}
+        stick = self.ready.db.problem()  # writes failing or hanging: answers may not be kept
+        status = "degraded" if stick else fleet.status()
+        return {"status": status, "seats": seats, "demo_hint": demo_hint, "stick": stick}
 
     def request_shutdown(self) -> None:
         self._stop.set()
@@ -133,19 +137,20 @@ class Hub:
                 log.warning("stopped engines a previous council left running: %s", stopped)
             config = ensure_seats(folder)
             check_round_defaults(folder, config)
-            db = store.connect(folder.database)  # a damaged store is said before any engine
+            db = Store(folder.database)  # a damaged store is said before any engine
             settings = Settings.resolve(self.options, env, config)
             binary = checked_engine(folder, settings.llama_server, self.say)
             fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
             fleet.check_memory()
             listener = bind_listener(self.options.host, settings.port)
             lan = self._open_lan(folder) if self.options.lan else None
-            if interrupted := conversations.mark_interrupted(db):
+            if interrupted := db.submit(conversations.mark_interrupted).result():
                 log.warning("%d answer(s) were interrupted when the last hub stopped", interrupted)
         except BaseException:
             if db is not None:
                 db.close()
             self._lock.release()
+            stop_logging()
             raise
         self._announce(folder, config, binary)
         self.ready = Ready(folder, config, fleet, listener, db, lan, settings)
@@ -199,6 +204,7 @@ class Hub:
         services.model_files.refresh_soon()  # hashes what the cache lacks; /models grows
         if self.options.open_browser and _has_display():
             await asyncio.to_thread(webbrowser.open, self.url)
+        self._background.append(asyncio.create_task(ready.db.watch()))  # recovers a stick
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
         stop = asyncio.create_task(self._stop.wait())
         await asyncio.wait(
@@ -254,9 +260,10 @@ class Hub:
     async def shutdown(self, ready: Ready) -> None:
         self.say("stopping seats…")
         await ready.fleet.stop()  # SIGTERM each engine's process group, SIGKILL after 5 s
-        ready.db.close()  # a clean close checkpoints the WAL
+        await asyncio.to_thread(ready.db.close)  # the queued writes first; checkpoints the WAL
         if self._lock is not None:
             self._lock.release()  # the next hub may start on this folder
+        stop_logging()
         self.say("council stopped")
 
     async def _report_when_settled(self, fleet: Fleet, started: float) -> None:
@@ -273,7 +280,7 @@ class Hub:
         level = logging.WARNING if kind in {"crashed", "failed"} else logging.INFO
         log.log(level, "seat %s %s: %s", seat, kind, message)
         if self.ready is not None:
-            store.record_engine_event(self.ready.db, seat, kind, message)
+            self.ready.db.submit(store.record_engine_event, seat, kind, message)
         if self._lock is not None and self.ready is not None:
             pids = [e.pid for e in self.ready.fleet.engines.values() if e.pid is not None]
             self._lock.record(engines=[item for pid in pids if (item := orphans.describe(pid))])
@@ -292,11 +299,18 @@ def _has_display() -> bool:
     return True
 
 
+_log_writer: QueueListener | None = None
+
+
 def configure_logging(logs: Path, *, terminal: bool = True) -> None:
-    """council's own lines go to logs/council.log and the terminal; libraries stay quiet."""
+    """council's own lines go to logs/council.log and the terminal; libraries stay quiet.
+
+    The lines are written by a thread of their own (the standard library's QueueHandler and
+    QueueListener): a write to a stalled stick must not stop the event loop that logged it."""
+    global _log_writer  # noqa: PLW0603 - one writer thread per process, replaced on restart
     logs.mkdir(parents=True, exist_ok=True)
+    stop_logging()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    log.handlers.clear()
     handlers: list[logging.Handler] = [
         RotatingFileHandler(
             logs / "council.log", maxBytes=4 * 1024 * 1024, backupCount=2, encoding="utf-8"
@@ -306,9 +320,23 @@ def configure_logging(logs: Path, *, terminal: bool = True) -> None:
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
         handler.setFormatter(formatter)
-        log.addHandler(handler)
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _log_writer = QueueListener(lines, *handlers, respect_handler_level=True)
+    _log_writer.start()
+    log.addHandler(QueueHandler(lines))
     log.setLevel(logging.INFO)
     log.propagate = False
+
+
+def stop_logging() -> None:
+    """Write out the lines still queued and close the log file."""
+    global _log_writer  # noqa: PLW0603
+    log.handlers.clear()
+    if _log_writer is not None:
+        _log_writer.stop()
+        for handler in _log_writer.handlers:
+            handler.close()
+        _log_writer = None
 
 
 def check_round_defaults(folder: DataFolder, config: HubConfig) -> None:

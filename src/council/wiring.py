@@ -14,7 +14,6 @@ spawned, so they load while the models do (`council up` answers sooner).
 from __future__ import annotations
 
 import socket
-import sqlite3
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from council.datafolder import DataFolder
 from council.engine.fleet import Fleet
 from council.server.listeners import LanListener
 from council.settings import Settings
+from council.store.access import Store
 
 if TYPE_CHECKING:
     from council.deliberation.registry import SeatRegistry
@@ -45,7 +45,7 @@ class Ready:
     config: HubConfig
     fleet: Fleet
     listener: socket.socket
-    db: sqlite3.Connection
+    db: Store  # council.db, queried off the event loop
     lan: LanListener | None
     settings: Settings  # the command line, the environment and config.toml, resolved once
 
@@ -88,7 +88,8 @@ def wire(ready: Ready, *, lan: bool) -> Services:
         ready.config = config
 
     def paired() -> list[tuple[str, str]]:
-        return [(d.id, d.name) for d in list_devices(ready.db, include_revoked=False)]
+        # Metrics are rendered on a worker thread, which may wait for the reader.
+        return [(d.id, d.name) for d in ready.db.read_now(list_devices, include_revoked=False)]
 
     seats = SeatRegistry(ready.folder, lambda: ready.config, ready.fleet, config_changed)
     council = CouncilService(ready.db, lambda: seats, lambda: ready.config.council)

@@ -20,6 +20,7 @@ from council.server.gate import DeviceSessions
 from council.server.lan import LanContext
 from council.settings import DeviceLimits
 from council.store import devices as store
+from council.store.access import Store
 from council.store.db import connect
 
 LAN_URL = "https://192.168.1.5:8711"
@@ -35,9 +36,10 @@ class Hub:
     """The localhost app with the device routes, as `council up --lan` builds it."""
 
     def __init__(self, folder: DataFolder, lan_url: str | None) -> None:
-        self.db = connect(folder.database)
+        self.served = Store(folder.database)  # what the hub's routes use, off the loop
+        self.db = connect(folder.database)  # the test's own look at the same stick
         self.revoked: list[str] = []
-        self.api = DevicesApi(self.db, folder, lambda: lan_url, self.revoked.append)
+        self.api = DevicesApi(self.served, folder, lambda: lan_url, self.revoked.append)
         self.client = TestClient(create_app(Health(), devices=self.api))
 
 
@@ -47,6 +49,7 @@ def hub(isolated_data: DataFolder) -> Iterator[Hub]:
     with made.client:
         yield made
     made.db.close()
+    made.served.close()
 
 
 def paired(db: sqlite3.Connection, name: str = "Pixel") -> store.Device:
@@ -91,6 +94,7 @@ def test_without_lan_the_list_says_phones_cannot_reach_the_hub(isolated_data: Da
         assert made.status_code == 200
         assert made.json()["url"].startswith("https://")
     hub.db.close()
+    hub.served.close()
 
 
 def test_a_device_is_renamed_by_its_id_or_a_prefix(hub: Hub) -> None:
@@ -241,8 +245,9 @@ def test_the_lan_app_has_none_of_the_owner_routes_even_for_a_paired_phone(
     token = pairing.exchange(db, minted.code, "Pixel", PHONE).token
     device = store.list_devices(db)[0]
     sessions = DeviceSessions(DeviceLimits)
-    lan = LanContext(db, None, pairing.AttemptLimiter(), lambda: "ok", sessions)
-    owner = DevicesApi(db, isolated_data, lambda: LAN_URL)
+    served = Store(isolated_data.database)
+    lan = LanContext(served, None, pairing.AttemptLimiter(), lambda: "ok", sessions)
+    owner = DevicesApi(served, isolated_data, lambda: LAN_URL)
     # As the hub builds it (no devices), and even if a caller passed the owner's routes by mistake.
     for app in (create_app(Health(), lan=lan), create_app(Health(), lan=lan, devices=owner)):
         with TestClient(app, headers={"authorization": f"Bearer {token}"}) as phone:
@@ -266,3 +271,4 @@ def test_the_lan_app_has_none_of_the_owner_routes_even_for_a_paired_phone(
     assert store.get_device(db, device.id).revoked_at is None
     assert store.get_device(db, device.id).name == "Pixel"
     db.close()
+    served.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,26 +14,28 @@ from council.deliberation.seats import Sampling, Seat
 from council.deliberation.service import CouncilService
 from council.settings import RoundDefaults
 from council.store import conversations
-from council.store.db import connect
+from council.store.access import Store
 from tests.running import run
 from tests.scripted_seats import PausingSeat
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite3.Connection:
-    return connect(tmp_path / "council.db")
+def db(tmp_path: Path) -> Iterator[Store]:
+    store = Store(tmp_path / "council.db")
+    yield store
+    store.close()
 
 
 def test_a_seat_removed_mid_round_fails_its_later_prompts_and_the_round_completes(
-    db: sqlite3.Connection,
+    db: Store,
 ) -> None:
     seats: dict[str, Seat] = {"a": PausingSeat("a", 0.05), "b": PausingSeat("b", 0.05)}
     service = CouncilService(db, lambda: seats, RoundDefaults)
-    conversation = conversations.create_conversation(db, "x")
+    conversation = db.submit(conversations.create_conversation, "x").result()
     options = RoundOptions(seats=("a", "b"), chair="a", sampling=Sampling(max_tokens=8))
 
     async def main() -> list[tuple[str, dict[str, object]]]:
-        handle = service.start(conversation, "Why is the sky blue?", options)
+        handle = await service.start(conversation, "Why is the sky blue?", options)
         seen = []
         async for event in handle.events():
             seen.append((str(event.type), event.data))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from council.deliberation.service import CouncilService
 from council.server import api
 from council.settings import RoundDefaults
 from council.store import conversations
+from council.store.access import Store
 from council.store.db import connect
 from tests.running import run
 from tests.scripted_seats import PausingSeat
@@ -40,15 +42,23 @@ class Client:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite3.Connection:
-    return connect(tmp_path / "council.db")
+def db(tmp_path: Path) -> Iterator[Store]:
+    store = Store(tmp_path / "council.db")
+    yield store
+    store.close()
 
 
-def start(db: sqlite3.Connection, seat: PausingSeat) -> tuple[CouncilService, Any]:
+def stored_status(db: Store, message_id: str) -> tuple[str] | None:
+    with closing(connect(db.path)) as reader:
+        row = reader.execute("SELECT status FROM messages WHERE id = ?", (message_id,)).fetchone()
+    return None if row is None else (str(row[0]),)
+
+
+async def start(db: Store, seat: PausingSeat) -> tuple[CouncilService, Any]:
     service = CouncilService(db, lambda: {seat.name: seat}, RoundDefaults)
-    conversation = conversations.create_conversation(db, "x")
+    conversation = await db.write(conversations.create_conversation, "x")
     options = RoundOptions(seats=(seat.name,), chair=seat.name, sampling=Sampling(max_tokens=8))
-    return service, service.start(conversation, "Why is the sky blue?", options)
+    return service, await service.start(conversation, "Why is the sky blue?", options)
 
 
 def kinds(chunks: list[bytes]) -> list[str]:
@@ -61,13 +71,13 @@ def kinds(chunks: list[bytes]) -> list[str]:
 
 
 def test_a_seat_silent_for_several_heartbeats_still_finishes_the_round(
-    db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+    db: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api, "HEARTBEAT", HEARTBEAT)
     seat = PausingSeat("slow", pause=HEARTBEAT * 6)
 
     async def main() -> tuple[list[bytes], str]:
-        _, handle = start(db, seat)
+        _, handle = await start(db, seat)
         stream = api._sse(handle, cast(Request, Client()))
         chunks = [chunk async for chunk in stream]
         return chunks, handle.message_id
@@ -79,18 +89,18 @@ def test_a_seat_silent_for_several_heartbeats_still_finishes_the_round(
     done = json.loads(chunks[-1].split(b"data: ", 1)[1])
     assert done["status"] == "done"
     assert done["answer"].startswith("answer")
-    stored = db.execute("SELECT status FROM messages WHERE id = ?", (message_id,)).fetchone()
+    stored = stored_status(db, message_id)
     assert stored == ("done",)
 
 
 def test_a_client_that_goes_away_stops_the_round_without_an_error(
-    db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    db: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(api, "HEARTBEAT", HEARTBEAT)
     seat = PausingSeat("slow", pause=30)  # never answers before the client leaves
 
     async def main() -> tuple[list[bytes], str, bool]:
-        _, handle = start(db, seat)
+        _, handle = await start(db, seat)
         client = Client()
         stream = api._sse(handle, cast(Request, client))
         chunks = [await anext(stream)]
@@ -106,7 +116,7 @@ def test_a_client_that_goes_away_stops_the_round_without_an_error(
     assert ended
     assert kinds(chunks)[0] == "run_start"
     assert "ping" in kinds(chunks)
-    stored = db.execute("SELECT status FROM messages WHERE id = ?", (message_id,)).fetchone()
+    stored = stored_status(db, message_id)
     assert stored == ("cancelled",)
     assert "already running" not in caplog.text
     assert seat.answered == 0

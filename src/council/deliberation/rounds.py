@@ -9,7 +9,6 @@ so far before it lets go.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,9 @@ from council.deliberation.seats import (
     SeatFailure,
     TemplateCost,
 )
+from council.errors import StoreError
 from council.store import conversations as store
+from council.store.access import Store
 from council.timestamps import stamp
 from council.types import Mode, OutputStatus, Stage, StageOutput
 
@@ -67,7 +68,7 @@ class RoundOptions:
 class Round:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Store,
         seats: Mapping[str, Seat],
         *,
         conversation_id: str,
@@ -86,6 +87,7 @@ class Round:
         self.options = options
         self._emit = emit
         self.notes: list[str] = []
+        self.unsaved: StoreError | None = None  # the first write the stick refused
         self._token_counts: dict[tuple[str, str], int] = {}
 
     def emit(self, kind: EventType, **data: Any) -> None:
@@ -165,20 +167,26 @@ class Round:
         except asyncio.CancelledError:
             output.status, output.error = OutputStatus.CANCELLED, "stopped"
             output.content = "".join(parts)
-            self._finish(output, started)
+            await self._finish(output, started)
             raise
         if output.status is not OutputStatus.DONE:
             output.content = output.content or "".join(parts)
         if annotate is not None:
             annotate(output)
-        self._finish(output, started)
+        await self._finish(output, started)
         return output
 
-    def _finish(self, output: StageOutput, started: float) -> None:
+    async def _finish(self, output: StageOutput, started: float) -> None:
+        """Store the output, then announce it. A stick that refuses the write does not stop
+        the round: the people asking still get their answer, told it was not saved."""
         output.finished_at = stamp()
         if not output.usage.wall_ms:
             output.usage.wall_ms = (time.monotonic() - started) * 1000
-        store.add_output(self.db, self.message_id, output)
+        if self.unsaved is None:
+            try:
+                await self.db.write(store.add_output, self.message_id, output)
+            except StoreError as exc:
+                self.unsaved = exc
         payload = store.output_dict(output)
         if output.status is OutputStatus.DONE:
             self.emit(EventType.SEAT_DONE, **payload)

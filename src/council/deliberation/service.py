@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,9 +18,10 @@ from council.deliberation.events import Event, EventType
 from council.deliberation.modes import RoundFailed, run_mode
 from council.deliberation.rounds import Round, RoundOptions
 from council.deliberation.seats import Sampling, Seat
-from council.errors import BadRequest, NotFound
+from council.errors import BadRequest, NotFound, StoreError
 from council.settings import RoundDefaults, ranges
 from council.store import conversations as store
+from council.store.access import Store
 from council.types import MessageStatus, Mode
 
 log = logging.getLogger("council")
@@ -53,7 +53,7 @@ class RunHandle:
 class CouncilService:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Store,
         seats: Callable[[], Mapping[str, Seat]],
         defaults: Callable[[], RoundDefaults],
     ) -> None:
@@ -72,7 +72,9 @@ class CouncilService:
         """The request's choices over the defaults, validated; unknown names are a clear 4xx."""
         return round_options(self._defaults(), request, list(self._seats()))
 
-    def start(self, conversation_id: str | None, question: str, options: RoundOptions) -> RunHandle:
+    async def start(
+        self, conversation_id: str | None, question: str, options: RoundOptions
+    ) -> RunHandle:
         """Start a round on `question` in a conversation, or (`None`) in a new one, which is
         made only once the question is accepted: a refused question stores nothing."""
         question = question.strip()
@@ -81,10 +83,10 @@ class CouncilService:
         if len(question) > MAX_QUESTION:
             raise BadRequest(f"the question is longer than {MAX_QUESTION} characters")
         if conversation_id is None:
-            conversation_id = store.create_conversation(self.db, "")
-        history = store.history(self.db, conversation_id)
-        message_id = store.start_message(
-            self.db, conversation_id, question, options.mode.value, options.to_dict()
+            conversation_id = await self.db.write(store.create_conversation, "")
+        history = await self.db.read(store.history, conversation_id)
+        message_id = await self.db.write(
+            store.start_message, conversation_id, question, options.mode.value, options.to_dict()
         )
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         round_ = Round(
@@ -126,13 +128,39 @@ class CouncilService:
             status, error = MessageStatus.FAILED, f"internal error: {exc!r}"
         finally:
             result.setdefault("notes", round_.notes)
-            store.finish_message(
-                self.db, round_.message_id, status, answer=answer, result=result, error=error
-            )
+            unsaved = round_.unsaved
+            if unsaved is None:
+                try:
+                    await self.db.write(
+                        store.finish_message,
+                        round_.message_id,
+                        status,
+                        answer=answer,
+                        result=result,
+                        error=error,
+                    )
+                except StoreError as exc:
+                    unsaved = exc
+            if unsaved is not None:
+                # The answer is still shown; the stick gets the round's end once it recovers.
+                status, error = MessageStatus.FAILED, f"{unsaved}; this answer was not saved"
+                self.db.defer(
+                    store.finish_message,
+                    round_.message_id,
+                    status,
+                    answer=answer,
+                    result=result,
+                    error=error,
+                )
             if error and status is MessageStatus.FAILED:
                 round_.emit(EventType.ERROR, message=error)
             round_.emit(
-                EventType.DONE, status=status.value, answer=answer, result=result, error=error
+                EventType.DONE,
+                status=status.value,
+                answer=answer,
+                result=result,
+                error=error,
+                saved=unsaved is None,
             )
             queue.put_nowait(None)
 

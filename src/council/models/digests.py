@@ -31,9 +31,13 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from council.models.catalog import scan
 from council.timestamps import stamp
+
+if TYPE_CHECKING:
+    from council.store.access import Store
 
 log = logging.getLogger("council")
 DIGEST_CHARS = 16  # the URL's share of the SHA-256: 64 bits
@@ -80,11 +84,24 @@ def catalog_sets(models_dir: Path) -> list[tuple[str, ...]]:
     return [model.shards or (model.path,) for model in scan(models_dir) if model.valid]
 
 
+def cached_digests(db: sqlite3.Connection) -> dict[str, FileDigest]:
+    rows = db.execute("SELECT path, size, mtime_ns, sha256 FROM model_digests")
+    return {row[0]: FileDigest(row[0], row[1], row[2], row[3]) for row in rows}
+
+
+def remember_digest(db: sqlite3.Connection, digest: FileDigest) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO model_digests (path, size, mtime_ns, sha256, hashed_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (digest.path, digest.size, digest.mtime_ns, digest.sha256, stamp()),
+    )
+
+
 class ModelFiles:
     """The catalog's hashed files, by URL; `refresh()` hashes what is new or changed."""
 
-    def __init__(self, db: sqlite3.Connection, models_dir: Path) -> None:
-        self.db = db  # used on the event loop's thread only; workers only read files
+    def __init__(self, db: Store, models_dir: Path) -> None:
+        self.db = db
         self.models_dir = models_dir
         self._by_path: dict[str, FileDigest] = {}
         self._by_url: dict[tuple[str, str], FileDigest] = {}
@@ -132,7 +149,7 @@ class ModelFiles:
         """Hash every catalog file whose cached digest is missing or stale; one file at a time."""
         async with self._lock:
             files, self._sets = await asyncio.to_thread(self._stat_catalog)
-            cached = self._cached()
+            cached = await self.db.read(cached_digests)
             found: dict[str, FileDigest] = {}
             for path, (size, mtime_ns) in files.items():
                 hit = cached.get(path)
@@ -150,7 +167,7 @@ class ModelFiles:
                     log.warning("could not hash %s: %s", path, exc)
                     continue
                 found[path] = FileDigest(path, size, mtime_ns, sha)
-                self._remember(found[path])
+                self.db.submit(remember_digest, found[path])
                 self.hashed += 1
                 self._publish(found)
 
@@ -165,17 +182,6 @@ class ModelFiles:
                 continue
             stats[path] = (stat.st_size, stat.st_mtime_ns)
         return stats, [files for files in sets if len(files) > 1]
-
-    def _cached(self) -> dict[str, FileDigest]:
-        rows = self.db.execute("SELECT path, size, mtime_ns, sha256 FROM model_digests")
-        return {row[0]: FileDigest(row[0], row[1], row[2], row[3]) for row in rows}
-
-    def _remember(self, digest: FileDigest) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO model_digests (path, size, mtime_ns, sha256, hashed_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (digest.path, digest.size, digest.mtime_ns, digest.sha256, stamp()),
-        )
 
     def _publish(self, found: dict[str, FileDigest]) -> None:
         # New dicts, swapped in whole: a request never sees a half-built table.

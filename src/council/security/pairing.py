@@ -117,9 +117,15 @@ def authenticate(
     db: sqlite3.Connection, token: str, address: str, *, now: datetime | None = None
 ) -> store.Device | None:
     """The live device a bearer token belongs to, or None (unknown, malformed or revoked)."""
+    digest = token_digest(token)
+    return None if digest is None else store.device_by_token_hash(db, digest, address, now=now)
+
+
+def token_digest(token: str) -> str | None:
+    """What a device token is stored as, or None for one that cannot be a token."""
     if not plausible_secret(token) or not token.startswith(TOKEN_PREFIX):
         return None
-    return store.device_by_token_hash(db, hash_secret(token), address, now=now)
+    return hash_secret(token)
 
 
 def _moment(now: datetime | None) -> datetime:
@@ -388,9 +394,12 @@ class AttemptLimiter:
             entry.failures.clear()
             entry.locked_until = moment + lockout
         if db is not None:
-            detail = f"{self.max_failures} failures: locked out for {lockout:.0f} s"
-            store.record_audit(db, "locked_out", address=address, detail=detail)
+            store.record_audit(db, "locked_out", address=address, detail=self.detail(lockout))
         return lockout
+
+    def detail(self, lockout: float) -> str:
+        """The audit log's words for a lockout."""
+        return f"{self.max_failures} failures: locked out for {lockout:.0f} s"
 
     def success(self, address: str) -> None:
         with self._lock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from council.settings import RoundDefaults, ranges
 from council.store import conversations as store
 from council.store import db as database
 from council.store import export
+from council.store.access import Store
 
 MAX_BODY = 1024 * 1024
 HEARTBEAT = 15.0  # seconds of silence before an SSE comment keeps proxies and clients awake
@@ -34,7 +34,7 @@ HEARTBEAT = 15.0  # seconds of silence before an SSE comment keeps proxies and c
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
-    db: sqlite3.Connection
+    db: Store
     council: CouncilService
     seats: SeatRegistry
     defaults: Callable[[], RoundDefaults]
@@ -77,34 +77,37 @@ class Api:
     async def list_conversations(self, request: Request) -> Response:
         """List conversations, newest first; `?search=` matches titles, questions, answers."""
         search = request.query_params.get("search") or None
-        return JSONResponse({"conversations": store.list_conversations(self.db, search)})
+        found = await self.db.read(store.list_conversations, search)
+        return JSONResponse({"conversations": found})
 
     async def create_conversation(self, request: Request) -> Response:
         """Create an empty conversation."""
         body = await read_json(request)
-        conversation_id = store.create_conversation(self.db, str(body.get("title") or ""))
-        return JSONResponse(store.get_conversation(self.db, conversation_id), status_code=201)
+        title = str(body.get("title") or "")
+        conversation_id = await self.db.write(store.create_conversation, title)
+        conversation = await self.db.read(store.get_conversation, conversation_id)
+        return JSONResponse(conversation, status_code=201)
 
     async def get_conversation(self, request: Request) -> Response:
         """A conversation with every message and every seat's output."""
-        return JSONResponse(store.get_conversation(self.db, request.path_params["id"]))
+        return JSONResponse(await self.db.read(store.get_conversation, request.path_params["id"]))
 
     async def rename_conversation(self, request: Request) -> Response:
         """Rename a conversation: `{"title": "..."}`."""
         title = str((await read_json(request)).get("title") or "").strip()
         if not title:
             raise BadRequest("the title is empty")
-        store.rename_conversation(self.db, request.path_params["id"], title)
-        return JSONResponse(store.get_conversation(self.db, request.path_params["id"]))
+        await self.db.write(store.rename_conversation, request.path_params["id"], title)
+        return JSONResponse(await self.db.read(store.get_conversation, request.path_params["id"]))
 
     async def delete_conversation(self, request: Request) -> Response:
         """Delete a conversation and everything in it."""
-        store.delete_conversation(self.db, request.path_params["id"])
+        await self.db.write(store.delete_conversation, request.path_params["id"])
         return Response(status_code=204)
 
     async def export_conversation(self, request: Request) -> Response:
         """Download a conversation: `?format=md` (default) or `?format=json`."""
-        conversation = store.get_conversation(self.db, request.path_params["id"])
+        conversation = await self.db.read(store.get_conversation, request.path_params["id"])
         fmt = request.query_params.get("format", "md")
         name = f"council-{conversation['id']}"
         if fmt == "json":
@@ -124,18 +127,19 @@ class Api:
         """Store a JSON export as a new conversation."""
         document = await read_json(request, limit=64 * MAX_BODY)
         try:
-            conversation_id = store.import_conversation(
-                self.db, export.from_json_document(document)
+            conversation_id = await self.db.write(
+                store.import_conversation, export.from_json_document(document)
             )
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        return JSONResponse(store.get_conversation(self.db, conversation_id), status_code=201)
+        conversation = await self.db.read(store.get_conversation, conversation_id)
+        return JSONResponse(conversation, status_code=201)
 
     async def ask(self, request: Request) -> Response:
         """Run a council round on a question in this conversation; the response is its SSE
         event stream."""
         conversation_id = request.path_params["id"]
-        store.require_conversation(self.db, conversation_id)  # 404 before anything starts
+        await self.db.read(store.require_conversation, conversation_id)  # 404 before it starts
         return await self._round(request, conversation_id)
 
     async def ask_new(self, request: Request) -> Response:
@@ -148,7 +152,8 @@ class Api:
         question = body.get("question")
         if not isinstance(question, str):
             raise BadRequest("'question' must be a string")
-        handle = self.ctx.council.start(conversation_id, question, self.ctx.council.options(body))
+        options = self.ctx.council.options(body)
+        handle = await self.ctx.council.start(conversation_id, question, options)
         return StreamingResponse(
             _sse(handle, request),
             media_type="text/event-stream",
@@ -171,10 +176,10 @@ class Api:
     async def list_seats(self, request: Request) -> Response:
         """Every seat: kind, model, size, quantization, context, state, last answer's tokens/s
         (never a token)."""
-        return JSONResponse({"seats": self._seats()})
+        return JSONResponse({"seats": await self._seats()})
 
-    def _seats(self) -> list[dict[str, Any]]:
-        speeds = store.last_speeds(self.db)
+    async def _seats(self) -> list[dict[str, Any]]:
+        speeds = await self.db.read(store.last_speeds)
         return [
             {**seat, "tokens_per_second": speeds.get(seat["name"])}
             for seat in self.ctx.seats.view()
@@ -183,10 +188,10 @@ class Api:
     async def get_seat(self, request: Request) -> Response:
         """One seat, and for a local one `events`: what its engine did lately (spawned,
         healthy, crashed, failed, stopped), oldest first."""
-        for seat in self._seats():
+        for seat in await self._seats():
             if seat["name"] == request.path_params["name"]:
                 if seat["kind"] == SeatKind.LOCAL:
-                    seat["events"] = database.engine_events(self.db, seat["name"])
+                    seat["events"] = await self.db.read(database.engine_events, seat["name"])
                 return JSONResponse(seat)
         raise NotFound(f"no seat {request.path_params['name']!r}")
 

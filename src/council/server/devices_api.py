@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from council.security import pairing
 from council.server.api import read_json
 from council.settings import PAIRING_TTL, PAIRING_TTL_DEFAULT
 from council.store import devices as store
+from council.store.access import Store
 
 AUDIT_LIMIT, MAX_AUDIT_LIMIT = 100, 1000
 NO_STORE = {"cache-control": "no-store"}
@@ -36,7 +36,7 @@ NO_STORE = {"cache-control": "no-store"}
 class DevicesApi:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Store,
         folder: DataFolder,
         lan_url: Callable[[], str | None],
         on_revoke: Callable[[str], None] = lambda _id: None,
@@ -49,7 +49,7 @@ class DevicesApi:
     async def list_devices(self, request: Request) -> Response:
         """Every paired device, revoked ones included, and where phones reach the hub."""
         url = self.lan_url()
-        devices = [device.to_dict() for device in store.list_devices(self.db)]
+        devices = [device.to_dict() for device in await self.db.read(store.list_devices)]
         return JSONResponse(
             {"devices": devices, "lan": {"url": url, "serving": url is not None}}, headers=NO_STORE
         )
@@ -59,12 +59,12 @@ class DevicesApi:
         name = (await _read_json(request)).get("name")
         if not isinstance(name, str) or not name.strip():
             raise BadRequest("'name' must be a non-empty string")
-        device = store.rename_device(self.db, request.path_params["id"], name)
+        device = await self.db.write(store.rename_device, request.path_params["id"], name)
         return JSONResponse(device.to_dict())
 
     async def revoke_device(self, request: Request) -> Response:
         """Revoke a device: its token stops working and its open requests end."""
-        device = store.revoke_device(self.db, request.path_params["id"])
+        device = await self.db.write(store.revoke_device, request.path_params["id"])
         self.on_revoke(device.id)
         return JSONResponse(device.to_dict())
 
@@ -85,8 +85,8 @@ class DevicesApi:
             raise BadRequest("'confirm' must be true or false")
         from council.phone import invite  # loads cryptography: only when someone pairs
 
-        made = invite(
-            self.db,
+        made = await self.db.write(
+            invite,
             self.folder,
             name=name or None,
             ttl=ttl,
@@ -105,17 +105,17 @@ class DevicesApi:
 
     async def list_pending(self, request: Request) -> Response:
         """Phones that presented a confirmation code and wait for the owner's approval."""
-        pending = [claim.to_dict() for claim in pairing.pending(self.db)]
+        pending = [claim.to_dict() for claim in await self.db.read(pairing.pending)]
         return JSONResponse({"pending": pending}, headers=NO_STORE)
 
     async def confirm(self, request: Request) -> Response:
         """Approve the waiting phone that shows this comparison code."""
-        name = pairing.confirm(self.db, request.path_params["comparison"])
+        name = await self.db.write(pairing.confirm, request.path_params["comparison"])
         return JSONResponse({"confirmed": name})
 
     async def reject(self, request: Request) -> Response:
         """Refuse the waiting phone that shows this comparison code: its code is spent."""
-        name = pairing.reject(self.db, request.path_params["comparison"])
+        name = await self.db.write(pairing.reject, request.path_params["comparison"])
         return JSONResponse({"rejected": name})
 
     async def audit(self, request: Request) -> Response:
@@ -123,7 +123,8 @@ class DevicesApi:
         limit = request.query_params.get("limit", str(AUDIT_LIMIT))
         if not limit.isdigit() or not 1 <= int(limit) <= MAX_AUDIT_LIMIT:
             raise BadRequest(f"'limit' must be a number from 1 to {MAX_AUDIT_LIMIT}")
-        return JSONResponse({"events": store.audit(self.db, int(limit))}, headers=NO_STORE)
+        events = await self.db.read(store.audit, int(limit))
+        return JSONResponse({"events": events}, headers=NO_STORE)
 
     def routes(self) -> list[Route]:
         return [

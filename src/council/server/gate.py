@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,11 +24,12 @@ from http.cookies import SimpleCookie
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from council.errors import TooManyRequests, Unauthorized
+from council.errors import StoreError, TooManyRequests, Unauthorized
 from council.security import pairing
 from council.server.http import send_error, sse_error_frame
 from council.settings import DeviceLimits
 from council.store import devices
+from council.store.access import Store
 
 log = logging.getLogger("council")
 
@@ -134,15 +134,15 @@ class DeviceSessions:
     def counts(self) -> dict[str, int]:
         return {device: len(entries) for device, entries in self._open.items()}
 
-    async def watch_revocations(self, db: sqlite3.Connection, interval: float = 0.25) -> None:
+    async def watch_revocations(self, db: Store, interval: float = 0.25) -> None:
         """Notice revocations made by another process (the CLI) while streams are open."""
         while True:
             await asyncio.sleep(interval)
             if not self._open:
                 continue
             try:
-                revoked = devices.revoked_among(db, list(self._open))
-            except sqlite3.Error as exc:  # a busy stick: try again on the next tick
+                revoked = await db.read(devices.revoked_among, list(self._open))
+            except StoreError as exc:  # a busy stick: try again on the next tick
                 log.warning("could not check for revoked devices: %s", exc)
                 continue
             for device_id in revoked:
@@ -150,10 +150,21 @@ class DeviceSessions:
 
 
 class DeviceGate:
-    def __init__(self, app: ASGIApp, db: sqlite3.Connection, sessions: DeviceSessions) -> None:
+    def __init__(self, app: ASGIApp, db: Store, sessions: DeviceSessions) -> None:
         self.app = app
         self.db = db
         self.sessions = sessions
+
+    async def _authenticate(self, token: str, address: str) -> devices.Device | None:
+        """The token's live device (read off the loop); its sighting is written in the
+        background, so a stick that stalls or refuses writes never keeps a phone out."""
+        digest = pairing.token_digest(token)
+        if digest is None:
+            return None
+        device = await self.db.read(devices.live_device_by_token_hash, digest)
+        if device is not None and devices.sighting_due(device):
+            self.db.submit(devices.record_sighting, device, address)
+        return device
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"} or scope["path"] in PUBLIC:
@@ -161,7 +172,7 @@ class DeviceGate:
             return
         token = bearer_token(scope)
         address = (scope.get("client") or ("", 0))[0]
-        device = pairing.authenticate(self.db, token, address) if token else None
+        device = await self._authenticate(token, address) if token else None
         if device is None:
             await send_error(scope, send, Unauthorized(UNPAIRED))
             return

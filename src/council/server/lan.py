@@ -7,7 +7,6 @@ exchange sets for browsers. `/health` answers the status word only, nothing abou
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +19,8 @@ from council.errors import NotFound, PairingFailed, TooManyRequests
 from council.security import pairing
 from council.server.api import read_json
 from council.server.gate import COOKIE, DeviceSessions
+from council.store.access import Store
+from council.store.devices import record_audit
 
 if TYPE_CHECKING:  # cryptography loads only with --lan
     from council.security.tls import CertificateAuthority
@@ -30,7 +31,7 @@ COOKIE_AGE = 400 * 24 * 3600  # the longest lifetime browsers keep a cookie
 
 @dataclass(frozen=True, slots=True)
 class LanContext:
-    db: sqlite3.Connection
+    db: Store
     ca: CertificateAuthority | None  # None when the user brought their own certificate
     limiter: pairing.AttemptLimiter
     status: Callable[[], str]
@@ -50,11 +51,16 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
             raise TooManyRequests("too many attempts: wait and try again", retry_after=wait)
         body = await read_json(request, limit=4096)
         try:
-            result = pairing.exchange(
-                ctx.db, str(body.get("code") or ""), str(body.get("name") or "phone"), address
+            result = await ctx.db.write(
+                pairing.exchange,
+                str(body.get("code") or ""),
+                str(body.get("name") or "phone"),
+                address,
             )
         except PairingFailed:
-            ctx.limiter.failure(address, db=ctx.db)
+            if (lockout := ctx.limiter.failure(address)) is not None:
+                detail = ctx.limiter.detail(lockout)
+                ctx.db.submit(record_audit, "locked_out", address=address, detail=detail)
             raise
         ctx.limiter.success(address)
         if not result.paired:

@@ -95,9 +95,9 @@ class OpenAIApi:
         if isinstance(body.get("temperature"), int | float):
             request["temperature"] = body["temperature"]
         options = self.council.options(request)
-        conversation_id = store.create_conversation(self.council.db, question)
-        store.seed_history(self.council.db, conversation_id, history)
-        handle = self.council.start(conversation_id, question, options)
+        conversation_id = await self.council.db.write(store.create_conversation, question)
+        await self.council.db.write(store.seed_history, conversation_id, history)
+        handle = await self.council.start(conversation_id, question, options)
         shape = _Shape(f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(12)}", model, chat)
         if body.get("stream"):
             return StreamingResponse(

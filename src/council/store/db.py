@@ -7,11 +7,13 @@ must survive that. Schema changes are named functions, applied in order and reco
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from council.errors import NotFound, StoreError
+from council.errors import NotFound, StickFull, StickReadOnly, StoreError
 from council.timestamps import SQL_NOW, stamp
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -183,11 +185,45 @@ def store_error(exc: sqlite3.Error, path: Path | None = None) -> StoreError:
             f"{name} is damaged ({text}): council leaves it as it is; move it aside "
             f"({aside}) and council starts an empty one"
         )
-    if "full" in text:
-        return StoreError(f"the stick is full: council cannot write {name}; free some space")
-    if "readonly" in text or "read-only" in text:
-        return StoreError(f"the stick is read-only: council cannot write {name}")
+    if "full" in text or (_io_error(text) and _medium(path) == "full"):
+        return StickFull(f"the stick is full: council cannot write {name}; free some space")
+    if "readonly" in text or "read-only" in text or (_io_error(text) and _medium(path) == "ro"):
+        return StickReadOnly(f"the stick is read-only: council cannot write {name}")
+    if _io_error(text):
+        return StickReadOnly(f"the stick failed a write ({text}): is it still plugged in?")
     return StoreError(f"cannot use {name}: {text}")
+
+
+def _io_error(text: str) -> bool:
+    return "disk I/O error" in text
+
+
+def _medium(path: Path | None) -> str | None:
+    """What an I/O error means, asked of the filesystem: SQLite says only "disk I/O error"
+    when a write meets a medium remounted read-only or one with no room left."""
+    if path is None:
+        return None
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY:
+        return "ro"
+    if stats.f_bavail == 0:
+        return "full"
+    # ext4 turns itself read-only after an error on the medium without saying so in the mount
+    # flags: a one-byte write tells.
+    probe = path.with_name(".council-write-probe")
+    try:
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(descriptor, b"x")
+        finally:
+            os.close(descriptor)
+        probe.unlink()
+    except OSError as exc:
+        return {errno.EROFS: "ro", errno.ENOSPC: "full"}.get(exc.errno or 0)
+    return None
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:

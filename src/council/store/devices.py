@@ -117,6 +117,13 @@ def device_by_token_hash(
 ) -> Device | None:
     """The live device whose token hashes to `digest`, or None (unknown or revoked); its last
     sighting is recorded. `council.security.pairing.authenticate` hashes the token."""
+    device = live_device_by_token_hash(db, digest)
+    return None if device is None else record_sighting(db, device, address, now=now)
+
+
+def live_device_by_token_hash(db: sqlite3.Connection, digest: str) -> Device | None:
+    """The same lookup, reading only (the hub's gate records the sighting apart from it, so a
+    stalled or read-only stick never keeps a phone out)."""
     row = db.execute(
         f"SELECT {DEVICE_COLUMNS}, token_hash FROM devices WHERE token_hash = ?",  # noqa: S608
         (digest,),
@@ -124,8 +131,13 @@ def device_by_token_hash(
     if row is None or not hmac.compare_digest(row[-1].encode(), digest.encode()):
         return None
     device = _device(row[:-1])
-    if device.revoked:
-        return None
+    return None if device.revoked else device
+
+
+def record_sighting(
+    db: sqlite3.Connection, device: Device, address: str, *, now: datetime | None = None
+) -> Device:
+    """Note when and from where a device was last seen, at most once per `LAST_SEEN_INTERVAL`."""
     moment = datetime.now(UTC) if now is None else now
     at, address = stamp(moment), clean_address(address)
     threshold = stamp(moment - LAST_SEEN_INTERVAL)
@@ -138,6 +150,12 @@ def device_by_token_hash(
     if updated:
         device = replace(device, last_seen_at=at, last_address=address)
     return device
+
+
+def sighting_due(device: Device, *, now: datetime | None = None) -> bool:
+    """Whether `record_sighting` would write anything now."""
+    moment = datetime.now(UTC) if now is None else now
+    return device.last_seen_at is None or device.last_seen_at <= stamp(moment - LAST_SEEN_INTERVAL)
 
 
 def revoked_among(db: sqlite3.Connection, device_ids: list[str]) -> list[str]:

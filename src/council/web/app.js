@@ -332,7 +332,8 @@ const STATUS_WORDS = { ok: "all seats ready", starting: "seats starting…", deg
 async function refreshHealth() {
   try {
     const health = await api("GET", "/api/health");
-    $("hub-status").textContent = STATUS_WORDS[health.status] || health.status;
+    // A failing stick says what is wrong with it: answers may not be kept meanwhile.
+    $("hub-status").textContent = health.stick || STATUS_WORDS[health.status] || health.status;
     $("hub-status").dataset.status = health.status;
     $("demo-banner").hidden = !health.demo_hint;
     $("demo-banner").textContent = health.demo_hint || "";
