@@ -166,6 +166,7 @@ def test_a_stick_that_fills_mid_round_ends_it_saying_so_and_keeps_serving_reads(
         refused = client.post("/api/conversations", json={"title": "more"})
         assert refused.status_code == 507
         assert "the stick is full" in refused.json()["error"]["message"]
+        assert str(stick.mount_point) not in refused.text  # phones read this: no laptop paths
         assert client.get("/api/conversations").status_code == 200  # the same connection
         council = client.post(
             "/v1/chat/completions",

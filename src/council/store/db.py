@@ -185,10 +185,11 @@ def store_error(exc: sqlite3.Error, path: Path | None = None) -> StoreError:
             f"{name} is damaged ({text}): council leaves it as it is; move it aside "
             f"({aside}) and council starts an empty one"
         )
+    # These two reach paired phones too (a refused write, /api/health): no path of the laptop's.
     if "full" in text or (_io_error(text) and _medium(path) == "full"):
-        return StickFull(f"the stick is full: council cannot write {name}; free some space")
+        return StickFull("the stick is full: council cannot write council.db; free some space")
     if "readonly" in text or "read-only" in text or (_io_error(text) and _medium(path) == "ro"):
-        return StickReadOnly(f"the stick is read-only: council cannot write {name}")
+        return StickReadOnly("the stick is read-only: council cannot write council.db")
     if _io_error(text):
         return StickReadOnly(f"the stick failed a write ({text}): is it still plugged in?")
     return StoreError(f"cannot use {name}: {text}")
