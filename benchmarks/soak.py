@@ -40,12 +40,14 @@ from council.datafolder import DataFolder
 from council.defaults import DEMO_SEATS
 
 KINDS = ("round", "follow-up", "v1 stream", "list")
+SAMPLE_EVERY = 30.0  # seconds between readings of the hub's RSS
 
 
 @dataclass
 class Tally:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter[str] = field(default_factory=Counter)
+    rounds: int = 0
     rounds_after_warmup: int = 0
     warm: bool = False
 
@@ -53,8 +55,9 @@ class Tally:
         self.latencies[kind].append(time.monotonic() - began)
         if error is not None:
             self.errors[f"{kind}: {error}"] += 1
-        elif kind in {"round", "follow-up"} and self.warm:
-            self.rounds_after_warmup += 1
+        elif kind in {"round", "follow-up"}:
+            self.rounds += 1
+            self.rounds_after_warmup += self.warm
 
 
 async def council_round(
@@ -146,10 +149,19 @@ async def soak(url: str, pid: int, args: argparse.Namespace) -> None:
     rss_start = hub.memory_info().rss
     end = started + duration
     workers = [asyncio.create_task(user(n, url, end, max_tokens, tally)) for n in range(users)]
+    samples: list[tuple[float, int, int]] = []  # (seconds, rounds so far, RSS)
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_EVERY)
+            samples.append((time.monotonic() - started, tally.rounds, hub.memory_info().rss))
+
+    sampler = asyncio.create_task(sample())
     await asyncio.sleep(min(warmup, duration))
     tally.warm = True
     rss_warm = hub.memory_info().rss
     await asyncio.gather(*workers)
+    sampler.cancel()
     rss_end = hub.memory_info().rss
     elapsed = time.monotonic() - started
 
@@ -171,6 +183,14 @@ async def soak(url: str, pid: int, args: argparse.Namespace) -> None:
         f"hub RSS: start {rss_start / 1e6:.1f} MB, after {warmup:.0f} s warm-up "
         f"{rss_warm / 1e6:.1f} MB, end {rss_end / 1e6:.1f} MB"
     )
+    print("hub RSS over time: " + ", ".join(f"{t:.0f} s {r / 1e6:.1f} MB" for t, _, r in samples))
+    if len(samples) >= 4:  # the second half alone: a cache that filled early is not a leak
+        (_, rounds_mid, rss_mid), (_, rounds_last, rss_last) = (
+            samples[len(samples) // 2],
+            samples[-1],
+        )
+        late = (rss_last - rss_mid) / max(1, rounds_last - rounds_mid)
+        print(f"RSS growth over the second half: {late:+.0f} bytes/round")
     print(
         f"RSS growth after warm-up: {rss_end - rss_warm:+d} bytes over {rounds} rounds "
         f"= {growth:+.0f} bytes/round"
