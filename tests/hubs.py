@@ -118,6 +118,19 @@ class HubProcess:
                 os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def engines_frozen(hub: HubProcess) -> Iterator[None]:
+    """Every engine SIGSTOPped: whatever a seat was asked stays open until they thaw."""
+    engines = hub.engines()
+    for engine in engines:
+        os.kill(engine.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for engine in engines:
+            os.kill(engine.pid, signal.SIGCONT)
+
+
 def engine_endpoint(engine: psutil.Process) -> tuple[str, str]:
     """The loopback URL and per-run API key of an engine, read the way only root/owner can."""
     argv = engine.cmdline()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.hubs import HubProcess, new_conversation, sse_events
+from tests.hubs import HubProcess, engines_frozen, new_conversation, sse_events
 
 
 @dataclass
@@ -104,20 +103,6 @@ def hub_on(stick: Stick, start_hub: Any) -> HubProcess:
     return hub
 
 
-@contextlib.contextmanager
-def paused(hub: HubProcess) -> Iterator[None]:
-    """Every engine held still for a moment (well inside the liveness timeout), so the stick
-    can fail while a round is between its first write and its next."""
-    engines = hub.engines()
-    for engine in engines:
-        os.kill(engine.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for engine in engines:
-            os.kill(engine.pid, signal.SIGCONT)
-
-
 def round_while(hub: HubProcess, stick_fails: Any) -> list[tuple[str, dict[str, Any]]]:
     """A one-seat round in which the stick fails after the question was stored."""
     conversation = new_conversation(hub)
@@ -135,7 +120,7 @@ def round_while(hub: HubProcess, stick_fails: Any) -> list[tuple[str, dict[str, 
     with httpx.stream("POST", url, json=body, timeout=60) as response:
         assert response.status_code == 200
         stream = sse_events(lines(response))
-        with paused(hub):
+        with engines_frozen(hub):  # a moment, well inside the liveness timeout
             events.append(next(stream))  # run_start: the message row is on the stick
             stick_fails()
         events += list(stream)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -22,7 +20,7 @@ from council.defaults import demo_seats
 from council.security import pairing
 from council.settings import DeviceLimits
 from council.store import db as store
-from tests.hubs import HubProcess, engine_endpoint, free_port
+from tests.hubs import HubProcess, engine_endpoint, engines_frozen, free_port
 from tests.hubs import run_council as council
 
 StartHub = Callable[..., HubProcess]
@@ -165,19 +163,6 @@ def test_the_certificate_chains_to_a_name_constrained_ca(
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
-
-
-@contextlib.contextmanager
-def engines_frozen(hub: HubProcess) -> Iterator[None]:
-    """Every engine SIGSTOPped: whatever a seat was asked stays open until they thaw."""
-    engines = hub.engines()
-    for engine in engines:
-        os.kill(engine.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for engine in engines:
-            os.kill(engine.pid, signal.SIGCONT)
 
 
 def revoke_all() -> float:

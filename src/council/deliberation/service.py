@@ -9,6 +9,7 @@ produced so far is stored as cancelled.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -128,30 +129,19 @@ class CouncilService:
             status, error = MessageStatus.FAILED, f"internal error: {exc!r}"
         finally:
             result.setdefault("notes", round_.notes)
+            finish = functools.partial(store.finish_message, message_id=round_.message_id)
             unsaved = round_.unsaved
             if unsaved is None:
                 try:
                     await self.db.write(
-                        store.finish_message,
-                        round_.message_id,
-                        status,
-                        answer=answer,
-                        result=result,
-                        error=error,
+                        finish, status=status, answer=answer, result=result, error=error
                     )
                 except StoreError as exc:
                     unsaved = exc
             if unsaved is not None:
                 # The answer is still shown; the stick gets the round's end once it recovers.
                 status, error = MessageStatus.FAILED, f"{unsaved}; this answer was not saved"
-                self.db.defer(
-                    store.finish_message,
-                    round_.message_id,
-                    status,
-                    answer=answer,
-                    result=result,
-                    error=error,
-                )
+                self.db.defer(finish, status=status, answer=answer, result=result, error=error)
             if error and status is MessageStatus.FAILED:
                 round_.emit(EventType.ERROR, message=error)
             round_.emit(
