@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from council.engine.memory import SeatEstimate, check_fits, estimate
-from council.engine.process import EngineSpec, engine_argv, failure_reason
+from council.engine.process import EngineProcess, EngineSpec, _Run, engine_argv, failure_reason
 from council.errors import InsufficientMemory
+from tests.running import run
 
 LOAD_FAILURE_LOG = """\
 0.00.004.355 E llama_model_load: error loading model: tensor 'blk.0.ffn_up.weight' data is \
@@ -74,3 +76,26 @@ def test_an_engine_gets_one_slot_per_request_each_with_the_whole_context(tmp_pat
 def test_the_kv_cache_grows_with_the_context() -> None:
     assert estimate("a", 0, 512, 4096).kv_cache == 512 * 4096
     assert estimate("a", 0, None, 4096) == SeatEstimate("a", 0, 0, 4096)
+
+
+def test_watching_a_live_engine_keeps_one_wait_for_its_exit_however_long_it_runs(
+    tmp_path: Path,
+) -> None:
+    spec = EngineSpec("a", tmp_path / "s", tmp_path / "a.gguf", tmp_path / "a.log", 2048, 1)
+
+    async def watch() -> tuple[list[object], int]:
+        engine = EngineProcess(spec)
+        process = await asyncio.create_subprocess_exec("sleep", "30")
+        run = _Run(process, 0, 0)
+        try:
+            for _ in range(50):  # fifty liveness ticks
+                assert not await engine._exited_or_stopped(run, 0.001)
+            # asyncio keeps each `process.wait()` future here until the process exits.
+            waiters: list[object] = list(process._transport._exit_waiters)  # type: ignore[attr-defined]
+        finally:
+            process.kill()
+        return waiters, await asyncio.wait_for(process.wait(), 5)
+
+    waiters, returncode = run(watch())
+    assert len(waiters) == 1
+    assert returncode == -9

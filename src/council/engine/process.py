@@ -80,6 +80,18 @@ class _Run:
     port: int
     log_offset: int
     started: float = field(default_factory=time.monotonic)
+    # One wait for the exit, made once and waited on with timeouts, never cancelled: asyncio
+    # keeps every `process.wait()` future until the process exits, cancelled or not, so a fresh
+    # one per liveness tick would grow the hub's memory for as long as the engine lives.
+    exited: asyncio.Task[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.exited = asyncio.ensure_future(self.process.wait())
+
+    async def exit_within(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the process to exit; whether it has."""
+        await asyncio.wait({self.exited}, timeout=timeout)
+        return self.exited.done()
 
 
 class EngineProcess:
@@ -196,8 +208,7 @@ class EngineProcess:
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(url)).status_code == 200:
                     return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.process.wait(), timeout=delay)
+            await run.exit_within(delay)
             # Poll briskly at first (small models load in milliseconds), then back off.
             if time.monotonic() - run.started > 2:
                 delay = min(delay * 1.5, 0.25)
@@ -236,11 +247,11 @@ class EngineProcess:
 
     async def _exited_or_stopped(self, run: _Run, timeout: float) -> bool:
         """Wait up to `timeout` s; True once the process has exited or we were asked to stop."""
-        exited = asyncio.ensure_future(run.process.wait())
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({exited, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for task in (exited, stopping):
-            task.cancel()
+        stopping = asyncio.ensure_future(self._stopping.wait())  # Event.wait cleans up on cancel
+        await asyncio.wait(
+            {run.exited, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopping.cancel()
         return run.process.returncode is not None or self._stopping.is_set()
 
     async def _crashed(self, reason: str) -> bool:
@@ -270,11 +281,9 @@ class EngineProcess:
         if run is None or run.process.returncode is not None:
             return
         _signal_group(run.process, graceful=True)
-        try:
-            await asyncio.wait_for(run.process.wait(), timeout=STOP_GRACE)
-        except TimeoutError:
+        if not await run.exit_within(STOP_GRACE):
             _signal_group(run.process, graceful=False)
-            await run.process.wait()
+            await run.exited
 
     def _failure_reason(self, run: _Run, *, exited: bool = False) -> str:
         """llama-server's own words; after a crash, how it ended comes first."""
