@@ -243,6 +243,7 @@ class Hub:
             services.openai,
             lan=context,
             metrics=services.metrics,
+            devices=services.devices,  # each of its routes answers a device 403
             isolated=ready.settings.seat_isolation,
         )
         server = uvicorn_server(app, lan.context)

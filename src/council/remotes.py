@@ -30,6 +30,9 @@ class RemoteSeatConfig:
     token: str = ""
     ctx_size: int = 0  # 0: unknown, history is not trimmed for this seat
     enabled: bool = True
+    # Loopback, link-local and private addresses (another hub on the LAN, a server on this
+    # laptop) only when the owner says so for this seat (security/outbound.py says why).
+    allow_private: bool = False
 
     def public(self) -> dict[str, Any]:
         """What the API shows: everything but the token."""
@@ -63,7 +66,11 @@ def from_request(body: dict[str, Any], base: RemoteSeatConfig | None = None) -> 
         remote = typed_table(RemoteSeatConfig, fields, "the remote seat")
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return replace(remote, url=remote.url.rstrip("/"))
+    remote = replace(remote, url=remote.url.rstrip("/"))
+    if base is not None and remote.url != base.url and "token" not in body:
+        # The token was given for the old address: never send it to a new one unasked.
+        remote = replace(remote, token="")
+    return remote
 
 
 def load_remotes(folder: DataFolder) -> list[RemoteSeatConfig]:

@@ -72,6 +72,7 @@ def wire(ready: Ready, *, lan: bool) -> Services:
     from council.deliberation.registry import SeatKind, SeatRegistry
     from council.deliberation.service import CouncilService
     from council.models.digests import ModelFiles
+    from council.security.outbound import Outbound
     from council.server.api import ApiContext
     from council.server.devices_api import DevicesApi
     from council.server.gate import DeviceSessions
@@ -91,7 +92,13 @@ def wire(ready: Ready, *, lan: bool) -> Services:
         # Metrics are rendered on a worker thread, which may wait for the reader.
         return [(d.id, d.name) for d in ready.db.read_now(list_devices, include_revoked=False)]
 
-    seats = SeatRegistry(ready.folder, lambda: ready.config, ready.fleet, config_changed)
+    def own_ports() -> set[int]:  # a remote seat may never be this hub itself
+        sockets = [ready.listener, *([ready.lan.socket] if ready.lan else [])]
+        return {int(each.getsockname()[1]) for each in sockets}
+
+    seats = SeatRegistry(
+        ready.folder, lambda: ready.config, ready.fleet, config_changed, Outbound(own_ports)
+    )
     council = CouncilService(ready.db, lambda: seats, lambda: ready.config.council)
     model_files = ModelFiles(ready.db, ready.folder.models)
     api = ApiContext(

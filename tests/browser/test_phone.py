@@ -138,6 +138,10 @@ def test_a_phone_opens_the_qr_link_pairs_and_gets_a_council_answer_over_https(
         assert page.evaluate("[location.protocol, window.isSecureContext]") == ["https:", True]
         expect(page.locator("#hub-status")).to_have_text("all seats ready", timeout=30_000)
         expect(page.locator("#show-devices")).to_be_hidden()  # pairing is the laptop's business
+        # A guest: seats and defaults are the owner's, so their controls are not shown.
+        expect(page.locator("#save-defaults")).to_be_hidden()
+        expect(page.locator("#remote-form")).to_be_hidden()
+        expect(page.locator("#local-form")).to_be_hidden()
         expect(page.locator("#seat-choice input")).to_have_count(3)
         page.locator("#question").fill("What should a phone ask the council?")
         page.locator("#send").tap()

@@ -100,7 +100,8 @@ def test_a_question_the_hub_refuses_says_why_and_leaves_no_conversation(
     hub.wait_ok()
     refused = ("status of 404",)  # the refusal itself, in the console
     with cloud_seat() as cloud, new_page(browser, refused) as page:
-        seat = {"name": "cloud", "url": url_of(cloud), "model": "m", "token": cloud.token}
+        seat: dict[str, object] = {"name": "cloud", "url": url_of(cloud), "model": "m"}
+        seat |= {"token": cloud.token, "allow_private": True}  # the fake listens on loopback
         assert httpx.post(f"{hub.url}/api/seats", json=seat).status_code == 201
         open_hub(page, hub)
         page.locator("#chair").select_option("cloud")
@@ -177,7 +178,13 @@ def test_model_output_cannot_run_script(start_hub: StartHub, page: Page) -> None
     with cloud_seat(replies={"xss": XSS_REPLY}) as cloud:
         added = httpx.post(
             f"{hub.url}/api/seats",
-            json={"name": "xss", "url": url_of(cloud), "model": "xss", "token": cloud.token},
+            json={
+                "name": "xss",
+                "url": url_of(cloud),
+                "model": "xss",
+                "token": cloud.token,
+                "allow_private": True,
+            },
         )
         assert added.status_code == 201
         page.reload()

@@ -333,7 +333,7 @@ def test_metrics_are_served_to_the_laptop_only_and_count_each_device(
         },
     )
     assert reply.status_code == 200
-    assert httpx.get(f"{base}/metrics", headers=bearer(token), verify=trust).status_code == 404
+    assert httpx.get(f"{base}/metrics", headers=bearer(token), verify=trust).status_code == 403
     metrics = httpx.get(f"{hub.url}/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
@@ -362,5 +362,5 @@ def test_a_phone_is_told_it_is_not_the_owner_and_not_where_the_laptop_keeps_file
     assert str(isolated_data.root) not in phone["demo_hint"]
     for owner_only in ("/api/devices", "/api/pairings", "/metrics"):
         assert (
-            httpx.get(f"{base}{owner_only}", headers=bearer(token), verify=trust).status_code == 404
+            httpx.get(f"{base}{owner_only}", headers=bearer(token), verify=trust).status_code == 403
         )

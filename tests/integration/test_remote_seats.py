@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from council.datafolder import DataFolder
+from council.remotes import RemoteSeatConfig, save_remotes
 from tests.fakes import cloud_seat, url_of
 from tests.hubs import HubProcess, ask_round, new_conversation
 
@@ -15,7 +17,8 @@ StartHub = Callable[..., HubProcess]
 
 
 def add_remote(hub: HubProcess, **body: Any) -> httpx.Response:
-    return httpx.post(f"{hub.url}/api/seats", json=body, timeout=10)
+    """The fakes listen on loopback, which a remote seat reaches only when allowed to."""
+    return httpx.post(f"{hub.url}/api/seats", json={"allow_private": True, **body}, timeout=10)
 
 
 def test_remote_seats_review_and_rank_alongside_local_ones(hub: HubProcess) -> None:
@@ -125,3 +128,39 @@ def test_remote_seats_can_be_changed_disabled_and_removed(hub: HubProcess) -> No
     assert httpx.delete(f"{hub.url}/api/seats/cloud").status_code == 204
     assert httpx.get(f"{hub.url}/api/seats/cloud").status_code == 404
     assert "cloud" not in (hub.data / "remotes.toml").read_text()
+
+
+def test_a_remote_seat_reaches_private_addresses_only_when_allowed_and_never_the_hub(
+    hub: HubProcess,
+) -> None:
+    with cloud_seat() as cloud:
+        body = {"name": "probe", "url": url_of(cloud), "model": "m"}
+        private = httpx.post(f"{hub.url}/api/seats", json=body)
+        assert private.status_code == 400
+        assert "allow_private = true" in private.json()["error"]["message"]
+        itself = add_remote(hub, name="loop", url=hub.url, model="council")
+        assert itself.status_code == 400
+        assert "this hub's own listener" in itself.json()["error"]["message"]
+        assert add_remote(hub, name="probe", url=url_of(cloud), model="m").status_code == 201
+        moved = httpx.patch(f"{hub.url}/api/seats/probe", json={"url": hub.url})
+        assert moved.status_code == 400
+    names = [seat["name"] for seat in httpx.get(f"{hub.url}/api/seats").json()["seats"]]
+    assert names == ["demo-1", "demo-2", "demo-3", "probe"]
+
+
+def test_a_seat_whose_address_turns_private_is_refused_when_it_connects(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    with cloud_seat() as cloud:
+        # Written by hand, so the check when a seat is added never ran: the connection's does.
+        save_remotes(isolated_data, [RemoteSeatConfig("cloud", url_of(cloud), "m", cloud.token)])
+        hub = start_hub()
+        hub.wait_ok()
+        conversation = new_conversation(hub)
+        events = ask_round(hub, conversation, "hi", max_tokens=4, seats=["demo-1", "cloud"])
+        asked = list(cloud.requests)
+    (error,) = [data for kind, data in events if kind == "seat_error"]
+    assert error["seat"] == "cloud"
+    assert error["error"].startswith("cloud was not called: 127.0.0.1 is a loopback")
+    assert asked == []
+    assert events[-1][1]["status"] == "done"

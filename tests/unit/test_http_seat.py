@@ -3,6 +3,9 @@ it has started answering."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import httpx
 
 from council.deliberation.seats import Completion, HttpSeat, Sampling, SeatFailure
@@ -52,3 +55,32 @@ def test_an_error_status_fails_the_answer_with_the_servers_words() -> None:
         result, _ = ask(url_of(cloud), "fine")
     assert isinstance(result, SeatFailure)
     assert str(result) == "HTTP 401: invalid API key"
+
+
+class _Internal(BaseHTTPRequestHandler):
+    """A server that is no OpenAI endpoint: what it says must not reach whoever asked."""
+
+    def do_POST(self) -> None:
+        body = b"<html>router admin: password hint is 'tr0ub4dor'</html>"
+        self.send_response(403)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_remote_that_answers_no_openai_error_is_never_quoted() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Internal)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result, _ = ask(f"http://127.0.0.1:{server.server_address[1]}", "fine")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert isinstance(result, SeatFailure)
+    assert str(result) == "the remote seat failed (HTTP 403)"

@@ -39,6 +39,14 @@ def test_a_change_keeps_what_it_does_not_name() -> None:
     assert changed == RemoteSeatConfig("cloud", "https://api.example.test", "m", "sk-1", 0, False)
 
 
+def test_moving_a_seat_to_another_url_drops_its_token_unless_a_new_one_is_given() -> None:
+    base = from_request(GOOD)
+    moved = from_request({"url": "https://elsewhere.test"}, base)
+    assert moved.token == ""
+    assert from_request({"url": "https://elsewhere.test", "token": "sk-2"}, base).token == "sk-2"
+    assert from_request({"url": "https://api.example.test/"}, base).token == "sk-1"  # same URL
+
+
 def test_remotes_survive_a_save_and_load(isolated_data: DataFolder) -> None:
     remotes = [from_request(GOOD), from_request({**GOOD, "name": "peer", "ctx_size": 8192})]
     save_remotes(isolated_data, remotes)

@@ -25,6 +25,7 @@ def test_the_database_is_durable_and_migrated_once(db: sqlite3.Connection) -> No
         "m002_conversations",
         "m003_devices",
         "m004_model_digests",
+        "m005_conversation_devices",
     ]
     assert migrate(db) == []
 
@@ -86,3 +87,18 @@ def test_deleting_a_conversation_deletes_its_messages_and_outputs(
     assert db.execute("SELECT COUNT(*) FROM outputs").fetchone() == (0,)
     with pytest.raises(NotFound):
         store.delete_conversation(db, conversation)
+
+
+def test_a_device_sees_only_the_conversations_it_started(db: sqlite3.Connection) -> None:
+    owners = store.create_conversation(db, "the owner's")
+    phones = store.create_conversation(db, "the phone's", "phone-id")
+    assert [c["id"] for c in store.list_conversations(db, device_id="phone-id")] == [phones]
+    assert {c["id"] for c in store.list_conversations(db)} == {owners, phones}
+    assert store.list_conversations(db, "owner", device_id="phone-id") == []
+    assert store.is_visible(db, phones, "phone-id")
+    assert store.is_visible(db, owners, None)
+    assert store.is_visible(db, phones, None)  # the owner sees every conversation
+    assert not store.is_visible(db, owners, "phone-id")
+    assert not store.is_visible(db, phones, "tablet-id")
+    with pytest.raises(NotFound):
+        store.require_conversation(db, owners, "phone-id")

@@ -100,7 +100,8 @@ def test_a_failing_write_rolls_back_and_leaves_the_next_one_working(db: Store) -
     def half(connection: sqlite3.Connection) -> None:
         connection.execute("BEGIN IMMEDIATE")
         connection.execute(
-            "INSERT INTO conversations VALUES ('x', 'half', '2026-01-01', '2026-01-01')"
+            "INSERT INTO conversations (id, title, created_at, updated_at)"
+            " VALUES ('x', 'half', '2026-01-01', '2026-01-01')"
         )
         raise sqlite3.OperationalError("attempt to write a readonly database")
 

@@ -34,6 +34,7 @@ from council.engine.memory import check_fits
 from council.errors import BadRequest, ConfigError, NotFound, SeatError
 from council.models.catalog import scan
 from council.remotes import RemoteSeatConfig, from_request, load_remotes, save_remotes, validate
+from council.security.outbound import Outbound, guarded_client
 from council.types import Endpoint
 
 
@@ -80,12 +81,16 @@ class SeatRegistry(Mapping[str, Seat]):
         config: Callable[[], HubConfig],
         fleet: Fleet,
         on_config: Callable[[HubConfig], None] = lambda config: None,
+        outbound: Outbound | None = None,
     ) -> None:
         self.folder = folder
         self.fleet = fleet
         self._config = config
         self._on_config = on_config
-        self._client: httpx.AsyncClient | None = None
+        # Where remote seats may connect; without one (tests of the registry alone) no ports
+        # are the hub's own, and private addresses still need the seat's allow_private.
+        self.outbound = outbound or Outbound(frozenset)
+        self._clients: dict[bool, httpx.AsyncClient] = {}
         self._entries: dict[str, Entry] = {}
         self.remotes: dict[str, RemoteSeatConfig] = {}
         self.browser = BrowserSeats()
@@ -192,13 +197,21 @@ class SeatRegistry(Mapping[str, Seat]):
 
     # --- remote seats -------------------------------------------------------------------------
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """Remote endpoints' own client (real TLS checks, the user's proxy settings), made on
-        first use: building its TLS context costs tens of milliseconds at start-up."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
-        return self._client
+    def client(self, *, allow_private: bool) -> httpx.AsyncClient:
+        """Remote endpoints' own clients (real TLS checks; each connection's address checked),
+        one for seats that may reach private addresses and one for those that may not, so no
+        pooled connection crosses from one to the other. Made on first use: building a TLS
+        context costs tens of milliseconds at start-up."""
+        if allow_private not in self._clients:
+            self._clients[allow_private] = guarded_client(
+                self.outbound, allow_private=allow_private
+            )
+        return self._clients[allow_private]
+
+    def _check_address(self, remote: RemoteSeatConfig) -> None:
+        reason = self.outbound.check_url(remote.url, allow_private=remote.allow_private)
+        if reason is not None:
+            raise BadRequest(f"{remote.url}: {reason}")
 
     def _add_remote(self, remote: RemoteSeatConfig) -> None:
         def target() -> Endpoint:
@@ -214,7 +227,7 @@ class SeatRegistry(Mapping[str, Seat]):
             remote.name,
             "remote",
             target,
-            self.client,
+            self.client(allow_private=remote.allow_private),
             model=remote.model,
             ctx_size=remote.ctx_size or None,
         )
@@ -224,6 +237,7 @@ class SeatRegistry(Mapping[str, Seat]):
     def add_remote(self, body: dict[str, Any]) -> dict[str, Any]:
         remote = from_request(body)
         validate(remote, set(self))
+        self._check_address(remote)
         self._save_remotes({**self.remotes, remote.name: remote})
         self._add_remote(remote)
         return remote.public()
@@ -234,6 +248,7 @@ class SeatRegistry(Mapping[str, Seat]):
             raise BadRequest("a seat cannot be renamed; remove it and add it again")
         remote = from_request(body, current)
         validate(remote, set(self) - {name})
+        self._check_address(remote)
         self._save_remotes({**self.remotes, name: remote})
         self._remove(name)
         self._add_remote(remote)
@@ -272,5 +287,5 @@ class SeatRegistry(Mapping[str, Seat]):
         for name in self.names(SeatKind.BROWSER):
             self._remove(name)
         self.browser.close_all()
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()

@@ -22,6 +22,7 @@ import httpx
 
 from council.engine.process import engine_headers
 from council.errors import SeatError
+from council.security.outbound import OutboundRefused
 from council.types import Endpoint, Usage
 
 Message = dict[str, str]
@@ -153,7 +154,9 @@ class HttpSeat:
             response = await self._client.send(request, stream=True)
             try:
                 if response.status_code >= 400:
-                    raise SeatFailure(_error_text(await response.aread(), response.status_code))
+                    said = await response.aread()
+                    remote = self.kind == "remote"
+                    raise SeatFailure(_error_text(said, response.status_code, remote=remote))
                 async for data in _sse_data(response):
                     chunk = json.loads(data)
                     if (error := chunk.get("error")) is not None:
@@ -171,6 +174,8 @@ class HttpSeat:
                 # so that a second cancellation cannot leave the socket open and the slot busy.
                 await asyncio.shield(response.aclose())
         except httpx.HTTPError as exc:
+            if isinstance(exc.__cause__, OutboundRefused):
+                raise SeatFailure(f"{self.name} was not called: {exc.__cause__}") from None
             raise SeatFailure(f"lost the connection to {self.name}: {exc!r}") from None
         except ValueError:
             raise SeatFailure(f"{self.name} sent a stream council cannot read") from None
@@ -267,10 +272,17 @@ def _message(error: object) -> str:
     return str(found)[:500] if found else "no details"
 
 
-def _error_text(body: bytes, status: int) -> str:
+def _error_text(body: bytes, status: int, *, remote: bool = False) -> str:
+    """An error answer in words: its OpenAI-shaped `error`, else (from our own engines only)
+    the start of the body. A remote's other bodies are never passed on: whoever asked the
+    round reads this, and a seat must not become a way to read what some server says."""
     try:
         error = json.loads(body).get("error")
         message = _message(error) if error else None
     except (ValueError, AttributeError):
         message = None
-    return f"HTTP {status}: {message or body[:200].decode(errors='replace') or 'no details'}"
+    if message:
+        return f"HTTP {status}: {message[:200] if remote else message}"
+    if remote:
+        return f"the remote seat failed (HTTP {status})"
+    return f"HTTP {status}: {body[:200].decode(errors='replace') or 'no details'}"

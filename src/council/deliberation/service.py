@@ -74,17 +74,23 @@ class CouncilService:
         return round_options(self._defaults(), request, list(self._seats()))
 
     async def start(
-        self, conversation_id: str | None, question: str, options: RoundOptions
+        self,
+        conversation_id: str | None,
+        question: str,
+        options: RoundOptions,
+        *,
+        device_id: str | None = None,
     ) -> RunHandle:
         """Start a round on `question` in a conversation, or (`None`) in a new one, which is
-        made only once the question is accepted: a refused question stores nothing."""
+        made only once the question is accepted (a refused question stores nothing) and
+        belongs to `device_id`'s paired device, or to the owner."""
         question = question.strip()
         if not question:
             raise BadRequest("the question is empty")
         if len(question) > MAX_QUESTION:
             raise BadRequest(f"the question is longer than {MAX_QUESTION} characters")
         if conversation_id is None:
-            conversation_id = await self.db.write(store.create_conversation, "")
+            conversation_id = await self.db.write(store.create_conversation, "", device_id)
         history = await self.db.read(store.history, conversation_id)
         message_id = await self.db.write(
             store.start_message, conversation_id, question, options.mode.value, options.to_dict()

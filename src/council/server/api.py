@@ -22,6 +22,7 @@ from council.deliberation.registry import SeatKind, SeatRegistry
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, NotFound, PayloadTooLarge
 from council.models.digests import ModelFiles
+from council.server.roles import device_id
 from council.settings import RoundDefaults, ranges
 from council.store import conversations as store
 from council.store import db as database
@@ -77,37 +78,46 @@ class Api:
     async def list_conversations(self, request: Request) -> Response:
         """List conversations, newest first; `?search=` matches titles, questions, answers."""
         search = request.query_params.get("search") or None
-        found = await self.db.read(store.list_conversations, search)
+        found = await self.db.read(store.list_conversations, search, device_id=device_id(request))
         return JSONResponse({"conversations": found})
 
     async def create_conversation(self, request: Request) -> Response:
         """Create an empty conversation."""
         body = await read_json(request)
         title = str(body.get("title") or "")
-        conversation_id = await self.db.write(store.create_conversation, title)
+        conversation_id = await self.db.write(store.create_conversation, title, device_id(request))
         conversation = await self.db.read(store.get_conversation, conversation_id)
         return JSONResponse(conversation, status_code=201)
 
+    async def _visible(self, request: Request) -> str:
+        """The path's conversation id, once it is known to be the caller's to see (a device
+        sees only those it started; every other id is 404 to it)."""
+        conversation_id: str = request.path_params["id"]
+        await self.db.read(store.require_conversation, conversation_id, device_id(request))
+        return conversation_id
+
     async def get_conversation(self, request: Request) -> Response:
         """A conversation with every message and every seat's output."""
-        return JSONResponse(await self.db.read(store.get_conversation, request.path_params["id"]))
+        conversation_id = await self._visible(request)
+        return JSONResponse(await self.db.read(store.get_conversation, conversation_id))
 
     async def rename_conversation(self, request: Request) -> Response:
         """Rename a conversation: `{"title": "..."}`."""
+        conversation_id = await self._visible(request)
         title = str((await read_json(request)).get("title") or "").strip()
         if not title:
             raise BadRequest("the title is empty")
-        await self.db.write(store.rename_conversation, request.path_params["id"], title)
-        return JSONResponse(await self.db.read(store.get_conversation, request.path_params["id"]))
+        await self.db.write(store.rename_conversation, conversation_id, title)
+        return JSONResponse(await self.db.read(store.get_conversation, conversation_id))
 
     async def delete_conversation(self, request: Request) -> Response:
         """Delete a conversation and everything in it."""
-        await self.db.write(store.delete_conversation, request.path_params["id"])
+        await self.db.write(store.delete_conversation, await self._visible(request))
         return Response(status_code=204)
 
     async def export_conversation(self, request: Request) -> Response:
         """Download a conversation: `?format=md` (default) or `?format=json`."""
-        conversation = await self.db.read(store.get_conversation, request.path_params["id"])
+        conversation = await self.db.read(store.get_conversation, await self._visible(request))
         fmt = request.query_params.get("format", "md")
         name = f"council-{conversation['id']}"
         if fmt == "json":
@@ -138,8 +148,7 @@ class Api:
     async def ask(self, request: Request) -> Response:
         """Run a council round on a question in this conversation; the response is its SSE
         event stream."""
-        conversation_id = request.path_params["id"]
-        await self.db.read(store.require_conversation, conversation_id)  # 404 before it starts
+        conversation_id = await self._visible(request)  # 404 before it starts
         return await self._round(request, conversation_id)
 
     async def ask_new(self, request: Request) -> Response:
@@ -153,7 +162,9 @@ class Api:
         if not isinstance(question, str):
             raise BadRequest("'question' must be a string")
         options = self.ctx.council.options(body)
-        handle = await self.ctx.council.start(conversation_id, question, options)
+        handle = await self.ctx.council.start(
+            conversation_id, question, options, device_id=device_id(request)
+        )
         return StreamingResponse(
             _sse(handle, request),
             media_type="text/event-stream",
@@ -168,7 +179,9 @@ class Api:
     async def stop(self, request: Request) -> Response:
         """Stop a running round; what was produced so far is kept as cancelled."""
         handle = self.ctx.council.running.get(request.path_params["id"])
-        if handle is None:
+        if handle is None or not await self.db.read(
+            store.is_visible, handle.conversation_id, device_id(request)
+        ):
             raise NotFound(f"no running round {request.path_params['id']!r}")
         handle.stop()
         return JSONResponse({"stopping": handle.message_id}, status_code=202)

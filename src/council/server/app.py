@@ -31,6 +31,7 @@ from council.server.metrics import Metrics, MetricsMiddleware
 from council.server.model_files import model_file_routes
 from council.server.openai_api import OpenAIApi
 from council.server.openapi import openapi_schema
+from council.server.roles import for_guests
 from council.server.seat import SEAT_CSP, seat_routes
 from council.settings import Environment
 
@@ -89,8 +90,9 @@ def create_app(
     isolated: bool | None = None,
 ) -> Starlette:
     """The hub's app; with `lan`, the LAN listener's variant: device tokens required except on
-    the pairing, CA and health routes. `/seat/` is cross-origin isolated unless `isolated` is
-    False (None: as COUNCIL_SEAT_ISOLATION says)."""
+    the pairing, CA and health routes, and the owner's routes (seats, defaults, devices,
+    metrics...) refused to devices (roles.py). `/seat/` is cross-origin isolated unless
+    `isolated` is False (None: as COUNCIL_SEAT_ISOLATION says)."""
 
     async def index(request: Request) -> Response:
         return FileResponse(WEB / "index.html", headers={"cache-control": "no-cache"})
@@ -118,25 +120,25 @@ def create_app(
         text, content_type = await asyncio.to_thread(metrics.render)
         return Response(text, headers={"content-type": content_type, "cache-control": "no-store"})
 
+    routes = [
+        # /v1 first: the router tries routes in order, and these are the busiest.
+        *(openai.routes() if openai is not None else []),
+        *(lan_routes(lan, str(WEB)) if lan is not None else []),
+        Route("/", index),
+        Route("/sw.js", service_worker),
+        Route("/api/health", health),
+        Route("/api/openapi.json", openapi),
+        *seat_routes(isolated=Environment.read().seat_isolation if isolated is None else isolated),
+        *([Route("/metrics", prometheus)] if metrics is not None else []),
+        *(model_file_routes(api.model_files, metrics) if api and api.model_files else []),
+        *(Api(api).routes() if api is not None else []),
+        *(browser_seat_routes(api.seats, api.model_files) if api is not None else []),
+        *(devices.routes() if devices is not None else []),
+        Mount("/static", StaticFiles(directory=WEB), name="static"),
+    ]
     app = Starlette(
-        routes=[
-            # /v1 first: the router tries routes in order, and these are the busiest.
-            *(openai.routes() if openai is not None else []),
-            *(lan_routes(lan, str(WEB)) if lan is not None else []),
-            Route("/", index),
-            Route("/sw.js", service_worker),
-            Route("/api/health", health),
-            Route("/api/openapi.json", openapi),
-            *seat_routes(
-                isolated=Environment.read().seat_isolation if isolated is None else isolated
-            ),
-            *([Route("/metrics", prometheus)] if metrics is not None and lan is None else []),
-            *(model_file_routes(api.model_files, metrics) if api and api.model_files else []),
-            *(Api(api).routes() if api is not None else []),
-            *(browser_seat_routes(api.seats, api.model_files) if api is not None else []),
-            *(devices.routes() if devices is not None and lan is None else []),  # owner only
-            Mount("/static", StaticFiles(directory=WEB), name="static"),
-        ],
+        # A paired device is a guest: whatever is not in roles.GUEST answers it 403.
+        routes=for_guests(routes) if lan is not None else routes,
         middleware=[
             *(
                 [Middleware(MetricsMiddleware, metrics=metrics, listener="lan" if lan else "local")]

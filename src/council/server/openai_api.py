@@ -37,6 +37,7 @@ from council.errors import BadRequest, CouncilError, NoAnswer, NotFound
 from council.server.api import parse_object, read_body
 from council.server.http import error_response, sse_error_frame
 from council.server.metrics import Metrics, device_label
+from council.server.roles import device_id
 from council.store import conversations as store
 from council.types import Endpoint, Mode
 
@@ -84,7 +85,9 @@ class OpenAIApi:
             }
         )
 
-    async def council_answer(self, path: str, body: dict[str, Any], model: str) -> Response:
+    async def council_answer(
+        self, path: str, body: dict[str, Any], model: str, device_id: str | None = None
+    ) -> Response:
         if path == "/v1/embeddings":
             raise BadRequest("the council does not make embeddings: ask a seat (see /v1/models)")
         chat = path == "/v1/chat/completions"
@@ -95,7 +98,9 @@ class OpenAIApi:
         if isinstance(body.get("temperature"), int | float):
             request["temperature"] = body["temperature"]
         options = self.council.options(request)
-        conversation_id = await self.council.db.write(store.create_conversation, question)
+        conversation_id = await self.council.db.write(
+            store.create_conversation, question, device_id
+        )
         await self.council.db.write(store.seed_history, conversation_id, history)
         handle = await self.council.start(conversation_id, question, options)
         shape = _Shape(f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(12)}", model, chat)
@@ -131,7 +136,7 @@ class Passthrough:
             if not isinstance(model, str) or not model:
                 raise BadRequest("'model' is required")
             if model == COUNCIL_MODEL or model.startswith(f"{COUNCIL_MODEL}:"):
-                response = await api.council_answer(self.path, payload, model)
+                response = await api.council_answer(self.path, payload, model, device_id(scope))
             elif model not in api.seat_names():
                 raise NotFound(f"the model {model!r} does not exist: see /v1/models")
             else:

@@ -1,7 +1,8 @@
 """The OpenAPI document, generated from the routes so it cannot drift from them.
 
 Each endpoint's docstring is its summary; paths, methods and path parameters come from the
-routing table itself.
+routing table itself. Every route is listed, the pages and `/v1` too, so the document is the
+whole surface a client (or a fuzzer, or the test of who may do what) can reach.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _PARAM = re.compile(r"{(\w+)}")
 def openapi_schema(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        if not isinstance(route, Route) or not route.path.startswith("/api/"):
+        if not isinstance(route, Route):
             continue
         summary = (inspect.getdoc(route.endpoint) or "").split("\n\n")[0].replace("\n", " ")
         for method in sorted((route.methods or set()) - {"HEAD"}):

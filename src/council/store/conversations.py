@@ -45,12 +45,14 @@ def title_from(question: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-def create_conversation(db: sqlite3.Connection, title: str) -> str:
+def create_conversation(db: sqlite3.Connection, title: str, device_id: str | None = None) -> str:
+    """A new conversation, the owner's or (`device_id`) a paired device's."""
     conversation_id, at = new_id(), stamp()
     with transaction(db):
         db.execute(
-            "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
-            (conversation_id, title_from(title), at, at),
+            "INSERT INTO conversations (id, title, created_at, updated_at, device_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (conversation_id, title_from(title), at, at, device_id),
         )
     return conversation_id
 
@@ -61,19 +63,28 @@ def resolve_id(db: sqlite3.Connection, prefix: str) -> str:
 
 
 def list_conversations(
-    db: sqlite3.Connection, search: str | None = None, limit: int = 200
+    db: sqlite3.Connection,
+    search: str | None = None,
+    limit: int = 200,
+    *,
+    device_id: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest first; with `device_id`, only that device's (the owner, None, sees every one)."""
     query = """
         SELECT c.id, c.title, c.created_at, c.updated_at, COUNT(m.id)
         FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id
+        WHERE 1
     """
     params: list[Any] = []
+    if device_id is not None:
+        query += " AND c.device_id = ?"
+        params.append(device_id)
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query += """
-        WHERE c.title LIKE ? ESCAPE '\\' OR c.id IN (
+        AND (c.title LIKE ? ESCAPE '\\' OR c.id IN (
             SELECT conversation_id FROM messages
-            WHERE question LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')
+            WHERE question LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\'))
         """
         params += [pattern, pattern, pattern]
     query += " GROUP BY c.id ORDER BY c.updated_at DESC LIMIT ?"
@@ -82,12 +93,21 @@ def list_conversations(
     return [dict(zip(keys, row, strict=True)) for row in db.execute(query, params)]
 
 
-def require_conversation(db: sqlite3.Connection, conversation_id: str) -> None:
-    if (
-        db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
-        is None
-    ):
+def require_conversation(
+    db: sqlite3.Connection, conversation_id: str, device_id: str | None = None
+) -> None:
+    """NotFound unless the conversation exists and, with `device_id`, is that device's: another's
+    conversation is "no conversation" to a device, so it cannot even learn which ids exist."""
+    if not is_visible(db, conversation_id, device_id):
         raise NotFound(f"no conversation {conversation_id!r}")
+
+
+def is_visible(db: sqlite3.Connection, conversation_id: str, device_id: str | None) -> bool:
+    """Whether the conversation exists for the owner (None) or is the device's own."""
+    row = db.execute(
+        "SELECT device_id FROM conversations WHERE id = ?", (conversation_id,)
+    ).fetchone()
+    return row is not None and (device_id is None or row[0] == device_id)
 
 
 def rename_conversation(db: sqlite3.Connection, conversation_id: str, title: str) -> None:

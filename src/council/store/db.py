@@ -161,6 +161,13 @@ def m004_model_digests(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m005_conversation_devices(db: sqlite3.Connection) -> None:
+    """Which paired device started a conversation (NULL: the owner): a device sees only its own."""
+    db.execute("ALTER TABLE conversations ADD COLUMN device_id TEXT")
+    db.execute("CREATE INDEX conversations_by_device ON conversations (device_id)")
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating or upgrading) the store; a file SQLite cannot use is a `StoreError`
     that says what to do, and is never modified."""

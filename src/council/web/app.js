@@ -252,7 +252,7 @@ function renderSeatsTable() {
               ? null
               : el("button", {
                   type: "button",
-                  class: "danger",
+                  class: "danger owner-only",
                   "aria-label": `Remove ${seat.name}`,
                   text: "Remove",
                   onclick: () => removeSeat(seat.name),
@@ -302,7 +302,11 @@ async function addSeat(event, errorId, toBody) {
 }
 
 const addRemote = (event) =>
-  addSeat(event, "remote-error", (data) => ({ ...data, ctx_size: Number(data.ctx_size || 0) }));
+  addSeat(event, "remote-error", (data) => ({
+    ...data,
+    ctx_size: Number(data.ctx_size || 0),
+    allow_private: data.allow_private === "on",
+  }));
 
 const addLocal = (event) =>
   addSeat(event, "local-error", (data) => ({
@@ -338,6 +342,8 @@ async function refreshHealth() {
     $("demo-banner").hidden = !health.demo_hint;
     $("demo-banner").textContent = health.demo_hint || "";
     $("show-devices").hidden = !health.owner; // pairing and revoking are the laptop's business
+    // A paired device is a guest: seats and defaults are the owner's (the hub refuses it too).
+    document.body.classList.toggle("guest", !health.owner);
     const changed = health.seats.some((s) => state.seats.find((t) => t.name === s.name)?.state !== s.state);
     if (changed) await loadSeats();
   } catch {
