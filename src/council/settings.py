@@ -88,8 +88,9 @@ class RoundDefaults:
 class DeviceLimits:
     """What one paired device may use on the LAN listener: `[devices]` in config.toml.
 
-    Both count the requests that make the engines work: every `/v1` request and every `POST` to
-    `/api`. Over either limit a request gets `429` with `Retry-After`.
+    Both count the requests that make the engines work or change something: every `/v1`
+    request and every `POST`, `PUT`, `PATCH` and `DELETE` to `/api`. Over either limit a request
+    gets `429` with `Retry-After`.
     """
 
     max_streams: int = bounded(4, 1, 1000)  # open at once

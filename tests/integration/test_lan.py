@@ -20,6 +20,7 @@ from council.defaults import demo_seats
 from council.security import pairing
 from council.settings import DeviceLimits
 from council.store import db as store
+from council.store.devices import audit
 from tests.hubs import HubProcess, engine_endpoint, engines_frozen, free_port
 from tests.hubs import run_council as council
 
@@ -299,6 +300,26 @@ def test_over_its_limits_a_device_gets_429_with_retry_after(
     assert httpx.get(f"{base}/api/health", headers=bearer(token), verify=trust).status_code == 200
 
 
+def test_a_devices_changes_count_against_its_limit_like_its_questions(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    save_config(isolated_data, HubConfig(seats=demo_seats(), devices=DeviceLimits(4, 3)))
+    port = free_port()
+    hub = start_hub(None, "--lan", "--lan-host", "127.0.0.1", "--lan-port", str(port))
+    hub.wait_ok()
+    base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(isolated_data.tls / "ca.pem"))
+    with httpx.Client(
+        base_url=base, verify=trust, headers=bearer(pair_device(base, trust))
+    ) as phone:
+        mine = phone.post("/api/conversations", json={"title": "one"}).json()["id"]  # the first
+        renames = [
+            phone.patch(f"/api/conversations/{mine}", json={"title": f"t{n}"}) for n in range(3)
+        ]
+        assert [r.status_code for r in renames] == [200, 200, 429]
+        assert phone.get(f"/api/conversations/{mine}").json()["title"] == "t1"  # reads go on
+
+
 def test_an_expired_or_guessed_code_fails_and_guessing_locks_the_address_out(
     lan: tuple[HubProcess, str, ssl.SSLContext], isolated_data: DataFolder
 ) -> None:
@@ -314,6 +335,26 @@ def test_an_expired_or_guessed_code_fails_and_guessing_locks_the_address_out(
     assert [a.status_code for a in answers[:5]] == [403] * 5
     assert answers[-1].status_code == 429
     assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+def test_a_forwarded_for_header_is_no_way_around_the_lockout_or_into_the_audit_log(
+    lan: tuple[HubProcess, str, ssl.SSLContext], isolated_data: DataFolder
+) -> None:
+    _, base, trust = lan
+    answers = [
+        httpx.post(
+            f"{base}/pair/exchange",
+            json={"code": f"council_pair_{n:032d}", "name": "guess"},
+            headers={"x-forwarded-for": f"10.9.8.{n}", "forwarded": f"for=10.9.8.{n}"},
+            verify=trust,
+        )
+        for n in range(6)
+    ]
+    assert [a.status_code for a in answers] == [403] * 5 + [429]  # one address, one budget
+    with contextlib.closing(store.connect(isolated_data.database)) as db:
+        events = audit(db)
+    assert events
+    assert {event["address"] for event in events} == {"127.0.0.1"}
 
 
 def test_metrics_are_served_to_the_laptop_only_and_count_each_device(

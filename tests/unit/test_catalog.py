@@ -319,3 +319,26 @@ def test_human_size_uses_decimal_units(n: int, text: str) -> None:
 )
 def test_human_count_reads_like_model_names(n: int, text: str) -> None:
     assert human_count(n) == text
+
+
+def test_a_fifo_named_gguf_is_listed_as_not_a_file_and_never_holds_the_scan(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    write_demo_model(tmp_path / "real.gguf", seed=1)
+    os.mkfifo(tmp_path / "trap.gguf")  # opening it would wait for a writer forever
+    found: list[tuple[str, str | None]] = []
+    scanning = threading.Thread(
+        target=lambda: found.extend((m.path, m.reason) for m in scan(tmp_path)), daemon=True
+    )
+    scanning.start()
+    scanning.join(timeout=10)
+    alive = scanning.is_alive()
+    if alive:  # free the stuck scan, so the test fails instead of hanging
+        os.close(os.open(tmp_path / "trap.gguf", os.O_WRONLY | os.O_NONBLOCK))
+    assert not alive
+    assert found == [
+        ("real.gguf", None),
+        ("trap.gguf", "not a regular file (a FIFO or device named .gguf)"),
+    ]

@@ -23,10 +23,12 @@ def sessions(clock: Clock, streams: int = 2, per_minute: int = 3) -> DeviceSessi
     return DeviceSessions(lambda: DeviceLimits(streams, per_minute), clock)
 
 
-def test_only_work_for_the_engines_is_counted() -> None:
+def test_work_for_the_engines_and_every_change_is_counted_but_reading_is_not() -> None:
     assert counted({"path": "/v1/models", "method": "GET"})
     assert counted({"path": "/v1/chat/completions", "method": "POST"})
     assert counted({"path": "/api/conversations/x/messages", "method": "POST"})
+    for method in ("PATCH", "PUT", "DELETE"):  # each may rewrite a file on the stick
+        assert counted({"path": "/api/conversations/x", "method": method})
     assert not counted({"path": "/api/conversations", "method": "GET"})
     assert not counted({"path": "/static/app.js", "method": "GET"})
 

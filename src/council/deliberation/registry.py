@@ -32,7 +32,7 @@ from council.deliberation.seats import HttpSeat, Seat
 from council.engine.fleet import Fleet, PlannedSeat, estimates, plan_seats
 from council.engine.memory import check_fits
 from council.errors import BadRequest, ConfigError, NotFound, SeatError
-from council.models.catalog import scan
+from council.models.catalog import ModelInfo, scan
 from council.remotes import RemoteSeatConfig, from_request, load_remotes, save_remotes, validate
 from council.security.outbound import Outbound, guarded_client
 from council.types import Endpoint
@@ -156,8 +156,11 @@ class SeatRegistry(Mapping[str, Seat]):
 
         return Entry(SeatKind.LOCAL, seat, describe)
 
-    def add_local(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Seat a model from the stick's catalog; its engine starts at once."""
+    def add_local(
+        self, body: dict[str, Any], catalog: list[ModelInfo] | None = None
+    ) -> dict[str, Any]:
+        """Seat a model from the stick's catalog (`catalog`: scanned already, off the event
+        loop); its engine starts at once."""
         model = str(body.get("model") or "")
         ctx_size = body.get("ctx_size") or 0
         if not isinstance(ctx_size, int) or isinstance(ctx_size, bool):
@@ -169,7 +172,8 @@ class SeatRegistry(Mapping[str, Seat]):
             raise BadRequest(str(exc).removeprefix("config.toml: ")) from None
         if seat.name in self:
             raise BadRequest(f"there is already a seat called {seat.name!r}")
-        info = next((m for m in scan(self.folder.models) if m.path == seat.model), None)
+        found = scan(self.folder.models) if catalog is None else catalog
+        info = next((m for m in found if m.path == seat.model), None)
         if info is None:
             raise NotFound(f"no model {seat.model!r} in models/: see GET /api/models")
         if not info.valid:

@@ -16,6 +16,7 @@ reason; `read_header` turns I/O and other unexpected errors into one as well.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -259,7 +260,13 @@ def _parse(handle: BinaryIO, size: int) -> Header:
 def read_header(path: Path) -> Header:
     """The parsed header, or Invalid with the reason; broad errors stop here, as reasons."""
     try:
-        with path.open("rb") as handle:
+        # Non-blocking, then checked: opening a FIFO named *.gguf the plain way would wait for a
+        # writer that never comes (and hold whoever scans the catalog with it).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise Invalid("not a regular file (a FIFO or device named .gguf)")
+        with os.fdopen(descriptor, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             return _parse(handle, size)
     except Invalid:

@@ -212,9 +212,14 @@ class Api:
         """Add a seat: a model from the stick (`{"kind": "local", "model", "name", "ctx_size"}`,
         its engine starts at once) or a remote one (`{"name", "url", "model", "token",
         "ctx_size"}`)."""
+        from council.models.catalog import scan
+
         body = await read_json(request)
         seats = self.ctx.seats
-        added = seats.add_local(body) if body.get("kind") == "local" else seats.add_remote(body)
+        if body.get("kind") == "local":
+            added = seats.add_local(body, await asyncio.to_thread(scan, seats.folder.models))
+        else:
+            added = seats.add_remote(body)
         return JSONResponse(added, status_code=201)
 
     async def update_seat(self, request: Request) -> Response:
@@ -243,7 +248,8 @@ class Api:
             used.setdefault(seat.config.model, []).append(seat.config.name)
         models = []
         unhashed = False
-        for model in scan(self.ctx.seats.folder.models):
+        # Reading every file's header: off the loop, which a slow stick must never hold up.
+        for model in await asyncio.to_thread(scan, self.ctx.seats.folder.models):
             urls = self._urls(model.shards or (model.path,)) if model.valid else None
             unhashed |= model.valid and urls is None
             models.append(

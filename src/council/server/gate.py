@@ -2,7 +2,8 @@
 
 `DeviceGate` (pure ASGI, so streams pass through unbuffered) authenticates every request by the
 device token, except the few routes a phone needs before it has one (`PUBLIC`). Requests that
-make the engines work (every `/v1` request, every `POST` to `/api`) are *counted*: each device may
+make the engines work or change something (every `/v1` request, every `POST`, `PUT`, `PATCH`
+and `DELETE` to `/api`) are *counted*: each device may
 have `max_streams` of them open at once and start `requests_per_minute` of them in any 60 s,
 else it gets `429` with `Retry-After`.
 
@@ -48,6 +49,7 @@ PUBLIC = frozenset(
     }
 )
 WINDOW = 60.0
+CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REVOKED = "this device's pairing was revoked: pair it again to use the hub"
 UNPAIRED = "this device is not paired with the hub: scan a pairing QR code (council pair)"
 
@@ -57,7 +59,8 @@ def counted(scope: Scope) -> bool:
     path: str = scope["path"]
     if path.startswith("/api/browser-seats/"):
         return False
-    return path.startswith("/v1/") or (scope["method"] == "POST" and path.startswith("/api/"))
+    changes = scope["method"] in CHANGES  # each may write to the stick
+    return path.startswith("/v1/") or (changes and path.startswith("/api/"))
 
 
 def long_lived(scope: Scope) -> bool:

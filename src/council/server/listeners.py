@@ -178,6 +178,10 @@ def uvicorn_server(app: ASGIApp, context: ssl.SSLContext | None = None) -> uvico
         server_header=False,
         ws="none",
         timeout_graceful_shutdown=3,
+        # No proxy stands in front of council: a forwarding header is the client's own claim,
+        # and trusting it (uvicorn does from 127.0.0.1 by default) would let any local process
+        # pick the address the pairing lockout and the audit log see.
+        proxy_headers=False,
     )
     config.http = SendfileProtocol  # httptools, plus pathsend: whole files go out by sendfile
     config.load()
