@@ -49,6 +49,10 @@ def validate(remote: RemoteSeatConfig, taken: set[str]) -> None:
     parts = urlsplit(remote.url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise BadRequest(f"{remote.url!r} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError:
+        raise BadRequest(f"{remote.url!r} has a port that is not from 0 to 65535") from None
     if parts.username or parts.password or parts.query or parts.fragment:
         raise BadRequest("put the token in 'token', not in the URL (URLs end up in logs)")
     if not remote.model:

@@ -6,7 +6,14 @@ import pytest
 
 from council.datafolder import DataFolder
 from council.errors import BadRequest, ConfigError
-from council.remotes import FILE, RemoteSeatConfig, from_request, load_remotes, save_remotes
+from council.remotes import (
+    FILE,
+    RemoteSeatConfig,
+    from_request,
+    load_remotes,
+    save_remotes,
+    validate,
+)
 
 GOOD = {"name": "cloud", "url": "https://api.example.test/", "model": "m", "token": "sk-1"}
 
@@ -45,6 +52,11 @@ def test_moving_a_seat_to_another_url_drops_its_token_unless_a_new_one_is_given(
     assert moved.token == ""
     assert from_request({"url": "https://elsewhere.test", "token": "sk-2"}, base).token == "sk-2"
     assert from_request({"url": "https://api.example.test/"}, base).token == "sk-1"  # same URL
+
+
+def test_a_url_whose_port_is_no_port_is_refused_with_a_reason() -> None:
+    with pytest.raises(BadRequest, match="has a port that is not from 0 to 65535"):
+        validate(from_request({**GOOD, "url": "http://10.0.0.1:99999"}), set())
 
 
 def test_remotes_survive_a_save_and_load(isolated_data: DataFolder) -> None:

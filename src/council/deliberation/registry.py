@@ -89,7 +89,7 @@ class SeatRegistry(Mapping[str, Seat]):
         self._on_config = on_config
         # Where remote seats may connect; without one (tests of the registry alone) no ports
         # are the hub's own, and private addresses still need the seat's allow_private.
-        self.outbound = outbound or Outbound(frozenset)
+        self.outbound = outbound or Outbound(lambda: ())
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._entries: dict[str, Entry] = {}
         self.remotes: dict[str, RemoteSeatConfig] = {}

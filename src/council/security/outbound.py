@@ -107,9 +107,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
+            async with asyncio.timeout(timeout):  # the connect timeout covers the lookup too
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"no address for {host} within {timeout} s") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
@@ -136,8 +139,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     take a network backend, so the pool it built is replaced by one that does (same TLS)."""
 
     def __init__(self, policy: Outbound, *, allow_private: bool) -> None:
-        super().__init__(trust_env=False)  # a proxy would hide the address from the check
         context = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=context, trust_env=False)  # no proxy: it would hide the address
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=context,
             network_backend=GuardedBackend(policy, allow_private=allow_private),

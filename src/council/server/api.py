@@ -21,6 +21,7 @@ from council.deliberation.events import Event
 from council.deliberation.registry import SeatKind, SeatRegistry
 from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, NotFound, PayloadTooLarge
+from council.models.catalog import scan
 from council.models.digests import ModelFiles
 from council.server.roles import device_id
 from council.settings import RoundDefaults, ranges
@@ -212,8 +213,6 @@ class Api:
         """Add a seat: a model from the stick (`{"kind": "local", "model", "name", "ctx_size"}`,
         its engine starts at once) or a remote one (`{"name", "url", "model", "token",
         "ctx_size"}`)."""
-        from council.models.catalog import scan
-
         body = await read_json(request)
         seats = self.ctx.seats
         if body.get("kind") == "local":
@@ -241,8 +240,6 @@ class Api:
         them: `url` (`/models/<digest>/<name>`, null until the file is hashed) and `urls` (every
         shard's URL, in order, for a split set; null until all are hashed). A split set's `url`
         is its first shard's, under whose digest every shard is served too (what wllama loads)."""
-        from council.models.catalog import scan
-
         used: dict[str, list[str]] = {}
         for seat in self.ctx.seats.fleet.planned:
             used.setdefault(seat.config.model, []).append(seat.config.name)
