@@ -11,12 +11,14 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
 import pytest
 from starlette.requests import Request
 
+from council.deliberation.events import Event
 from council.deliberation.rounds import RoundOptions
 from council.deliberation.seats import Sampling
-from council.deliberation.service import CouncilService
+from council.deliberation.service import CouncilService, RunHandle
 from council.server import api
 from council.settings import RoundDefaults
 from council.store import conversations
@@ -120,3 +122,84 @@ def test_a_client_that_goes_away_stops_the_round_without_an_error(
     assert stored == ("cancelled",)
     assert "already running" not in caplog.text
     assert seat.answered == 0
+
+
+def test_a_stream_cancelled_at_every_wait_as_starlette_cancels_it_stops_the_round_at_once() -> None:
+    """Starlette's own disconnect listener cancels the response with an anyio scope, which cancels
+    again at every await. If that lands just as a next event was read, the stream's clean-up
+    awaits are cut short, and the round went on until the garbage collector found the
+    abandoned event generator (seconds later, with the engine still generating). The round must
+    be stopped before the response has finished leaving."""
+
+    async def main() -> bool:
+        round_task = asyncio.create_task(asyncio.sleep(3600))
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        handle = RunHandle("conversation", "message", round_task, queue)
+        stream = api._sse(handle, cast(Request, Client()))
+        first = asyncio.Event()
+        scope = anyio.CancelScope()
+        stopped: list[bool] = []
+
+        async def respond() -> None:
+            with scope:
+                async for _ in stream:
+                    first.set()
+            stopped.append(round_task.cancelling() > 0 or round_task.done())
+
+        queue.put_nowait(Event("seat_delta", {"delta": "a"}))
+        response = asyncio.create_task(respond())
+        await first.wait()
+        await asyncio.sleep(0)  # the stream now waits for its next event
+        queue.put_nowait(Event("seat_delta", {"delta": "b"}))
+        scope.cancel()
+        await response
+        round_task.cancel()
+        await asyncio.gather(round_task, return_exceptions=True)
+        await stream.aclose()
+        return stopped == [True]
+
+    assert run(main())
+
+
+def test_a_stopped_round_finishes_its_clean_up_however_often_the_response_is_cancelled() -> None:
+    """The response's scope cancels it at every await while it waits for the round to end;
+    none of those may reach the round, whose clean-up (closing its engine connections) must
+    run to the end after its one cancellation."""
+    cut_short: list[bool] = []
+
+    async def round_body() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            try:
+                for _ in range(20):  # clean-up that takes a few turns of the loop
+                    await asyncio.sleep(0)
+                cut_short.append(False)
+            except asyncio.CancelledError:
+                cut_short.append(True)
+            raise
+
+    async def main() -> None:
+        round_task = asyncio.create_task(round_body())
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        handle = RunHandle("conversation", "message", round_task, queue)
+        stream = api._sse(handle, cast(Request, Client()))
+        first = asyncio.Event()
+        scope = anyio.CancelScope()
+
+        async def respond() -> None:
+            with scope:
+                async for _ in stream:
+                    first.set()
+
+        queue.put_nowait(Event("seat_delta", {"delta": "a"}))
+        response = asyncio.create_task(respond())
+        await first.wait()
+        await asyncio.sleep(0)
+        scope.cancel()
+        await response
+        await asyncio.gather(round_task, return_exceptions=True)
+        await stream.aclose()
+
+    run(main())
+    assert cut_short == [False]

@@ -23,6 +23,7 @@ from council.errors import BadRequest, NotFound, StoreError
 from council.settings import RoundDefaults, ranges
 from council.store import conversations as store
 from council.store.access import Store
+from council.tasks import settled
 from council.types import MessageStatus, Mode
 
 log = logging.getLogger("council")
@@ -43,7 +44,7 @@ class RunHandle:
                 yield event
         finally:
             self.stop()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await settled(self.task)
 
     def stop(self) -> None:
         """Cancel the round, once: a second cancellation could cut its clean-up short."""
@@ -67,7 +68,7 @@ class CouncilService:
         handles = list(self.running.values())
         for handle in handles:
             handle.stop()
-        await asyncio.gather(*(handle.task for handle in handles), return_exceptions=True)
+        await settled(*(handle.task for handle in handles))
 
     def options(self, request: Mapping[str, Any]) -> RoundOptions:
         """The request's choices over the defaults, validated; unknown names are a clear 4xx."""

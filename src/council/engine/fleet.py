@@ -27,6 +27,7 @@ from council.engine.process import (
 from council.errors import SeatError
 from council.models.catalog import ModelInfo, read_model
 from council.settings import CONTEXT_SIZE
+from council.tasks import settled
 from council.types import Endpoint
 
 
@@ -155,7 +156,7 @@ class Fleet:
         if seat.engine is not None:
             await seat.engine.stop()
         if seat.task is not None:
-            await asyncio.gather(seat.task, return_exceptions=True)
+            await settled(seat.task)
 
     def _supervise(self, seat: _Supervised) -> None:
         if seat.engine is None:
@@ -181,7 +182,7 @@ class Fleet:
     async def stop(self) -> None:
         await asyncio.gather(*(engine.stop() for engine in self.engines.values()))
         tasks = [seat.task for seat in self._seats.values() if seat.task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await settled(*tasks)
         await self.client.aclose()
 
     def seats(self) -> list[dict[str, object]]:

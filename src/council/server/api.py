@@ -29,6 +29,7 @@ from council.store import conversations as store
 from council.store import db as database
 from council.store import export
 from council.store.access import Store
+from council.tasks import settled
 
 MAX_BODY = 1024 * 1024
 HEARTBEAT = 15.0  # seconds of silence before an SSE comment keeps proxies and clients awake
@@ -328,10 +329,16 @@ async def _sse(handle: RunHandle, request: Request) -> AsyncIterator[bytes]:
     `anext()` throws into the round's event generator and stops the round. Only leaving (the
     client went away, or the response is closed) ends it, and then the pending read is awaited
     before the generator is closed, so it is never closed while it runs.
+
+    Leaving stops the round before anything is awaited: Starlette's own disconnect listener
+    cancels the response with an anyio scope, which cancels again at every await, so the
+    clean-up below may be cut short (and the round would otherwise run on, engines generating,
+    until the garbage collector closed the abandoned event generator).
     """
     watcher = asyncio.create_task(_stop_on_disconnect(handle, request))
     events = handle.events()
     pending: asyncio.Task[Event | None] | None = None
+    ended = False
 
     async def next_event() -> Event | None:  # None: the round has ended
         return await anext(events, None)
@@ -346,13 +353,16 @@ async def _sse(handle: RunHandle, request: Request) -> AsyncIterator[bytes]:
                 continue
             event, pending = pending.result(), None
             if event is None:
+                ended = True
                 return
             yield event.sse()
     finally:
         watcher.cancel()
+        if not ended:
+            handle.stop()
         if pending is not None:
             pending.cancel()  # the generator's own clean-up stops the round
-            await asyncio.gather(pending, return_exceptions=True)
+            await settled(pending)
         await events.aclose()
 
 

@@ -307,22 +307,28 @@ class _Shape:
 
 
 async def _stream_chunks(handle: RunHandle, shape: _Shape) -> AsyncIterator[bytes]:
-    if shape.chat:
-        yield shape.chunk("")  # the role, first, as OpenAI does
-    streamed = False
-    event: Event
-    async for event in handle.events():
-        if event.type == "chair_delta":
-            streamed = True
-            yield shape.chunk(event.data["delta"])
-        elif event.type == "stage_start":
-            yield f": council {event.data['stage']} stage\n\n".encode()  # progress, as a comment
-        elif event.type == "done":
-            if event.data["status"] != "done":
-                error = NoAnswer(f"the council could not answer: {event.data['error']}")
-                yield sse_error_frame(error)
-                return
-            if not streamed and event.data["answer"]:
-                yield shape.chunk(event.data["answer"])
-            yield shape.chunk(None, "stop")
-    yield b"data: [DONE]\n\n"
+    """The round as OpenAI chunks. Leaving early (the client went away) stops the round at
+    once: the event generator is not closed for us when the response is cancelled mid-send."""
+    try:
+        if shape.chat:
+            yield shape.chunk("")  # the role, first, as OpenAI does
+        streamed = False
+        event: Event
+        async for event in handle.events():
+            if event.type == "chair_delta":
+                streamed = True
+                yield shape.chunk(event.data["delta"])
+            elif event.type == "stage_start":
+                # progress, as a comment
+                yield f": council {event.data['stage']} stage\n\n".encode()
+            elif event.type == "done":
+                if event.data["status"] != "done":
+                    error = NoAnswer(f"the council could not answer: {event.data['error']}")
+                    yield sse_error_frame(error)
+                    return
+                if not streamed and event.data["answer"]:
+                    yield shape.chunk(event.data["answer"])
+                yield shape.chunk(None, "stop")
+        yield b"data: [DONE]\n\n"
+    finally:
+        handle.stop()  # a no-op once the round has ended
