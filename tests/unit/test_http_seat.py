@@ -3,6 +3,7 @@ it has started answering."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -84,3 +85,58 @@ def test_a_remote_that_answers_no_openai_error_is_never_quoted() -> None:
         thread.join()
     assert isinstance(result, SeatFailure)
     assert str(result) == "the remote seat failed (HTTP 403)"
+
+
+class _Endless(BaseHTTPRequestHandler):
+    """Streams deltas until the client's socket is gone, then says so."""
+
+    protocol_version = "HTTP/1.1"
+    gone = threading.Event()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        chunk = b'data: {"choices": [{"delta": {"content": "word "}}]}\n\n'
+        try:
+            while True:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except OSError:
+            type(self).gone.set()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_an_answer_cancelled_again_and_again_still_closes_its_connection() -> None:
+    """The way a response's anyio scope cancels: once, then at every turn of the loop. However
+    often it lands, the connection closes, since that is how an engine learns to stop."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+
+    async def main() -> bool:
+        started = asyncio.Event()
+        async with httpx.AsyncClient() as client:
+            seat = HttpSeat("local", "local", lambda: Endpoint(url, "key"), client)
+            messages = [{"role": "user", "content": "Go on forever."}]
+            answer = asyncio.create_task(
+                seat.complete(messages, Sampling(max_tokens=8), lambda _: started.set())
+            )
+            await started.wait()
+            while not answer.done():
+                answer.cancel()
+                await asyncio.sleep(0)
+            await asyncio.gather(answer, return_exceptions=True)
+            # Asked while the client (and its pool) is still open: closing it closes all.
+            return await asyncio.to_thread(_Endless.gone.wait, 5)
+
+    try:
+        for _ in range(20):  # each try lands the cancellations at a different point
+            _Endless.gone.clear()
+            assert run(main())
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -143,6 +143,7 @@ class HttpSeat:
         parts: list[str] = []
         usage = Usage()
         finish_reason = None
+        read_to_end = False
         try:
             request = self._client.build_request(
                 "POST",
@@ -169,10 +170,11 @@ class HttpSeat:
                             on_delta(delta)
                         finish_reason = choice.get("finish_reason") or finish_reason
                     _read_usage(chunk, usage)
+                read_to_end = True
             finally:
                 # Closing the connection is how the engine learns to stop generating: shield it,
                 # so that a second cancellation cannot leave the socket open and the slot busy.
-                await asyncio.shield(response.aclose())
+                await asyncio.shield(_close(response, read_to_end))
         except httpx.HTTPError as exc:
             if isinstance(exc.__cause__, OutboundRefused):
                 raise SeatFailure(f"{self.name} was not called: {exc.__cause__}") from None
@@ -243,6 +245,19 @@ class HttpSeat:
 
 def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def _close(response: httpx.Response, read_to_end: bool) -> None:
+    """Close a streamed answer. One left unfinished also has its socket closed outright:
+    httpcore marks a response closed before it closes the connection, so a cancellation that
+    lands in between (a stop on top of a shutdown) would leave the socket open, and the engine
+    would go on generating for nobody. Aborting a socket is immediate and cannot be cut short."""
+    stream = response.extensions.get("network_stream")
+    try:
+        await response.aclose()
+    finally:
+        if not read_to_end and stream is not None:
+            await stream.aclose()
 
 
 async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
