@@ -16,7 +16,9 @@
     ├── PortInUse                500 an explicitly requested port is taken
     ├── HubUnreachable           502 the CLI lost (or never had) its connection to the hub
     ├── BadRequest               400 a request the council cannot run as given
-    │   └── PayloadTooLarge      413 a request body over its limit
+    │   ├── PayloadTooLarge      413 a request body over its limit
+    │   ├── HeadersTooLarge      431 a request line and headers over their limit
+    │   └── RequestTimeout       408 a request's head did not arrive in time
     ├── Unauthorized             401 no (or no longer a) valid device token
     ├── Forbidden                403 the caller may not do this
     │   └── PairingFailed        403 a bad pairing code, never saying which check failed
@@ -108,6 +110,14 @@ class BadRequest(CouncilError):
 
 class PayloadTooLarge(BadRequest):
     status = 413
+
+
+class HeadersTooLarge(BadRequest):
+    status = 431
+
+
+class RequestTimeout(BadRequest):
+    status = 408
 
 
 class Unauthorized(CouncilError):

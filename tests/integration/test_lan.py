@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import openai
@@ -405,3 +407,34 @@ def test_a_phone_is_told_it_is_not_the_owner_and_not_where_the_laptop_keeps_file
         assert (
             httpx.get(f"{base}{owner_only}", headers=bearer(token), verify=trust).status_code == 403
         )
+
+
+def refusal_of_a_huge_head(sock: Any) -> bytes:
+    """Send a header far over the hub's limit and read whatever answer comes back."""
+    sock.settimeout(10)
+    sock.sendall(b"GET /api/health HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: " + b"a" * 100_000)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_head_over_the_limit_is_refused_with_431_on_both_listeners(
+    lan: tuple[HubProcess, str, ssl.SSLContext],
+) -> None:
+    hub, base, trust = lan
+    port = int(base.rsplit(":", 1)[1])
+    local = int(hub.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", local)) as plain:
+        on_localhost = refusal_of_a_huge_head(plain)
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        trust.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        on_lan = refusal_of_a_huge_head(tls)
+    for answer in (on_localhost, on_lan):
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert "over 65536 bytes" in body["error"]["message"]
+    assert httpx.get(f"{hub.url}/api/health", timeout=5).status_code == 200  # still serving

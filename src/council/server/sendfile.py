@@ -29,15 +29,18 @@ import os
 from asyncio.selector_events import BaseSelectorEventLoop
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from council.server.heads import BoundedHeadProtocol
 
 PATHSEND = "http.response.pathsend"
 CHUNK = 256 * 1024  # bytes per sendfile(2) call
 SENDFILE = hasattr(os, "sendfile")
 
 
-class SendfileProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol whose requests may end with `http.response.pathsend`."""
+class SendfileProtocol(BoundedHeadProtocol):
+    """HttpToolsProtocol, with bounded heads, whose requests may end with
+    `http.response.pathsend`."""
 
     sendfile_calls = 0  # whole files sent with sendfile(2) since start (tests read it)
 
