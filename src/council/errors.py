@@ -166,6 +166,8 @@ _CANONICAL: tuple[type[CouncilError], ...] = (
     BadRequest,
     Unauthorized,
     PayloadTooLarge,
+    HeadersTooLarge,
+    RequestTimeout,
     Forbidden,
     NotFound,
     Conflict,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -27,16 +28,32 @@ def messages_in(hub: HubProcess, conversation: str) -> list[dict[str, Any]]:
         ({"question": "hi", "mode": "debate"}, 400, "unknown mode 'debate'"),
         ({"question": "   "}, 400, "the question is empty"),
         ({"question": 42}, 400, "'question' must be a string"),
-        ({"question": "hi", "max_tokens": 0}, 400, "max_tokens must be a whole number"),
+        ({"question": "hi", "max_tokens": 0}, 400, "'max_tokens' must be a whole number"),
         ({"question": "hi", "mode": "vote", "extractor": "magic"}, 400, "unknown extractor"),
         ({"question": "hi", "seats": ["demo-1", "demo-1"]}, 400, "once per round"),
+        ({"question": "hi", "seats": "demo-1"}, 400, "'seats' must be a list or null"),
+        ({"question": "hi", "seats": [["demo-1"]]}, 400, "'seats[0]' must be a string"),
+        ({"question": "hi", "chair": {"name": "demo-1"}}, 400, "'chair' must be a string"),
+        ({"question": "a lone \ud800 surrogate"}, 400, "not valid Unicode"),
+        (
+            {
+                "question": "hi",
+                "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+            },
+            400,
+            "nested over 32",
+        ),
     ],
 )
 def test_a_bad_round_request_is_a_json_error_and_stores_nothing(
     hub: HubProcess, body: dict[str, Any], status: int, message: str
 ) -> None:
     conversation = new_conversation(hub)
-    response = httpx.post(f"{hub.url}/api/conversations/{conversation}/messages", json=body)
+    response = httpx.post(  # json.dumps escapes what httpx's own encoder cannot (a surrogate)
+        f"{hub.url}/api/conversations/{conversation}/messages",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == status
     assert message in response.json()["error"]["message"]
     assert messages_in(hub, conversation) == []

@@ -23,6 +23,7 @@ from council.deliberation.service import CouncilService, RunHandle
 from council.errors import BadRequest, NotFound, PayloadTooLarge
 from council.models.catalog import scan
 from council.models.digests import ModelFiles
+from council.server import bodies
 from council.server.roles import device_id
 from council.settings import RoundDefaults, ranges
 from council.store import conversations as store
@@ -59,17 +60,45 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 
 async def read_json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
-    return parse_object(await read_body(request, limit))
+    """The body as a JSON object, checked against the schema its endpoint declares."""
+    value = parse_object(await read_body(request, limit))
+    bodies.check_body(request.scope.get("endpoint"), value)
+    return value
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
+    """A JSON object that the rest of the hub can take as it is: nested at most
+    `bodies.MAX_DEPTH` deep (the parser's own limit is Python's recursion limit, and a
+    `RecursionError` is no answer), and every string valid Unicode (JSON's escapes can spell a
+    lone surrogate, which no UTF-8 file or SQLite text can hold)."""
     try:
         value = json.loads(body or b"{}")
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
     except ValueError:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise BadRequest("the request body must be a JSON object")
+    _check_shape(value)
     return value
+
+
+def _check_shape(value: dict[str, Any]) -> None:
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > bodies.MAX_DEPTH:
+            raise BadRequest(f"the request body is nested over {bodies.MAX_DEPTH} levels deep")
+        if isinstance(item, dict):
+            pending += [(key, depth) for key in item]
+            pending += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            pending += [(child, depth + 1) for child in item]
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest("the request body holds text that is not valid Unicode") from None
 
 
 class Api:
@@ -83,6 +112,7 @@ class Api:
         found = await self.db.read(store.list_conversations, search, device_id=device_id(request))
         return JSONResponse({"conversations": found})
 
+    @bodies.accepts(bodies.TITLE)
     async def create_conversation(self, request: Request) -> Response:
         """Create an empty conversation."""
         body = await read_json(request)
@@ -103,6 +133,7 @@ class Api:
         conversation_id = await self._visible(request)
         return JSONResponse(await self.db.read(store.get_conversation, conversation_id))
 
+    @bodies.accepts(bodies.RENAME)
     async def rename_conversation(self, request: Request) -> Response:
         """Rename a conversation: `{"title": "..."}`."""
         conversation_id = await self._visible(request)
@@ -135,6 +166,7 @@ class Api:
             )
         raise BadRequest(f"unknown export format {fmt!r}: use md or json")
 
+    @bodies.accepts(bodies.IMPORT)
     async def import_conversation(self, request: Request) -> Response:
         """Store a JSON export as a new conversation."""
         document = await read_json(request, limit=64 * MAX_BODY)
@@ -147,12 +179,14 @@ class Api:
         conversation = await self.db.read(store.get_conversation, conversation_id)
         return JSONResponse(conversation, status_code=201)
 
+    @bodies.accepts(bodies.QUESTION)
     async def ask(self, request: Request) -> Response:
         """Run a council round on a question in this conversation; the response is its SSE
         event stream."""
         conversation_id = await self._visible(request)  # 404 before it starts
         return await self._round(request, conversation_id)
 
+    @bodies.accepts(bodies.QUESTION)
     async def ask_new(self, request: Request) -> Response:
         """Run a council round on a question in a new conversation, made only once the question
         and its options are accepted (`x-council-conversation` names it; so does every event)."""
@@ -210,6 +244,7 @@ class Api:
                 return JSONResponse(seat)
         raise NotFound(f"no seat {request.path_params['name']!r}")
 
+    @bodies.accepts(bodies.NEW_SEAT)
     async def add_seat(self, request: Request) -> Response:
         """Add a seat: a model from the stick (`{"kind": "local", "model", "name", "ctx_size"}`,
         its engine starts at once) or a remote one (`{"name", "url", "model", "token",
@@ -222,6 +257,7 @@ class Api:
             added = seats.add_remote(body)
         return JSONResponse(added, status_code=201)
 
+    @bodies.accepts(bodies.SEAT_CHANGE)
     async def update_seat(self, request: Request) -> Response:
         """Change a remote seat's URL, model, token, context size or `enabled`."""
         name = request.path_params["name"]
@@ -272,6 +308,7 @@ class Api:
         interval each number must lie in (`{"max_tokens": {"min": 1, "max": 32768}, ...}`)."""
         return JSONResponse(_defaults_body(self.ctx.defaults()))
 
+    @bodies.accepts(bodies.DEFAULTS)
     async def put_defaults(self, request: Request) -> Response:
         """Change the defaults (any subset of the fields); they are saved in config.toml.
         `ranges` is read-only: a body that sends back what GET answered is accepted."""

@@ -43,6 +43,7 @@ from council.engine.binary import EngineBinary
 from council.engine.tokenizer import Tokenizer
 from council.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from council.models.digests import ModelFiles
+from council.server import bodies
 from council.server.api import HEARTBEAT, read_json
 
 SECRET_HEADER = "x-council-seat-secret"  # noqa: S105 - a header name, not a secret
@@ -56,6 +57,7 @@ _MODEL_PATH = re.compile(r"/models/(?P<digest>[0-9a-f]{16})/(?P<name>[^/]+)")
 def browser_seat_routes(registry: SeatRegistry, files: ModelFiles | None = None) -> list[Route]:
     seats = registry.browser
 
+    @bodies.accepts(bodies.BROWSER_SEAT)
     async def register(request: Request) -> Response:
         """Register this tab as a seat; the answer holds the secret its other requests need."""
         body = await read_json(request, limit=MAX_REGISTRATION)
@@ -89,6 +91,7 @@ def browser_seat_routes(registry: SeatRegistry, files: ModelFiles | None = None)
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
 
+    @bodies.accepts(bodies.BROWSER_MODEL)
     async def change_model(request: Request) -> Response:
         """The tab swapped models (the larger one took over): count with the new one."""
         seat = owned(request)
@@ -100,6 +103,7 @@ def browser_seat_routes(registry: SeatRegistry, files: ModelFiles | None = None)
             seat.model, seat.tokenizer = model
         return Response(status_code=204)
 
+    @bodies.accepts(bodies.TASK_ANSWER)
     async def answer(request: Request) -> Response:
         """A batch of a task's answer, in order; the last says done or error."""
         seat = owned(request)

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from council.datafolder import DataFolder
 from council.errors import BadRequest
 from council.security import pairing
+from council.server import bodies
 from council.server.api import read_json
 from council.settings import PAIRING_TTL, PAIRING_TTL_DEFAULT
 from council.store import devices as store
@@ -54,6 +55,7 @@ class DevicesApi:
             {"devices": devices, "lan": {"url": url, "serving": url is not None}}, headers=NO_STORE
         )
 
+    @bodies.accepts(bodies.DEVICE_NAME)
     async def rename_device(self, request: Request) -> Response:
         """Rename a device: `{"name": "..."}` (an id prefix of four or more characters works)."""
         name = (await _read_json(request)).get("name")
@@ -68,6 +70,7 @@ class DevicesApi:
         self.on_revoke(device.id)
         return JSONResponse(device.to_dict())
 
+    @bodies.accepts(bodies.PAIRING)
     async def pair(self, request: Request) -> Response:
         """Mint a one-time pairing code: `{"name"?, "ttl"? (seconds), "confirm"?}`; the
         answer holds the URL a phone opens, as text and as a QR code."""

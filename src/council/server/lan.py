@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from council.errors import NotFound, PairingFailed, TooManyRequests
 from council.security import pairing
+from council.server import bodies
 from council.server.api import read_json
 from council.server.gate import COOKIE, DeviceSessions
 from council.store.access import Store
@@ -45,6 +46,7 @@ def lan_routes(ctx: LanContext, web: str) -> list[Route]:
     async def pair_script(request: Request) -> Response:
         return FileResponse(f"{web}/pair.js", media_type="text/javascript")
 
+    @bodies.accepts(bodies.EXCHANGE)
     async def exchange(request: Request) -> Response:
         address = request.client.host if request.client else ""
         if (wait := ctx.limiter.check(address)) is not None:

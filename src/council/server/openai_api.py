@@ -34,6 +34,7 @@ from council.deliberation.service import CouncilService, RunHandle
 from council.engine.process import engine_headers
 from council.engine.wire import EngineAnswer, EngineGone, send_request
 from council.errors import BadRequest, CouncilError, NoAnswer, NotFound
+from council.server import bodies
 from council.server.api import parse_object, read_body
 from council.server.http import error_response, sse_error_frame
 from council.server.metrics import Metrics, device_label
@@ -119,6 +120,7 @@ class OpenAIApi:
         return JSONResponse(shape.completion(done["answer"]))
 
 
+@bodies.accepts(bodies.OPENAI)
 class Passthrough:
     """One `/v1` POST route, as a pure ASGI app: the council, or a seat's engine, answers."""
 
@@ -132,6 +134,7 @@ class Passthrough:
         try:
             body = await read_body(Request(scope, receive), BODY_LIMIT)
             payload = parse_object(body)
+            bodies.check_body(self, payload)
             model = payload.get("model")
             if not isinstance(model, str) or not model:
                 raise BadRequest("'model' is required")

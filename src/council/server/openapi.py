@@ -15,6 +15,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from council import __version__
+from council.server import bodies
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 _PARAM = re.compile(r"{(\w+)}")
@@ -26,8 +27,9 @@ def openapi_schema(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         if not isinstance(route, Route):
             continue
         summary = (inspect.getdoc(route.endpoint) or "").split("\n\n")[0].replace("\n", " ")
+        body = bodies.schema_of(route.endpoint)
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            paths.setdefault(route.path, {})[method.lower()] = {
+            operation = paths.setdefault(route.path, {})[method.lower()] = {
                 "summary": summary,
                 "parameters": [
                     {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -41,6 +43,11 @@ def openapi_schema(routes: Sequence[BaseRoute]) -> dict[str, Any]:
                     },
                 },
             }
+            if body is not None:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                }
     return {
         "openapi": "3.1.0",
         "info": {"title": "council", "version": __version__},
