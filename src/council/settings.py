@@ -88,13 +88,16 @@ class RoundDefaults:
 class DeviceLimits:
     """What one paired device may use on the LAN listener: `[devices]` in config.toml.
 
-    Both count the requests that make the engines work or change something: every `/v1`
-    request and every `POST`, `PUT`, `PATCH` and `DELETE` to `/api`. Over either limit a request
+    The first two count the requests that make the engines work or change something: every
+    `/v1` request and every `POST`, `PUT`, `PATCH` and `DELETE` to `/api`, but the posts of a
+    browser seat's answers, which `answer_posts_per_minute` counts. Over any limit a request
     gets `429` with `Retry-After`.
     """
 
     max_streams: int = bounded(4, 1, 1000)  # open at once
     requests_per_minute: int = bounded(120, 1, 100_000)
+    # A browser seat's answer comes in many small posts: their own, larger budget.
+    answer_posts_per_minute: int = bounded(1200, 1, 1_000_000)
 
 
 # Seconds a pairing code lives: `council pair --ttl`, and `POST /api/devices/pair`'s `ttl`.

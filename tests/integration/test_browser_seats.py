@@ -16,16 +16,19 @@ from typing import Any
 
 import httpx
 
+from council.config import HubConfig, save_config
 from council.datafolder import DataFolder
-from council.deliberation.browser_seat import GONE
+from council.defaults import demo_seats
+from council.deliberation.browser_seat import GONE, MAX_PER_DEVICE
 from council.deliberation.rounds import SHORTENED, TEMPLATE_MARGIN
 from council.deliberation.seats import GUESSED_TEMPLATE
 from council.engine.binary import EngineBinary
 from council.engine.tokenizer import Tokenizer
 from council.server.browser_seats import SECRET_HEADER
-from council.server.gate import counted
-from tests.hubs import HubProcess, ask_round, new_conversation, sse_events
-from tests.integration.test_lan import council, lan, pair_device
+from council.server.gate import answer_post, counted
+from council.settings import DeviceLimits
+from tests.hubs import HubProcess, ask_round, free_port, new_conversation, sse_events
+from tests.integration.test_lan import StartHub, council, lan, pair_device
 from tests.integration.test_model_files import served_models
 from tests.running import run
 
@@ -314,9 +317,42 @@ def test_revoking_the_phone_ends_its_tabs_task_stream_and_its_seat_within_a_seco
     assert_leaves_the_council(hub, seat["name"])
 
 
-def test_a_browser_seats_many_small_posts_do_not_count_against_a_phones_limits() -> None:
-    assert not counted({"path": "/api/browser-seats/ab12cd/tasks/t1", "method": "POST"})
+def test_a_browser_seats_many_small_posts_have_their_own_budget() -> None:
+    post = {"path": "/api/browser-seats/ab12cd/tasks/t1", "method": "POST"}
+    assert not counted(post)
+    assert answer_post(post)
+    assert counted({"path": "/api/browser-seats/ab12cd", "method": "PATCH"})
     assert counted({"path": "/api/conversations/x/messages", "method": "POST"})
+
+
+def test_a_phone_holds_four_tabs_at_most_and_its_answer_posts_are_counted(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    limits = DeviceLimits(answer_posts_per_minute=3)
+    save_config(isolated_data, HubConfig(seats=demo_seats(), devices=limits))
+    port = free_port()
+    hub = start_hub(None, "--lan", "--lan-host", "127.0.0.1", "--lan-port", str(port))
+    hub.wait_ok()
+    base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(isolated_data.tls / "ca.pem"))
+    phone = {"authorization": f"Bearer {pair_device(base, trust)}"}
+    registered = [
+        httpx.post(f"{base}/api/browser-seats", json={}, headers=phone, verify=trust)
+        for _ in range(MAX_PER_DEVICE + 1)
+    ]
+    assert [r.status_code for r in registered] == [201] * MAX_PER_DEVICE + [429]
+    assert "this device has 4 browser seats" in registered[-1].json()["error"]["message"]
+    assert httpx.post(f"{hub.url}/api/browser-seats", json={}).status_code == 201  # the laptop's
+    seat = registered[0].json()
+    task = f"{base}/api/browser-seats/{seat['id']}/tasks/t1"
+    headers = {**phone, SECRET_HEADER: seat["secret"]}
+    posts = [
+        httpx.post(task, json={"deltas": ["x"]}, headers=headers, verify=trust).status_code
+        for _ in range(4)
+    ]
+    assert posts == [404, 404, 404, 429]  # no such task; then over its budget of posts
+    # The questions budget is untouched by them.
+    assert httpx.get(f"{base}/v1/models", headers=phone, verify=trust).status_code == 200
 
 
 def test_a_tab_names_the_model_it_runs_and_may_name_another_when_it_swaps(hub: HubProcess) -> None:

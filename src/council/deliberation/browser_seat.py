@@ -36,7 +36,8 @@ from council.types import Usage
 
 GONE = "the browser tab went away"
 CONNECT_WITHIN = 60.0  # seconds a registration may wait for its tab to open the task stream
-MAX_SEATS = 32  # registrations at once; a page that registers in a loop cannot exhaust memory
+MAX_SEATS = 32  # the laptop's own registrations at once: a page in a loop cannot exhaust memory
+MAX_PER_DEVICE = 4  # a paired device's: one phone cannot take the seats the laptop's tabs need
 
 
 @dataclass(slots=True)
@@ -54,8 +55,16 @@ class BrowserSeat:
 
     kind = "browser"
 
-    def __init__(self, seat_id: str, name: str, label: str, ctx_size: int | None) -> None:
+    def __init__(
+        self,
+        seat_id: str,
+        name: str,
+        label: str,
+        ctx_size: int | None,
+        device_id: str | None = None,
+    ) -> None:
         self.id = seat_id
+        self.device_id = device_id  # the paired device whose tab this is; None: the laptop's
         self.model: str | None = None  # the catalog path of the tab's model, once it names it
         self.tokenizer: Tokenizer | None = None  # that model's
         self.name = name
@@ -121,7 +130,12 @@ class BrowserSeat:
         for delta in update.get("deltas") or ():
             if isinstance(delta, str) and delta:
                 task.parts.append(delta)
-                task.on_delta(delta)
+                try:
+                    task.on_delta(delta)
+                except SeatFailure as exc:  # the round refuses more (an answer over its size)
+                    task.answer.set_exception(exc)
+                    self._send("cancel", task=task_id)
+                    return False
         if isinstance(error := update.get("error"), str):
             task.answer.set_exception(SeatFailure(f"{self.name}: {error[:300]}"))
         elif update.get("done") is True:
@@ -164,6 +178,8 @@ class BrowserSeat:
             "model": model,
             "state": "ready",
             "demo": False,
+            # A paired device's tab joins the laptop's rounds only when they name it.
+            "from_device": self.device_id is not None,
             "ctx_size": self.ctx_size,
             "size_bytes": None,
             "quantization": None,
@@ -177,16 +193,23 @@ class BrowserSeats:
     def __init__(self) -> None:
         self._seats: dict[str, BrowserSeat] = {}
 
-    def register(self, label: str, ctx_size: int | None, taken: set[str]) -> BrowserSeat:
+    def register(
+        self, label: str, ctx_size: int | None, taken: set[str], device_id: str | None = None
+    ) -> BrowserSeat:
+        """A new seat for a tab of the laptop (`device_id` None) or of a paired device, each
+        held to its own number of registrations."""
         self._forget_unconnected()
-        if len(self._seats) >= MAX_SEATS:
+        held = sum(seat.device_id == device_id for seat in self._seats.values())
+        if device_id is None and held >= MAX_SEATS:
             raise SeatFailure(f"{MAX_SEATS} browser seats are registered already")
+        if device_id is not None and held >= MAX_PER_DEVICE:
+            raise SeatFailure(f"this device has {MAX_PER_DEVICE} browser seats registered already")
         while True:
             seat_id = secrets.token_hex(3)
             name = f"browser-{seat_id}"
             if seat_id not in self._seats and name not in taken:
                 break
-        seat = BrowserSeat(seat_id, name, label, ctx_size)
+        seat = BrowserSeat(seat_id, name, label, ctx_size, device_id)
         self._seats[seat_id] = seat
         return seat
 

@@ -57,7 +57,7 @@ ROW: dict[str, Any] = dict.fromkeys(
         "quantization",
         "parameters",
     ),
-) | {"demo": False, "restarts": 0}
+) | {"demo": False, "restarts": 0, "from_device": False}
 ORDER = (SeatKind.LOCAL, SeatKind.REMOTE, SeatKind.BROWSER)
 # The states of a row whose seat takes prompts now: a healthy engine, an enabled remote seat,
 # a browser tab whose model is loaded.

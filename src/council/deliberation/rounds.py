@@ -35,6 +35,9 @@ from council.types import Mode, OutputStatus, Stage, StageOutput
 TEMPLATE_MARGIN = 16
 SHORTENED = " […shortened to fit this seat's context]"
 LEFT_OUT = "[…]"  # an answer that had no room at all
+# Characters one seat's answer at one stage may have: max_tokens bounds an engine, but a remote
+# seat or a browser tab can send without end, into memory, the page and council.db.
+MAX_OUTPUT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +147,14 @@ class Round:
             stage, seat_name, "", OutputStatus.DONE, layer=layer, started_at=stamp()
         )
         parts: list[str] = []
+        written = 0
         delta_event = EventType.CHAIR_DELTA if stage is Stage.CHAIR else EventType.SEAT_DELTA
 
         def on_delta(delta: str) -> None:
+            nonlocal written
+            written += len(delta)
+            if written > MAX_OUTPUT:  # a remote or a tab can send past any max_tokens
+                raise SeatFailure(f"the answer passed {MAX_OUTPUT:,} characters and was cut off")
             parts.append(delta)
             self.emit(delta_event, stage=stage.value, layer=layer, seat=seat_name, delta=delta)
 

@@ -70,9 +70,26 @@ class CouncilService:
             handle.stop()
         await settled(*(handle.task for handle in handles))
 
-    def options(self, request: Mapping[str, Any]) -> RoundOptions:
-        """The request's choices over the defaults, validated; unknown names are a clear 4xx."""
-        return round_options(self._defaults(), request, list(self._seats()))
+    def options(self, request: Mapping[str, Any], *, device_id: str | None = None) -> RoundOptions:
+        """The request's choices over the defaults, validated; unknown names are a clear 4xx.
+        Which seats a round may use depends on who asks (`roster`)."""
+        may_name, by_default = self.roster(device_id)
+        return round_options(self._defaults(), request, may_name, by_default)
+
+    def roster(self, device_id: str | None) -> tuple[list[str], list[str]]:
+        """The seats a round asked by `device_id` (None: the owner) may name, and those it gets
+        when it names none. A paired device's browser tab answers that device's rounds only:
+        another device never sees it, and the owner's rounds use it only when they name it
+        (its prompts would otherwise go to a phone)."""
+        seats = self._seats()
+
+        def tab_of(name: str) -> str | None:
+            return getattr(seats[name], "device_id", None)  # only a browser seat has one
+
+        if device_id is None:
+            return list(seats), [name for name in seats if tab_of(name) is None]
+        mine = [name for name in seats if tab_of(name) in {None, device_id}]
+        return mine, mine
 
     async def start(
         self,
@@ -163,10 +180,14 @@ class CouncilService:
 
 
 def round_options(
-    defaults: RoundDefaults, request: Mapping[str, Any], seats: Sequence[str]
+    defaults: RoundDefaults,
+    request: Mapping[str, Any],
+    seats: Sequence[str],
+    by_default: Sequence[str] | None = None,
 ) -> RoundOptions:
     """`request`'s choices over `defaults`, checked against the settings' ranges and the seat
-    names: the one validation a question from the page, `/v1`, the CLI and `[council]` in
+    names (`seats` may be named; `by_default`, all of them unless given, take part when none
+    are): the one validation a question from the page, `/v1`, the CLI and `[council]` in
     config.toml (checked by `council up`) all go through."""
     merged = {**asdict(defaults), **{k: v for k, v in request.items() if v is not None}}
     try:
@@ -174,8 +195,11 @@ def round_options(
     except ValueError:
         modes = ", ".join(m.value for m in Mode)
         raise BadRequest(f"unknown mode {merged['mode']!r}: use {modes}") from None
-    chosen = tuple(merged["seats"] or seats)
-    if not isinstance(merged["seats"], list | tuple) or not chosen:
+    named = merged["seats"]
+    if not isinstance(named, list | tuple) or not all(isinstance(n, str) for n in named):
+        raise BadRequest("'seats' must be a list of seat names")
+    chosen = tuple(named or (seats if by_default is None else by_default))
+    if not chosen:
         raise BadRequest("'seats' must be a list of seat names")
     unknown = [name for name in chosen if name not in seats]
     if unknown:
@@ -183,6 +207,8 @@ def round_options(
     if len(set(chosen)) != len(chosen):
         raise BadRequest("a seat may take part once per round")
     chair = merged["chair"] or chosen[0]
+    if not isinstance(chair, str):
+        raise BadRequest("'chair' must be a seat name")
     if chair not in seats:
         raise NotFound(f"unknown chair {chair!r}: the seats are {', '.join(seats)}")
     if mode is Mode.VOTE:

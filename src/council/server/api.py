@@ -197,7 +197,7 @@ class Api:
         question = body.get("question")
         if not isinstance(question, str):
             raise BadRequest("'question' must be a string")
-        options = self.ctx.council.options(body)
+        options = self.ctx.council.options(body, device_id=device_id(request))
         handle = await self.ctx.council.start(
             conversation_id, question, options, device_id=device_id(request)
         )
@@ -225,19 +225,22 @@ class Api:
     async def list_seats(self, request: Request) -> Response:
         """Every seat: kind, model, size, quantization, context, state, last answer's tokens/s
         (never a token)."""
-        return JSONResponse({"seats": await self._seats()})
+        return JSONResponse({"seats": await self._seats(request)})
 
-    async def _seats(self) -> list[dict[str, Any]]:
+    async def _seats(self, request: Request) -> list[dict[str, Any]]:
+        """The seats the caller's rounds may use: a device does not see another's tabs."""
         speeds = await self.db.read(store.last_speeds)
+        visible = set(self.ctx.council.roster(device_id(request))[0])
         return [
             {**seat, "tokens_per_second": speeds.get(seat["name"])}
             for seat in self.ctx.seats.view()
+            if seat["name"] in visible
         ]
 
     async def get_seat(self, request: Request) -> Response:
         """One seat, and for a local one `events`: what its engine did lately (spawned,
         healthy, crashed, failed, stopped), oldest first."""
-        for seat in await self._seats():
+        for seat in await self._seats(request):
             if seat["name"] == request.path_params["name"]:
                 if seat["kind"] == SeatKind.LOCAL:
                     seat["events"] = await self.db.read(database.engine_events, seat["name"])

@@ -45,6 +45,7 @@ from council.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyReq
 from council.models.digests import ModelFiles
 from council.server import bodies
 from council.server.api import HEARTBEAT, read_json
+from council.server.roles import device_id
 
 SECRET_HEADER = "x-council-seat-secret"  # noqa: S105 - a header name, not a secret
 MAX_REGISTRATION = 4096
@@ -67,9 +68,10 @@ def browser_seat_routes(registry: SeatRegistry, files: ModelFiles | None = None)
         ):
             raise BadRequest("'ctx_size' must be a whole number of at least 256")
         model = tab_model(body, files, registry.fleet.binary)
-        from_device = "device" in request.scope.get("state", {})
+        device = device_id(request)
         try:
-            seat = seats.register(PHONE if from_device else THIS_TAB, ctx_size, set(registry))
+            label = THIS_TAB if device is None else PHONE
+            seat = seats.register(label, ctx_size, set(registry), device)
         except SeatFailure as exc:
             raise TooManyRequests(str(exc)) from None
         if model is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -54,18 +55,29 @@ REVOKED = "this device's pairing was revoked: pair it again to use the hub"
 UNPAIRED = "this device is not paired with the hub: scan a pairing QR code (council pair)"
 
 
+_ANSWER_POST = re.compile(r"/api/browser-seats/[^/]+/tasks/[^/]+")
+
+
 def counted(scope: Scope) -> bool:
-    """A browser seat's answers are work the hub asked for, in many small posts: not counted."""
-    path: str = scope["path"]
-    if path.startswith("/api/browser-seats/"):
+    """Against the device's request limits: `/v1`, and every change to `/api` (each may write
+    to the stick), but a browser seat's answer posts (`answer_post`) and its task stream."""
+    if answer_post(scope) or long_lived(scope):
         return False
-    changes = scope["method"] in CHANGES  # each may write to the stick
+    path: str = scope["path"]
+    changes = scope["method"] in CHANGES
     return path.startswith("/v1/") or (changes and path.startswith("/api/"))
 
 
+def answer_post(scope: Scope) -> bool:
+    """One batch of a browser seat's answer: work the hub asked for, in many small posts,
+    counted against a budget of their own."""
+    return scope["method"] == "POST" and _ANSWER_POST.fullmatch(scope["path"]) is not None
+
+
 def long_lived(scope: Scope) -> bool:
-    """Uncounted, but open for as long as a tab stays: a browser seat's task stream. Revoking
-    the device must end it like any counted stream."""
+    """Uncounted, but open for as long as a tab stays: a browser seat's task stream (one per
+    seat, and a device registers few). Revoking the device must end it like any counted
+    stream."""
     path: str = scope["path"]
     return scope["method"] == "GET" and path.startswith("/api/browser-seats/")
 
@@ -88,6 +100,7 @@ class DeviceSessions:
         self.clock = clock
         self._open: dict[str, set[OpenRequest]] = {}
         self._starts: dict[str, deque[float]] = {}
+        self._posts: dict[str, deque[float]] = {}
 
     def refusal(self, device_id: str) -> tuple[str, float] | None:
         """Why a new request from this device must wait, and for how many seconds; or None."""
@@ -102,6 +115,17 @@ class DeviceSessions:
         open_now = sum(entry.counted for entry in self._open.get(device_id, ()))
         if open_now >= limits.max_streams:
             return f"{limits.max_streams} open at once", 1.0
+        return None
+
+    def post_refusal(self, device_id: str) -> tuple[str, float] | None:
+        """Like `refusal`, for one more browser-seat answer post, which it counts."""
+        limit, now = self.limits().answer_posts_per_minute, self.clock()
+        posts = self._posts.setdefault(device_id, deque())
+        while posts and posts[0] <= now - WINDOW:
+            posts.popleft()
+        if len(posts) >= limit:
+            return f"{limit} answer posts a minute", posts[0] + WINDOW - now
+        posts.append(now)
         return None
 
     def open(self, device_id: str, *, counted: bool = True) -> OpenRequest:
@@ -183,15 +207,19 @@ class DeviceGate:
         if scope["type"] == "http" and long_lived(scope):
             await self._serve(scope, receive, send, self.sessions.open(device.id, counted=False))
             return
-        if scope["type"] != "http" or not counted(scope):
+        post = scope["type"] == "http" and answer_post(scope)
+        if not post and (scope["type"] != "http" or not counted(scope)):
             await self.app(scope, receive, send)
             return
-        if (refusal := self.sessions.refusal(device.id)) is not None:
+        refusal = (
+            self.sessions.post_refusal(device.id) if post else self.sessions.refusal(device.id)
+        )
+        if refusal is not None:
             reason, wait = refusal
             message = f"this device is at its limit of {reason}: wait and try again"
             await send_error(scope, send, TooManyRequests(message, retry_after=wait))
             return
-        await self._serve(scope, receive, send, self.sessions.open(device.id))
+        await self._serve(scope, receive, send, self.sessions.open(device.id, counted=not post))
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, entry: OpenRequest) -> None:
         response = _Progress()

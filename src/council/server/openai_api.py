@@ -98,7 +98,7 @@ class OpenAIApi:
             request["max_tokens"] = body["max_tokens"]
         if isinstance(body.get("temperature"), int | float):
             request["temperature"] = body["temperature"]
-        options = self.council.options(request)
+        options = self.council.options(request, device_id=device_id)
         conversation_id = await self.council.db.write(
             store.create_conversation, question, device_id
         )

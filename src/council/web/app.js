@@ -188,16 +188,17 @@ function renderComposerOptions() {
   const defaults = state.defaults;
   const shown = new Set([...$("seat-choice").querySelectorAll("input")].map((box) => box.value));
   const previous = new Set(chosenSeats());
-  // A seat the page has not shown before is picked as the defaults say (none listed: all).
-  const byDefault = (name) => !defaults.seats.length || defaults.seats.includes(name);
-  const picked = (name) => (shown.has(name) ? previous.has(name) : byDefault(name));
+  // A seat the page has not shown before is picked as the defaults say (none listed: all but
+  // a paired device's tabs, which answer the laptop's rounds only when they are picked).
+  const byDefault = (seat) => (defaults.seats.length ? defaults.seats.includes(seat.name) : !seat.from_device);
+  const picked = (seat) => (shown.has(seat.name) ? previous.has(seat.name) : byDefault(seat));
   $("seat-choice").replaceChildren(
     el("legend", { text: "Seats" }),
     ...state.seats.map((seat) =>
       el(
         "label",
         { class: "chip" },
-        el("input", { type: "checkbox", value: seat.name, checked: picked(seat.name) }),
+        el("input", { type: "checkbox", value: seat.name, checked: picked(seat) }),
         seat.name,
         seat.kind === "browser" ? el("span", { class: "kind", text: seat.label }) : null,
       ),
