@@ -43,7 +43,11 @@ class Hub:
 
 @contextmanager
 def running_hub(data: Path, deadline: float = 120) -> Iterator[Hub]:
-    """`council up` on `data` with every seat healthy; stopped (by its PID) on the way out."""
+    """`council up` on `data` with every seat healthy; stopped (by its PID) on the way out.
+
+    Without the owner check (`--no-owner-auth`): the benchmarks' clients (raw sockets, the
+    Playwright tab, the nginx comparisons) speak as any local program does, and the check is one
+    SHA-256 of a header per request, nothing a benchmark here could see."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -52,6 +56,7 @@ def running_hub(data: Path, deadline: float = 120) -> Iterator[Hub]:
             "council",
             "up",
             "--no-browser",
+            "--no-owner-auth",
             "--port",
             str(port),
             "--data",

@@ -86,6 +86,7 @@ def time_council(data: Path, binary: Path) -> float:
         "council",
         "up",
         "--no-browser",
+        "--no-owner-auth",  # as benchmarks/hubs.py says why
         "--port",
         str(port),
         "--data",

@@ -12,6 +12,14 @@ from council.datafolder import DataFolder
 from council.engine.binary import EngineBinary, find_llama_server
 from council.errors import EngineNotFound
 from tests.hubs import HubProcess, free_port
+from tests.owner import speak_as_owner
+
+
+@pytest.fixture(autouse=True, scope="session")
+def owner_speaking() -> Iterator[None]:
+    """Requests to a test hub's localhost listener carry its owner token (tests/owner.py)."""
+    with speak_as_owner():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from council.engine.binary import EngineBinary
+from tests import owner
 
 
 def free_port() -> int:
@@ -37,6 +38,8 @@ class HubProcess:
     def __init__(self, data: Path, port: int | None, extra: list[str], env: dict[str, str]) -> None:
         self.data = data
         self._url = f"http://127.0.0.1:{port}" if port else ""
+        if port:
+            owner.register(port, data)
         self.output = data.parent / f"council-{port or free_port()}.out"
         port_args = ["--port", str(port)] if port else []
         command = [
@@ -62,6 +65,7 @@ class HubProcess:
             for line in self.text().splitlines():
                 if line.startswith("council is serving "):
                     self._url = line.split()[3]
+                    owner.register(int(self._url.rsplit(":", 1)[1]), self.data)
             time.sleep(0.02)
         return self._url
 
@@ -97,6 +101,13 @@ class HubProcess:
         engines = [child for child in children if "llama-server" in child.name()]
         self.spawned.update(engine.pid for engine in engines)
         return engines
+
+    @property
+    def owner_token(self) -> str:
+        """What a script or an OpenAI client on the laptop sends as its API key."""
+        token = owner.token_for(int(self.url.rsplit(":", 1)[1]))
+        assert token is not None, "the hub has not written owner.token"
+        return token
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")

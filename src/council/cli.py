@@ -102,6 +102,11 @@ def cli() -> None:
     default=None,
     help="The key of --tls-cert (PEM).",
 )
+@click.option(
+    "--no-owner-auth",
+    is_flag=True,
+    help="Let every account on this laptop use the hub, no login (a single-user machine).",
+)
 @reports_errors
 def up(
     data: Path | None,
@@ -113,6 +118,7 @@ def up(
     lan_port: int,
     tls_cert: Path | None,
     tls_key: Path | None,
+    no_owner_auth: bool,
 ) -> None:
     """Start the seats' engines and serve the hub on http://127.0.0.1:8710."""
     import asyncio
@@ -129,6 +135,7 @@ def up(
         lan_port=lan_port,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        owner_auth=not no_owner_auth,
     )
     asyncio.run(Hub(options, say=_say).serve())
 
@@ -297,6 +304,25 @@ def models_split(
     for shard, size in zip(result.shards, result.sizes, strict=True):
         click.echo(f"  {shard}  ({size / 1024**2:.1f} MB)")
     click.echo(f"the original stays; delete {result.model} if you only need the shards")
+
+
+@cli.command()
+@data_option
+@click.option("--no-browser", is_flag=True, help="Print the link only.")
+@reports_errors
+def login(data: Path | None, no_browser: bool) -> None:
+    """Print (and open) a one-time link that logs a browser in to the running hub's page."""
+    import asyncio
+    import webbrowser
+
+    from council.client import login_link
+    from council.datafolder import resolve_data_folder
+    from council.hub import has_display
+
+    url = asyncio.run(login_link(resolve_data_folder(data)))
+    click.echo(url)
+    if not no_browser and has_display():
+        webbrowser.open(url)
 
 
 @cli.command()

@@ -19,13 +19,19 @@ import httpx
 from council.datafolder import DataFolder, running_hub
 from council.deliberation.events import Event
 from council.errors import HubUnreachable, error_for_status
+from council.security.owner import read_token
 
 
 class HubClient:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
+        """`token`: the owner token (security/owner.py), which the hub asks for."""
         self.url = url.rstrip("/")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.AsyncClient(
-            base_url=self.url, timeout=httpx.Timeout(30, read=None), trust_env=False
+            base_url=self.url,
+            timeout=httpx.Timeout(30, read=None),
+            trust_env=False,
+            headers=headers,
         )
 
     async def close(self) -> None:
@@ -56,6 +62,11 @@ class HubClient:
                     elif line.startswith("data:") and kind:
                         yield Event(kind, json.loads(line[5:]))
                         kind = ""
+
+    async def login_link(self) -> str:
+        """A one-time link that logs a browser in as the owner."""
+        response = await self._request("POST", "/api/login-links")
+        return str(response.json()["url"])
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with map_transport_errors(self.url):
@@ -92,12 +103,25 @@ def _raise_for(status: int, body: bytes) -> None:
     raise error_for_status(status)(message)
 
 
+async def login_link(folder: DataFolder) -> str:
+    """`council login`: a fresh login link from the hub serving `folder` (it must run: the
+    link is for its page)."""
+    record = running_hub(folder)
+    if not record or not isinstance(record.get("url"), str):
+        raise HubUnreachable("no hub is serving this data folder: start it with `council up`")
+    client = HubClient(str(record["url"]), read_token(folder))
+    try:
+        return await client.login_link()
+    finally:
+        await client.close()
+
+
 @asynccontextmanager
 async def hub_for(folder: DataFolder, llama_server: Path | None = None) -> AsyncIterator[HubClient]:
     """A client for the hub serving `folder`, starting one for the duration if none runs."""
     record = running_hub(folder)
     if record and isinstance(record.get("url"), str):
-        client = HubClient(str(record["url"]))
+        client = HubClient(str(record["url"]), read_token(folder))
         try:
             yield client
         finally:
@@ -118,7 +142,7 @@ async def hub_for(folder: DataFolder, llama_server: Path | None = None) -> Async
     serving = asyncio.create_task(hub.serve())
     try:
         await hub.wait_serving(serving)
-        client = HubClient(hub.url)
+        client = HubClient(hub.url, read_token(folder))
         try:
             yield client
         finally:

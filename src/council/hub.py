@@ -46,6 +46,7 @@ from council.wiring import Ready
 if TYPE_CHECKING:
     import uvicorn
 
+    from council.server.app import OwnerDoor
     from council.wiring import Services
 
 log = logging.getLogger("council")
@@ -74,6 +75,9 @@ class UpOptions:
     lan_port: int = DEFAULT_LAN_PORT
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Only the laptop's owner passes the localhost listener (security/owner.py); off, every
+    # account on the laptop can use the hub.
+    owner_auth: bool = True
 
 
 class Hub:
@@ -176,12 +180,32 @@ class Hub:
             self.services = None
             await services.aclose()  # rounds end as "cancelled", their streams close
 
+    def _owner_door(self, ready: Ready, port: int) -> OwnerDoor | None:
+        """The owner's credentials for the localhost listener, or None with a warning."""
+        from council.security.owner import OwnerAccess, cookie_name, load_or_create
+        from council.server.app import OwnerDoor
+
+        if not self.options.owner_auth:
+            self.say(
+                "warning: --no-owner-auth: every account on this laptop can use this hub, "
+                "read its conversations and change its seats"
+            )
+            return None
+        token, private = load_or_create(ready.folder)
+        if not private:
+            self.say(
+                f"warning: {ready.folder.root} cannot keep owner-only files (a FAT or exFAT "
+                "stick?): other accounts on this laptop may read owner.token"
+            )
+        return OwnerDoor(OwnerAccess(token), cookie_name(port), lambda: self.url)
+
     async def _serve(self, ready: Ready, services: Services, started: float) -> None:
         from council.server.app import create_app
         from council.server.guard import local_hosts
         from council.server.listeners import uvicorn_server
 
         host, port = ready.listener.getsockname()[:2]
+        door = self._owner_door(ready, port)
         local_app = create_app(
             self,
             services.api,
@@ -190,6 +214,7 @@ class Hub:
             metrics=services.metrics,
             devices=services.devices,
             isolated=ready.settings.seat_isolation,
+            owner=door,
         )
         server = uvicorn_server(local_app)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
@@ -198,12 +223,16 @@ class Hub:
         if self._lock is not None:
             self._lock.record(url=self.url)  # how `council ask` finds this hub
         self.say(f"council is serving {self.url}  (Ctrl-C stops it)")
+        page = self.url
+        if door is not None:
+            page = f"{self.url}/login#code={door.access.login_code()}"
+            self.say(f"log in to the page (a one-time link): {page}")
         if ready.lan is not None:
             servers.append(self._serve_lan(ready, services))
         self._serving.set()
         services.model_files.refresh_soon()  # hashes what the cache lacks; /models grows
-        if self.options.open_browser and _has_display():
-            await asyncio.to_thread(webbrowser.open, self.url)
+        if self.options.open_browser and has_display():
+            await asyncio.to_thread(webbrowser.open, page)
         self._background.append(asyncio.create_task(ready.db.watch()))  # recovers a stick
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
         stop = asyncio.create_task(self._stop.wait())
@@ -294,7 +323,7 @@ class Hub:
             self.say(f"\n  {ADD_MODELS_HINT.format(models=folder.models)}\n")
 
 
-def _has_display() -> bool:
+def has_display() -> bool:
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True

@@ -7,8 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+
+from tests.owner import session_cookie
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -40,7 +43,7 @@ def new_page(
 ) -> Iterator[Page]:
     """A fresh page in a fresh context; any console error or page error fails the test, except
     those containing one of the `expected` texts (a refusal the test asks for)."""
-    context = browser.new_context(accept_downloads=True, **context_options)
+    context = as_owner(browser.new_context(accept_downloads=True, **context_options))
     page = context.new_page()
     errors: list[str] = []
 
@@ -53,6 +56,38 @@ def new_page(
     yield page
     context.close()
     assert errors == []
+
+
+def as_owner(context: BrowserContext, *hubs: str) -> BrowserContext:
+    """A context whose pages are logged in as the owner of each test hub they open, the first
+    time they open it (through a login link, as a person is: tests/owner.py); of `hubs` (their
+    URLs) at once, for requests that reach them other than by a page opening them."""
+    logged_in: set[int] = set()
+    new_page = context.new_page
+
+    def log_in_for(url: str) -> None:
+        port = httpx.URL(url).port
+        if port is not None and port not in logged_in:
+            cookie = session_cookie(url)
+            if cookie is not None:
+                context.add_cookies([cookie])  # type: ignore[list-item]
+                logged_in.add(port)
+
+    def opened() -> Page:
+        page = new_page()
+        goto = page.goto
+
+        def go(url: str, **options: Any) -> Any:
+            log_in_for(url)
+            return goto(url, **options)
+
+        page.goto = go  # type: ignore[method-assign]
+        return page
+
+    context.new_page = opened  # type: ignore[method-assign]
+    for url in hubs:
+        log_in_for(url)
+    return context
 
 
 @pytest.fixture

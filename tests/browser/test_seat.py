@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
 from council.settings import ENV_SEAT_ISOLATION as ISOLATION_ENV
-from tests.browser.conftest import new_page, screenshot
+from tests.browser.conftest import as_owner, new_page, screenshot
 from tests.hubs import HubProcess
 
 StartHub = Callable[..., HubProcess]
@@ -111,7 +111,7 @@ def test_an_isolated_tab_runs_the_model_on_threads_and_downloads_it_once(
     """Pages of one browser context share its storage, as visits of one person do."""
     model_url = wait_for_model_urls(hub)
     size = httpx.head(f"{hub.url}{model_url}", timeout=10).headers["content-length"]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = as_owner(browser.new_context(viewport={"width": 1280, "height": 900}))
     errors: list[str] = []
     try:
         page = watch_errors(context.new_page(), errors)
@@ -209,7 +209,7 @@ def test_a_download_that_stalls_gives_way_to_the_host_and_says_why(
     hub: HubProcess, browser: Browser
 ) -> None:
     wait_for_model_urls(hub)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = as_owner(browser.new_context(viewport={"width": 1280, "height": 900}))
     held: list[Route] = []
 
     def hold(route: Route) -> None:  # never answered: not a byte of the model arrives

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Route, expect
 
 from council.datafolder import DataFolder
 from council.models.demo import DemoShape, write_demo_model
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import as_owner, screenshot
 from tests.browser.test_seat import (
     LOAD_TIMEOUT,
     ask,
@@ -51,7 +51,7 @@ def test_the_smallest_model_answers_first_and_a_larger_one_takes_over_once_downl
     larger = models["larger.gguf"]
     small = min(models.values(), key=lambda model: int(str(model["size_bytes"])))
     sizes = {str(m["url"]): int(str(m["size_bytes"])) for m in (small, larger)}
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context = as_owner(browser.new_context(viewport={"width": 1280, "height": 1000}))
     held: list[Route] = []
     # The larger model's download waits until the small one has answered, so the order is sure.
     released = False
@@ -118,7 +118,7 @@ def test_a_visitor_who_unticks_the_background_fetch_keeps_the_small_model_on_lat
     hub, models = hub_with_a_larger_model
     larger_url = str(models["larger.gguf"]["url"])
     small = min(models.values(), key=lambda model: int(str(model["size_bytes"])))
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context = as_owner(browser.new_context(viewport={"width": 1280, "height": 1000}))
     try:
         page = context.new_page()
         page.goto(f"{hub.url}/seat/?model=larger.gguf")  # an explicit choice: nothing else fetched

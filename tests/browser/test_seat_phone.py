@@ -12,7 +12,7 @@ import httpx
 from playwright.sync_api import Browser, Route, expect
 
 from council.datafolder import DataFolder
-from tests.browser.conftest import new_page, screenshot
+from tests.browser.conftest import as_owner, new_page, screenshot
 from tests.browser.test_phone import (
     browser_at_home,
     home_trusting,
@@ -75,7 +75,7 @@ def test_a_page_that_is_not_a_secure_context_says_so_and_turns_to_the_host(
     """Served as http://seat.example (a name, not loopback), the page is not a secure context;
     every request is answered by the real hub through Playwright's routing."""
     wait_for_model_urls(hub)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = as_owner(browser.new_context(viewport={"width": 1280, "height": 900}), hub.url)
 
     def through_the_hub(route: Route) -> None:
         path = re.sub(r"^http://seat\.example", "", route.request.url)

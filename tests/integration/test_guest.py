@@ -13,14 +13,16 @@ from council.datafolder import DataFolder
 from council.server.roles import OWNER_ONLY
 from tests.hubs import HubProcess
 from tests.integration.test_lan import bearer, lan, pair_device
+from tests.owner import as_stranger as as_another_account
 
 __all__ = ["lan"]  # the fixture, used by name
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ROW = re.compile(
     r"^\| `(?P<method>[A-Z]+) (?P<path>/[^`]*)` "
-    r"\| (?P<owner>[^|]+) \| (?P<device>[^|]+) \| (?P<stranger>[^|]+) \|$"
+    r"\| (?P<owner>[^|]+) \| (?P<local>[^|]+) \| (?P<device>[^|]+) \| (?P<stranger>[^|]+) \|$"
 )
+WHO = ("owner", "local", "device", "stranger")
 PLACEHOLDERS = {
     "{id}": "00000000deadbeef",
     "{name}": "nobody",
@@ -35,7 +37,7 @@ def readme_table() -> dict[tuple[str, str], dict[str, str]]:
     rows = {}
     for line in README.read_text(encoding="utf-8").splitlines():
         if match := ROW.match(line):
-            who = {key: match[key].strip() for key in ("owner", "device", "stranger")}
+            who = {key: match[key].strip() for key in WHO}
             rows[(match["method"], match["path"])] = who
     return rows
 
@@ -49,6 +51,13 @@ def send(client: httpx.Client, method: str, path: str) -> httpx.Response:
 
 def refused_to_guests(response: httpx.Response) -> bool:
     return response.status_code == 403 and OWNER_ONLY in response.text
+
+
+def refused_to_others(response: httpx.Response) -> bool:
+    """What the localhost listener tells a caller without the owner's token or session: 401,
+    or (a page a browser opens) a redirect to the login page."""
+    redirected = response.status_code == 303 and response.headers["location"] == "/login"
+    return response.status_code == 401 or redirected
 
 
 def not_a_route(response: httpx.Response) -> bool:
@@ -90,11 +99,18 @@ def test_each_route_answers_the_owner_a_device_and_a_stranger_as_the_table_says(
             if who["device"] in {"yes", "own"}:
                 if as_phone.status_code == 401 or refused_to_guests(as_phone):
                     wrong.append(f"device {method} {path}: {as_phone.status_code}")
+            elif who["device"] == "—":
+                if not not_a_route(as_phone):
+                    wrong.append(f"device {method} {path} found: {as_phone.status_code}")
             elif not refused_to_guests(as_phone):
                 wrong.append(f"device {method} {path} not refused: {as_phone.status_code}")
             as_stranger = send(stranger, method, path)
-            if (as_stranger.status_code == 401) != (who["stranger"] == "no"):
+            if (as_stranger.status_code == 401) != (who["stranger"] in {"no", "—"}):
                 wrong.append(f"stranger {method} {path}: {as_stranger.status_code}")
+            with as_another_account():
+                as_local = send(owner, method, path)
+            if refused_to_others(as_local) != (who["local"] in {"no", "—"}):
+                wrong.append(f"another account {method} {path}: {as_local.status_code}")
             as_owner = send(owner, method, path)
             if not_a_route(as_owner) != (who["owner"] == "—") or as_owner.status_code in {401, 403}:
                 wrong.append(f"owner {method} {path}: {as_owner.status_code}")

@@ -21,9 +21,7 @@ StartHub = Callable[..., HubProcess]
 
 @pytest.fixture
 def sdk(hub: HubProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{hub.url}/v1", api_key="unused-on-localhost", max_retries=0
-    ) as client:
+    with openai.OpenAI(base_url=f"{hub.url}/v1", api_key=hub.owner_token, max_retries=0) as client:
         yield client
 
 

@@ -8,7 +8,8 @@ Host headers and cross-origin writes. Neither buffers a response, so SSE streams
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from council.defaults import ADD_MODELS_HINT
+from council.security.owner import OwnerAccess
 from council.server.api import Api, ApiContext
 from council.server.browser_seats import browser_seat_routes
 from council.server.gate import DeviceGate
@@ -31,6 +33,7 @@ from council.server.metrics import Metrics, MetricsMiddleware
 from council.server.model_files import model_file_routes
 from council.server.openai_api import OpenAIApi
 from council.server.openapi import openapi_schema
+from council.server.owner_gate import OwnerGate, login_link_route, login_routes
 from council.server.roles import for_guests
 from council.server.seat import SEAT_CSP, seat_routes
 from council.settings import Environment
@@ -50,6 +53,21 @@ SECURITY_HEADERS = [
 ]
 # The browser seat compiles WebAssembly and starts blob workers (seat.py says why); nothing else.
 SEAT_SECURITY_HEADERS = [(b"content-security-policy", SEAT_CSP), *SECURITY_HEADERS[1:]]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerDoor:
+    """What the localhost app needs to let in only the owner."""
+
+    access: OwnerAccess
+    cookie: str  # the session cookie's name (per port)
+    base_url: Callable[[], str]  # where login links point
+
+    def routes(self) -> list[Route]:
+        return [
+            *login_routes(self.access, self.cookie, WEB),
+            login_link_route(self.access, self.base_url),
+        ]
 
 
 class HealthSource(Protocol):
@@ -88,11 +106,13 @@ def create_app(
     metrics: Metrics | None = None,
     devices: DevicesApi | None = None,
     isolated: bool | None = None,
+    owner: OwnerDoor | None = None,
 ) -> Starlette:
     """The hub's app; with `lan`, the LAN listener's variant: device tokens required except on
     the pairing, CA and health routes, and the owner's routes (seats, defaults, devices,
     metrics...) refused to devices (roles.py). `/seat/` is cross-origin isolated unless
-    `isolated` is False (None: as COUNCIL_SEAT_ISOLATION says)."""
+    `isolated` is False (None: as COUNCIL_SEAT_ISOLATION says). With `owner`, the localhost
+    app lets in only the laptop's owner (owner_gate.py)."""
 
     async def index(request: Request) -> Response:
         return FileResponse(WEB / "index.html", headers={"cache-control": "no-cache"})
@@ -134,6 +154,7 @@ def create_app(
         *(Api(api).routes() if api is not None else []),
         *(browser_seat_routes(api.seats, api.model_files) if api is not None else []),
         *(devices.routes() if devices is not None else []),
+        *(owner.routes() if owner is not None else []),
         Mount("/static", StaticFiles(directory=WEB), name="static"),
     ]
     app = Starlette(
@@ -152,6 +173,11 @@ def create_app(
                 else []
             ),
             *([Middleware(DeviceGate, db=lan.db, sessions=lan.sessions)] if lan else []),
+            *(
+                [Middleware(OwnerGate, access=owner.access, cookie=owner.cookie)]
+                if owner is not None
+                else []
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

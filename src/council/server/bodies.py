@@ -191,6 +191,7 @@ SEAT_CHANGE = obj(has_token=BOOLEAN, kind=STRING, **_REMOTE)
 DEVICE_NAME = obj(("name",), name=STRING)
 PAIRING = obj(name=TEXT_OR_NULL, ttl={"type": "integer"}, confirm={"type": ["boolean", "null"]})
 EXCHANGE = obj(code=STRING, name=TEXT_OR_NULL)
+LOGIN = obj(("code",), code=STRING)
 BROWSER_SEAT = obj(model=TEXT_OR_NULL, ctx_size={"type": ["integer", "null"]})
 BROWSER_MODEL = obj(("model",), model=STRING)
 TASK_ANSWER = obj(

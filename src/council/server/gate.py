@@ -267,14 +267,23 @@ async def _end_revoked(scope: Scope, send: Send, response: _Progress) -> None:
 
 def bearer_token(scope: Scope) -> str | None:
     """The device token from `Authorization: Bearer`, else from the pairing cookie."""
+    return authorization_bearer(scope) or cookie_value(scope, COOKIE)
+
+
+def authorization_bearer(scope: Scope) -> str | None:
     headers = dict(scope.get("headers") or [])
     authorization = headers.get(b"authorization", b"").decode("latin-1")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
+    return None
+
+
+def cookie_value(scope: Scope, name: str) -> str | None:
+    headers = dict(scope.get("headers") or [])
     cookie = SimpleCookie()
     try:
         cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
-    except Exception:  # a malformed cookie header is simply no token
+    except Exception:  # a malformed cookie header is simply no credential
         return None
-    morsel = cookie.get(COOKIE)
+    morsel = cookie.get(name)
     return morsel.value if morsel else None

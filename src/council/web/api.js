@@ -9,6 +9,12 @@ export class ApiError extends Error {
   }
 }
 
+// On the laptop (the plain-HTTP listener) a 401 means this browser's session ended (the hub
+// restarted): log in again. On the phone address a 401 means "pair first", said where it is.
+function loggedOut(response) {
+  if (response.status === 401 && location.protocol === "http:") location.assign("/login");
+}
+
 export async function api(method, path, body) {
   const options = { method, headers: {} };
   if (body !== undefined) {
@@ -16,6 +22,7 @@ export async function api(method, path, body) {
     options.body = JSON.stringify(body);
   }
   const response = await fetch(path, options);
+  loggedOut(response);
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
   if (!response.ok) {
@@ -36,6 +43,7 @@ export async function streamRound(conversationId, body, onEvent, onStarted, sign
     body: JSON.stringify(body),
     signal,
   });
+  loggedOut(response);
   if (!response.ok) {
     const data = await response.json().catch(() => null);
     throw new ApiError(response.status, data?.error?.message || `HTTP ${response.status}`);
