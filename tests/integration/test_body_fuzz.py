@@ -18,6 +18,7 @@ import ssl
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -100,6 +101,7 @@ def raw_bodies(schema: dict[str, Any]) -> st.SearchStrategy[bytes]:
     return drawn | broken
 
 
+@pytest.mark.timeout(240)  # the fixed budget: about 30 s here, however the draws fall
 def test_no_body_makes_the_hub_answer_500(start_hub: StartHub, isolated_data: DataFolder) -> None:
     port = free_port()
     hub = start_hub(None, "--lan", "--lan-host", "127.0.0.1", "--lan-port", str(port))
