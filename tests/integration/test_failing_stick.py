@@ -10,6 +10,7 @@ set off through `/sys/fs/ext4/<dev>/trigger_fs_error`; "stalled" is `fsfreeze`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 import time
@@ -54,7 +55,23 @@ class Stick:
             (self.mount_point / name).unlink(missing_ok=True)
 
     def turn_read_only(self) -> None:
+        """Set off an ext4 error; with errors=remount-ro the kernel turns the filesystem
+        read-only in work of its own, a moment later: wait until a write is refused."""
         Path(f"/sys/fs/ext4/{self.device}/trigger_fs_error").write_text("council test\n")
+        probe = self.mount_point / ".read-only-yet"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with open(probe, "wb") as out:
+                    out.write(b"x")
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                if exc.errno == errno.EROFS:
+                    return
+                raise
+            time.sleep(0.01)
+        pytest.fail("the filesystem did not turn read-only within 10 s")
 
     def freeze(self) -> None:
         subprocess.run(["fsfreeze", "--freeze", str(self.mount_point)], check=True, timeout=30)
