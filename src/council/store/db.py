@@ -168,6 +168,9 @@ def m005_conversation_devices(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX conversations_by_device ON conversations (device_id)")
 
 
+CACHE_KIB = 512
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating or upgrading) the store; a file SQLite cannot use is a `StoreError`
     that says what to do, and is never modified."""
@@ -176,6 +179,10 @@ def connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
+        # 512 KiB of page cache per connection, not SQLite's 2 MB: the hub holds two open for
+        # its life, the file is small and the OS caches it anyway (benchmarks/soak.py: the two
+        # default caches were most of the hub's growth in its first minutes).
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         migrate(db)
     except sqlite3.Error as exc:
         raise store_error(exc, path) from None
