@@ -37,3 +37,20 @@ class PausingSeat:
 
     async def template_cost(self) -> TemplateCost | None:
         return TemplateCost(fixed=8, per_message=4)
+
+
+class ScriptedSeat(PausingSeat):
+    """A seat that gives its replies in order, the last one again once they run out."""
+
+    def __init__(self, name: str, *replies: str) -> None:
+        super().__init__(name, 0)
+        self.replies = list(replies)
+        self.prompts: list[str] = []
+
+    async def complete(
+        self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
+    ) -> Completion:
+        self.prompts.append(str(messages[-1]["content"]))
+        text = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        on_delta(text)
+        return Completion(text, Usage(completion_tokens=len(text.split())), "stop")

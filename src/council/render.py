@@ -101,8 +101,12 @@ class TerminalRenderer:
     def on_done(self, data: dict[str, Any]) -> None:
         self._clear_progress()
         self.final = data
-        if data["status"] == "done" and not self._chair_open and data["answer"]:
+        result = data.get("result") or {}
+        voted = "winner" in result  # a vote's chair only broke a tie: the winner is the answer
+        if data["status"] == "done" and data["answer"] and (voted or not self._chair_open):
             self.line(f"\n── answer\n{data['answer']}")
+        if data["status"] == "done" and voted:
+            self.line(f"({vote_summary(result)})")
         elif data["status"] == "cancelled":
             self.line("\nstopped; what the seats had written is kept as cancelled")
 
@@ -120,3 +124,8 @@ class TerminalRenderer:
         if self.tty and self.status:
             self.write("\r\x1b[K")
             self.status = ""
+
+
+def vote_summary(result: dict[str, Any]) -> str:
+    """`votes: 2 of 3; decided by majority`, from a vote's result."""
+    return f"votes: {result['votes']} of {result['voters']}; decided by {result['decided_by']}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -166,8 +167,38 @@ def test_a_vote_goes_to_the_majority_and_reports_the_tally(
     done = final(events)
     assert done["result"]["winner"] == twin
     assert done["result"]["decided_by"] == "majority"
-    assert done["answer"].startswith(twin)
-    assert "votes: 2 of 3" in done["answer"]
+    assert done["answer"] == twin  # the winner alone; the tally is beside it
+    assert (done["result"]["votes"], done["result"]["voters"]) == (2, 3)
+
+
+def test_a_vote_over_v1_answers_the_winner_alone_with_the_tally_beside_it(
+    start_hub: StartHub, isolated_data: DataFolder
+) -> None:
+    seats_sharing_a_model(isolated_data)
+    hub = start_hub()
+    hub.wait_ok()
+    put = httpx.put(
+        f"{hub.url}/api/council/defaults",
+        json={"extractor": r"regex:(?s)(.{6})$", "max_tokens": 12},
+        timeout=10,
+    )
+    assert put.status_code == 200, put.text
+    body = {"model": "council:vote", "messages": [{"role": "user", "content": "Pick one."}]}
+    answer = httpx.post(f"{hub.url}/v1/chat/completions", json=body, timeout=120).json()
+    council = answer["council"]
+    assert answer["choices"][0]["message"]["content"] == council["winner"]
+    assert (council["votes"], council["voters"], council["decided_by"]) == (2, 3, "majority")
+    streamed = []
+    with httpx.stream(
+        "POST", f"{hub.url}/v1/chat/completions", json={**body, "stream": True}, timeout=120
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                streamed.append(json.loads(line[6:]))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in streamed)
+    assert text == council["winner"]
+    assert streamed[-1]["choices"][0]["finish_reason"] == "stop"
+    assert streamed[-1]["council"] == council
 
 
 def test_a_tied_vote_is_settled_by_the_chair(

@@ -166,12 +166,17 @@ async def majority_vote(round_: Round) -> Verdict:
     standings: list[Standing] = []
     if len(counted.leaders) > 1:
         winner, decided_by, standings = await _break_tie(round_, counted, survivors)
-    votes = counted.counts[winner]
-    answer = f"{winner}\n\n(votes: {votes} of {len(survivors)}; decided by {decided_by})"
+    votes, voters = counted.counts[winner], len(survivors)
+    if decided_by == "majority" and votes * 2 <= voters:
+        decided_by = "plurality"  # the most votes, but not more than half of them
+    # The answer is the winner alone (what a client asked for: "the number only" gets one
+    # number); the tally travels beside it, in the result.
     return Verdict(
-        answer,
+        winner,
         {
             "winner": winner,
+            "votes": votes,
+            "voters": voters,
             "decided_by": decided_by,
             "tally": _tally_dict(counted),
             "standings": [asdict(s) for s in standings],
@@ -199,7 +204,10 @@ async def _break_tie(
     pick = make_extractor(round_.options.extractor)(text)
     if pick in leaders:
         return pick, f"the chair ({chair})", []
-    round_.note(f"the chair's pick {pick!r} is not one of the tied answers; taking the first")
+    if pick is None:
+        round_.note("the chair named none of the tied answers; taking the first")
+    else:
+        round_.note(f"the chair's pick “{pick}” is not one of the tied answers; taking the first")
     return counted.leaders[0], "first tied answer", []
 
 

@@ -117,7 +117,7 @@ class OpenAIApi:
                 done = event.data
         if done.get("status") != "done":
             raise NoAnswer(f"the council could not answer: {done.get('error')}")
-        return JSONResponse(shape.completion(done["answer"]))
+        return JSONResponse(shape.completion(done["answer"], _beside(done)))
 
 
 @bodies.accepts(bodies.OPENAI)
@@ -278,7 +278,9 @@ class _Shape:
         self.id, self.model, self.chat = completion_id, model, chat
         self.created = int(time.time())
 
-    def chunk(self, text: str | None, finish: str | None = None) -> bytes:
+    def chunk(
+        self, text: str | None, finish: str | None = None, council: dict[str, Any] | None = None
+    ) -> bytes:
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
         if self.chat:
             role = {"role": "assistant"} if text == "" else {}
@@ -291,10 +293,11 @@ class _Shape:
             "created": self.created,
             "model": self.model,
             "choices": [choice],
+            **({"council": council} if council else {}),
         }
         return f"data: {json.dumps(payload)}\n\n".encode()
 
-    def completion(self, answer: str) -> dict[str, Any]:
+    def completion(self, answer: str, council: dict[str, Any] | None = None) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         if self.chat:
             choice["message"] = {"role": "assistant", "content": answer}
@@ -306,7 +309,16 @@ class _Shape:
             "created": self.created,
             "model": self.model,
             "choices": [choice],
+            **({"council": council} if council else {}),
         }
+
+
+def _beside(done: dict[str, Any]) -> dict[str, Any] | None:
+    """What travels beside the answer's text: a vote's tally (the text is the winner alone)."""
+    result = done.get("result") or {}
+    if "winner" not in result:
+        return None
+    return {key: result.get(key) for key in ("winner", "votes", "voters", "decided_by")}
 
 
 async def _stream_chunks(handle: RunHandle, shape: _Shape) -> AsyncIterator[bytes]:
@@ -331,7 +343,7 @@ async def _stream_chunks(handle: RunHandle, shape: _Shape) -> AsyncIterator[byte
                     return
                 if not streamed and event.data["answer"]:
                     yield shape.chunk(event.data["answer"])
-                yield shape.chunk(None, "stop")
+                yield shape.chunk(None, "stop", _beside(event.data))
         yield b"data: [DONE]\n\n"
     finally:
         handle.stop()  # a no-op once the round has ended

@@ -218,7 +218,10 @@ export class RoundView {
     }
     if (data.result?.tally && data.result.winner) {
       this.vote.append(
-        el("p", { class: "winner", text: `Winner: ${data.result.winner} (decided by ${data.result.decided_by})` }),
+        el("p", {
+          class: "winner",
+          text: `Winner: ${data.result.winner} (${data.result.votes} of ${data.result.voters} votes; decided by ${data.result.decided_by})`,
+        }),
       );
     }
     const words = { done: "done", cancelled: "stopped: what was written is kept", failed: "failed" };
