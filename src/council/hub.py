@@ -180,8 +180,9 @@ class Hub:
             self.services = None
             await services.aclose()  # rounds end as "cancelled", their streams close
 
-    def _owner_door(self, ready: Ready, port: int) -> OwnerDoor | None:
-        """The owner's credentials for the localhost listener, or None with a warning."""
+    async def _owner_door(self, ready: Ready, port: int) -> OwnerDoor | None:
+        """The owner's credentials for the localhost listener, or None with a warning. The
+        token file is read (or written) off the loop: the engines' supervisors run already."""
         from council.security.owner import OwnerAccess, cookie_name, load_or_create
         from council.server.app import OwnerDoor
 
@@ -191,7 +192,7 @@ class Hub:
                 "read its conversations and change its seats"
             )
             return None
-        token, private = load_or_create(ready.folder)
+        token, private = await asyncio.to_thread(load_or_create, ready.folder)
         if not private:
             self.say(
                 f"warning: {ready.folder.root} cannot keep owner-only files (a FAT or exFAT "
@@ -205,7 +206,7 @@ class Hub:
         from council.server.listeners import uvicorn_server
 
         host, port = ready.listener.getsockname()[:2]
-        door = self._owner_door(ready, port)
+        door = await self._owner_door(ready, port)
         local_app = create_app(
             self,
             services.api,
