@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from council.deliberation.seats import Completion, Message, OnDelta, Sampling, TemplateCost
+from council.deliberation.seats import (
+    Completion,
+    Message,
+    OnDelta,
+    Sampling,
+    SeatFailure,
+    TemplateCost,
+)
 from council.types import Usage
 
 
@@ -39,8 +46,12 @@ class PausingSeat:
         return TemplateCost(fixed=8, per_message=4)
 
 
+FAIL = "<fail>"  # a reply that makes the seat fail instead of answering
+
+
 class ScriptedSeat(PausingSeat):
-    """A seat that gives its replies in order, the last one again once they run out."""
+    """A seat that gives its replies in order, the last one again once they run out; a reply
+    of `FAIL` fails that prompt."""
 
     def __init__(self, name: str, *replies: str) -> None:
         super().__init__(name, 0)
@@ -52,5 +63,7 @@ class ScriptedSeat(PausingSeat):
     ) -> Completion:
         self.prompts.append(str(messages[-1]["content"]))
         text = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        if text == FAIL:
+            raise SeatFailure(f"{self.name} failed as scripted")
         on_delta(text)
         return Completion(text, Usage(completion_tokens=len(text.split())), "stop")
