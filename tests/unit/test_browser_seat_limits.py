@@ -4,8 +4,6 @@ no answer (from a tab, or any seat) grows without end."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +21,6 @@ from council.store.access import Store
 from council.types import Usage
 from tests.running import run
 from tests.scripted_seats import PausingSeat
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "council.db")
-    yield store
-    store.close()
 
 
 def test_a_device_holds_a_few_registrations_and_cannot_take_the_laptops() -> None:

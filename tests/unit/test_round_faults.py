@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from council.deliberation.events import EventType
 from council.deliberation.rounds import RoundOptions
@@ -17,13 +13,6 @@ from council.store import conversations
 from council.store.access import Store
 from tests.running import run
 from tests.scripted_seats import PausingSeat
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "council.db")
-    yield store
-    store.close()
 
 
 def test_a_seat_removed_mid_round_fails_its_later_prompts_and_the_round_completes(

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -41,13 +39,6 @@ class Client:
     async def receive(self) -> dict[str, Any]:
         await self.gone.wait()
         return {"type": "http.disconnect"}
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "council.db")
-    yield store
-    store.close()
 
 
 def stored_status(db: Store, message_id: str) -> tuple[str] | None:

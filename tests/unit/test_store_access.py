@@ -7,7 +7,6 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ from council.store import conversations as store
 from council.store.access import Store
 from council.store.db import store_error
 from tests.running import run
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    made = Store(tmp_path / "council.db")
-    yield made
-    made.close()
 
 
 def titles(db: sqlite3.Connection) -> list[str]:

@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from council.atomicfile import atomic_write
 from council.datafolder import DataFolder
 from council.errors import DataFolderError
 
@@ -62,16 +63,9 @@ def load_or_create(folder: DataFolder) -> tuple[str, bool]:
     token = read_token(folder)
     if token is None:
         token = PREFIX + secrets.token_urlsafe(32)
-        part = path.with_name(f".{FILE}.{secrets.token_hex(4)}")
         try:
-            descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w", encoding="ascii") as out:
-                out.write(token + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(part, path)
+            atomic_write(path, token + "\n", 0o600)  # created owner-only, never readable by others
         except OSError as exc:
-            part.unlink(missing_ok=True)
             raise DataFolderError(f"cannot write the owner token {path}: {exc}") from None
     try:
         os.chmod(path, 0o600)

@@ -1,7 +1,7 @@
 """Limits on a request's head (the request line and its headers), on both listeners.
 
 uvicorn's httptools protocol sets none: a header block that never ends grows the hub's memory
-without bound (64 MiB of one header took the hub from 117 to 235 MiB), any number of headers
+without bound (the probe behind issue 14 sent 64 MiB of one header), any number of headers
 is accepted, and a connection that trickles its head a byte at a time stays open for ever.
 uvicorn offers no setting for any of this (h11's `h11_max_incomplete_event_size` is for the
 other protocol), so the protocol below counts what it feeds the parser:
