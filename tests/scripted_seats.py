@@ -21,6 +21,7 @@ class PausingSeat:
 
     kind = "local"
     ctx_size = 4096
+    grammar = False
 
     def __init__(self, name: str, pause: float) -> None:
         self.name = name
@@ -53,15 +54,18 @@ class ScriptedSeat(PausingSeat):
     """A seat that gives its replies in order, the last one again once they run out; a reply
     of `FAIL` fails that prompt."""
 
-    def __init__(self, name: str, *replies: str) -> None:
+    def __init__(self, name: str, *replies: str, grammar: bool = False) -> None:
         super().__init__(name, 0)
         self.replies = list(replies)
         self.prompts: list[str] = []
+        self.grammars: list[str | None] = []  # the grammar each prompt came with
+        self.grammar = grammar  # True: like llama-server, it is asked for follow-ups
 
     async def complete(
         self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
     ) -> Completion:
         self.prompts.append(str(messages[-1]["content"]))
+        self.grammars.append(sampling.grammar)
         text = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if text == FAIL:
             raise SeatFailure(f"{self.name} failed as scripted")

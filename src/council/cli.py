@@ -223,7 +223,8 @@ def _engine_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
 
 @cli.group()
 def models() -> None:
-    """List the models on the stick, write a demo model, or split one for browsers."""
+    """List the models on the stick, fetch the starter, write a demo model, or split one for
+    browsers."""
 
 
 @models.command("list")
@@ -243,6 +244,17 @@ def models_list(data: Path | None, as_json: bool) -> None:
         _print_json([model.to_dict() for model in found])
     else:
         click.echo(render_models(found, folder.models))
+
+
+@models.command("starter")
+@reports_errors
+def models_starter() -> None:
+    """Fetch the starter model (SmolLM2-135M-Instruct, Apache-2.0) into the build cache once,
+    so a stick prepared here seats it offline."""
+    from council.models.starter import starter_model
+
+    path = starter_model()
+    click.echo(f"starter model: {path} (licence: {path.with_name('SmolLM2-LICENSE')})")
 
 
 @models.command("demo")

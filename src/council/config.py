@@ -24,6 +24,7 @@ from council.settings import (
     DEFAULT_PORT,
     SLOTS,
     DeviceLimits,
+    Range,
     RoundDefaults,
     bounded,
     range_of,
@@ -32,6 +33,7 @@ from council.settings import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+MAX_SYSTEM_PROMPT = 4000  # characters: a seat's standing instructions, not a document
 SEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -44,6 +46,14 @@ class SeatConfig:
     enabled: bool = True
     extra_args: tuple[str, ...] = ()
     slots: int = bounded(SLOTS, 1, 16)  # requests answered at once, each with all of ctx_size
+    # The seat's own sampling and system prompt (None / ""): they replace the round's for this
+    # seat, so three seats of one model can be a careful one and a bold one.
+    temperature: float | None = field(default=None, metadata={"range": Range(0.0, 2.0)})
+    seed: int | None = field(default=None, metadata={"range": Range(0, 2**31 - 1)})
+    system_prompt: str = ""
+    # Chosen by council for a stick nobody has configured (defaults.py): such seats are
+    # replaced when the stick's models change; a seat the person chose never is.
+    generated: bool = False
 
     def model_path(self, folder: DataFolder) -> Path:
         return folder.models / self.model
@@ -133,6 +143,10 @@ def _set_changed(table: Any, values: dict[str, Any], defaults: dict[str, Any], f
     """Set `values` in a tomlkit table, touching only what changed (an untouched value keeps
     its comment and spelling)."""
     for name, value in values.items():
+        if value is None:  # TOML has no null: an unset optional value is a key left out
+            if name in table:
+                del table[name]
+            continue
         if name in table:
             if table[name] != value:
                 table[name] = value
@@ -226,7 +240,9 @@ _EXPECTED = {
 
 
 def _checked(value: Any, annotation: str) -> tuple[Any, str]:
-    """`value` as the field's type (a TOML list becomes a tuple), or _BAD."""
+    """`value` as the field's type (a TOML list becomes a tuple), or _BAD. An optional field
+    (`float | None`) is unset by leaving its key out, so a value given is of the type."""
+    annotation = annotation.removesuffix(" | None")
     expected = _EXPECTED[annotation]
     if annotation == "tuple[str, ...]":
         ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
@@ -261,3 +277,8 @@ def validate_seat(seat: SeatConfig, path: Path | str = "config.toml") -> None:
         )
     if seat.ctx_size < 0 or seat.threads < 0:
         raise ConfigError(f"{path}: seat {seat.name!r}: ctx_size and threads must be >= 0")
+    if len(seat.system_prompt) > MAX_SYSTEM_PROMPT:
+        raise ConfigError(
+            f"{path}: seat {seat.name!r}: system_prompt is longer than {MAX_SYSTEM_PROMPT} "
+            "characters"
+        )

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 from council import __version__
 from council.config import HubConfig
 from council.datafolder import DataFolder, HubLock, resolve_data_folder
-from council.defaults import ADD_MODELS_HINT, ensure_seats, only_demo
+from council.defaults import GUEST_MODELS_PLACE, ensure_seats, seats_hint, stick_report
 from council.engine import orphans
 from council.engine.binary import EngineBinary
 from council.engine.firstuse import checked_engine
 from council.engine.fleet import Fleet, plan_seats
 from council.errors import ConfigError, CouncilError
+from council.models.catalog import scan
 from council.remotes import load_remotes
 from council.server.listeners import (
     LanListener,
@@ -98,13 +99,20 @@ class Hub:
         if self.ready is None:
             return {"status": "starting", "seats": [], "stick": None}
         folder, config, fleet = self.ready.folder, self.ready.config, self.ready.fleet
-        demo_hint = ADD_MODELS_HINT.format(models=folder.models) if only_demo(config) else None
+        demo_hint = seats_hint(config, str(folder.models))
+        guest_hint = seats_hint(config, GUEST_MODELS_PLACE)
         # Before wire(), only the engines exist; after it, the registry has every kind.
         rows = self.services.seats.view() if self.services else fleet.seats()
         seats = [{key: row.get(key, HEALTH_ROW[key]) for key in HEALTH_ROW} for row in rows]
         stick = self.ready.db.problem()  # writes failing or hanging: answers may not be kept
         status = "degraded" if stick else fleet.status()
-        return {"status": status, "seats": seats, "demo_hint": demo_hint, "stick": stick}
+        return {
+            "status": status,
+            "seats": seats,
+            "demo_hint": demo_hint,
+            "guest_hint": guest_hint,
+            "stick": stick,
+        }
 
     def request_shutdown(self) -> None:
         self._stop.set()
@@ -156,7 +164,7 @@ class Hub:
             self._lock.release()
             stop_logging()
             raise
-        self._announce(folder, config, binary)
+        self._announce(folder, config, binary, fleet)
         self.ready = Ready(folder, config, fleet, listener, db, lan, settings)
         return self.ready
 
@@ -316,12 +324,21 @@ class Hub:
             pids = [e.pid for e in self.ready.fleet.engines.values() if e.pid is not None]
             self._lock.record(engines=[item for pid in pids if (item := orphans.describe(pid))])
 
-    def _announce(self, folder: DataFolder, config: HubConfig, binary: EngineBinary) -> None:
+    def _announce(
+        self, folder: DataFolder, config: HubConfig, binary: EngineBinary, fleet: Fleet
+    ) -> None:
         self.say(f"council {__version__}  data: {folder.root}")
         self.say(f"engine: {binary.path} ({binary.source})")
-        self.say(f"seats: {', '.join(seat.name for seat in config.enabled_seats) or 'none'}")
-        if only_demo(config):
-            self.say(f"\n  {ADD_MODELS_HINT.format(models=folder.models)}\n")
+        engines = len(fleet.engines)
+        processes = f" ({engines} engine{'s' if engines != 1 else ''})" if engines else ""
+        names = ", ".join(seat.name for seat in config.enabled_seats) or "none"
+        self.say(f"seats: {names}{processes}")
+        for note in fleet.notes:
+            self.say(f"  {note}")
+        for line in stick_report(config, scan(folder.models)):
+            self.say(f"  {line}")
+        if hint := seats_hint(config, str(folder.models)):
+            self.say(f"\n  {hint}\n")
 
 
 def has_display() -> bool:

@@ -50,6 +50,16 @@ class Usage:
     generation_ms: float = 0.0
     wall_ms: float = 0.0  # as council measured it, request to last byte
 
+    def plus(self, other: Usage) -> Usage:
+        """Two requests' usage together (an answer and its follow-up)."""
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.prompt_ms + other.prompt_ms,
+            self.generation_ms + other.generation_ms,
+            self.wall_ms + other.wall_ms,
+        )
+
 
 @dataclass(slots=True)
 class StageOutput:

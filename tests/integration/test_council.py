@@ -62,8 +62,9 @@ def test_a_synthesize_round_streams_every_stage_and_stores_every_output(hub: Hub
     reviews = [data for kind, data in events if kind == "review_done"]
     for review in reviews:
         assert review["seat"] not in review["labels"].values()  # its own answer is excluded
-        assert review["ranking"] is None  # the demo models write noise, never a ranking
-        assert review["problem"] == "no FINAL RANKING block"
+        # The demo models write noise, never a ranking: the grammar's follow-up makes one.
+        assert review["ranking_by"] == "grammar"
+        assert sorted(review["ranking"]) == sorted(review["labels"].values())
 
     message = stored(hub, conversation)["messages"][0]
     assert message["status"] == "done"
@@ -74,7 +75,9 @@ def test_a_synthesize_round_streams_every_stage_and_stores_every_output(hub: Hub
         assert output["completion_tokens"] > 0
         assert output["generation_ms"] > 0
         assert output["wall_ms"] > 0
-    assert all(o["details"]["problem"] for o in message["outputs"] if o["stage"] == "review")
+    reviews_stored = [o for o in message["outputs"] if o["stage"] == "review"]
+    assert all(o["details"]["ranking_by"] == "grammar" for o in reviews_stored)
+    assert all("FINAL RANKING:\n1. Response " in o["content"] for o in reviews_stored)
 
 
 def test_a_follow_up_question_carries_the_history(hub: HubProcess) -> None:

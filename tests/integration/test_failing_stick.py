@@ -23,6 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from council.config import HubConfig, save_config
+from council.datafolder import DataFolder
+from council.defaults import demo_seats
 from tests.hubs import HubProcess, engines_frozen, new_conversation, sse_events
 
 
@@ -115,6 +118,9 @@ def stick(tmp_path: Path) -> Iterator[Stick]:
 
 
 def hub_on(stick: Stick, start_hub: Any) -> HubProcess:
+    folder = DataFolder(stick.data)
+    folder.prepare()
+    save_config(folder, HubConfig(seats=demo_seats()))
     hub: HubProcess = start_hub(stick.data)
     hub.wait_ok(timeout=90)
     return hub

@@ -36,7 +36,7 @@ def ask(engine: psutil.Process) -> httpx.Response:
     )
 
 
-def test_an_empty_stick_gets_three_healthy_demo_seats_that_answer(start_hub: StartHub) -> None:
+def test_three_demo_seats_are_healthy_and_each_engine_answers(start_hub: StartHub) -> None:
     hub = start_hub()
     health = hub.wait_ok()
     assert [seat["name"] for seat in health["seats"]] == ["demo-1", "demo-2", "demo-3"]

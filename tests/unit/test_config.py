@@ -191,9 +191,32 @@ def test_a_config_toml_without_seats_is_reported_and_never_rewritten(
     assert isolated_data.config_file.read_text() == text
 
 
-def test_only_a_missing_config_toml_is_written_with_the_default_seats(
+def test_a_seats_own_sampling_and_system_prompt_are_read_and_written_back(
     isolated_data: DataFolder,
 ) -> None:
-    config = ensure_seats(isolated_data)
-    assert [seat.name for seat in config.seats] == ["demo-1", "demo-2", "demo-3"]
-    assert load_config(isolated_data).seats == config.seats
+    seat = SeatConfig("bold", "m.gguf", temperature=1.1, seed=7, system_prompt="Be brief.")
+    save_config(isolated_data, HubConfig(seats=(seat,)))
+    text = isolated_data.config_file.read_text()
+    assert "temperature = 1.1" in text
+    assert "seed = 7" in text
+    assert load_config(isolated_data).seats == (seat,)
+    save_config(isolated_data, HubConfig(seats=(replace(seat, temperature=None),)))
+    seats = isolated_data.config_file.read_text().split("[[seats]]")[1]
+    assert "temperature" not in seats  # unset: the key goes
+    assert load_config(isolated_data).seats[0].temperature is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("temperature = 3", "temperature = 3 must be from 0 to 2"),
+        ('seed = "one"', "seed = 'one' is not a whole number"),
+        (f'system_prompt = "{"x" * 4001}"', "system_prompt is longer than 4000 characters"),
+    ],
+)
+def test_a_seats_sampling_out_of_range_is_an_error(
+    isolated_data: DataFolder, line: str, message: str
+) -> None:
+    isolated_data.config_file.write_text(f'[[seats]]\nname = "x"\nmodel = "a.gguf"\n{line}\n')
+    with pytest.raises(ConfigError, match=message):
+        load_config(isolated_data)

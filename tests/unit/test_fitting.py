@@ -36,6 +36,7 @@ class CountingSeat:
     """A seat as fitting sees it: a context size and a tokenizer (or none)."""
 
     kind = "local"
+    grammar = False
 
     def __init__(
         self,

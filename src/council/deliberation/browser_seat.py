@@ -54,6 +54,7 @@ class BrowserSeat:
     """One registered tab, as the council sees it: `kind` "browser", `label` for people."""
 
     kind = "browser"
+    grammar = False  # a tab's engine is asked in plain text
 
     def __init__(
         self,

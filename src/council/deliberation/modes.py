@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from council.deliberation import prompts
+from council.deliberation import grammars, prompts
 from council.deliberation.events import EventType
 from council.deliberation.extract import Tally, make_extractor, tally
 from council.deliberation.ranking import Standing, aggregate, parse_ranking
@@ -93,12 +93,24 @@ async def review(
 
         def read_ranking(output: StageOutput) -> None:
             parsed = parse_ranking(output.content, list(labels)) if output.content else None
+            by = "grammar" if output.details.pop("followed_up", False) else "text"
             if output.status is OutputStatus.DONE and parsed is not None:
                 ranking = [labels[label] for label in parsed.order] if parsed.order else None
                 problem = parsed.problem
             else:
                 ranking, problem = None, output.error
-            output.details.update({"labels": labels, "ranking": ranking, "problem": problem})
+            output.details.update(
+                {
+                    "labels": labels,
+                    "ranking": ranking,
+                    "ranking_by": by if ranking else None,
+                    "problem": problem,
+                }
+            )
+
+        follow_up = grammars.ranking_follow_up(
+            list(labels), lambda text: parse_ranking(text, list(labels)).parsed
+        )
 
         prompt = await round_.fit(
             reviewer,
@@ -107,7 +119,9 @@ async def review(
                 round_.question, list(zip(labels, shown, strict=True))
             ),
         )
-        output = await round_.ask(Stage.REVIEW, reviewer, prompt, annotate=read_ranking)
+        output = await round_.ask(
+            Stage.REVIEW, reviewer, prompt, annotate=read_ranking, follow_up=follow_up
+        )
         round_.emit(
             EventType.REVIEW_DONE, seat=reviewer, status=output.status.value, **output.details
         )
@@ -146,12 +160,15 @@ async def majority_vote(round_: Round) -> Verdict:
     )
 
     def read_vote(output: StageOutput) -> None:
+        by = "grammar" if output.details.pop("followed_up", False) else "text"
         if output.status is OutputStatus.DONE:
-            output.details["extracted"] = extract(output.content)
+            extracted = output.details["extracted"] = extract(output.content)
+            output.details["extracted_by"] = by if extracted is not None else None
 
+    follow_up = grammars.vote_follow_up(spec, lambda text: extract(text) is not None)
     answers = await asyncio.gather(
         *(
-            round_.ask(Stage.ANSWER, seat, prompt, annotate=read_vote)
+            round_.ask(Stage.ANSWER, seat, prompt, annotate=read_vote, follow_up=follow_up)
             for seat in round_.options.seats
         )
     )

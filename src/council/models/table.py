@@ -8,6 +8,8 @@ from pathlib import Path
 from council.models.catalog import ModelInfo
 from council.units import human_count, human_size
 
+# A GGUF without a chat template is a base model: as a seat it runs on past every turn.
+BASE_MODEL = "base model: not for chat"
 HEADERS = ("MODEL", "ARCH", "PARAMS", "QUANT", "CTX", "SIZE", "CHAT", "NOTES")
 
 
@@ -42,6 +44,8 @@ def _row(model: ModelInfo) -> tuple[str, ...]:
     notes = []
     if model.demo:
         notes.append("demo model (random weights: output is noise)")
+    elif not model.has_chat_template:
+        notes.append(BASE_MODEL)
     if model.shards:
         notes.append(f"{len(model.shards)} shards")
     return (

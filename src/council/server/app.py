@@ -21,7 +21,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from council.defaults import ADD_MODELS_HINT
 from council.security.owner import OwnerAccess
 from council.server.api import Api, ApiContext
 from council.server.browser_seats import browser_seat_routes
@@ -126,9 +125,10 @@ def create_app(
     async def health(request: Request) -> Response:
         """The hub's status word and every seat's state; `owner` is false for a paired device."""
         payload = {**source.health(), "owner": lan is None}
+        guest_hint = payload.pop("guest_hint", None)
         if lan is not None and payload.get("demo_hint"):
             # A phone is told what to do, not where the laptop keeps its files.
-            payload["demo_hint"] = ADD_MODELS_HINT.format(models="the stick's models/ folder")
+            payload["demo_hint"] = guest_hint
         return JSONResponse(payload, headers={"cache-control": "no-store"})
 
     async def openapi(request: Request) -> Response:

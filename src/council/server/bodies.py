@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import fastjsonschema
 
+from council.config import MAX_SYSTEM_PROMPT
 from council.errors import BadRequest
 from council.remotes import RemoteSeatConfig
 from council.settings import RoundDefaults, range_of
@@ -182,10 +183,15 @@ ROUND_OPTIONS = {
 QUESTION = obj(("question",), question=STRING, **ROUND_OPTIONS)
 DEFAULTS = obj(ranges={"type": "object"}, **fields_schema(RoundDefaults, nullable=True))
 _REMOTE = fields_schema(RemoteSeatConfig)
+_STYLE = {  # a local seat's own sampling and system prompt (config.py's SeatConfig)
+    "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+    "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**31 - 1},
+    "system_prompt": {"type": "string", "maxLength": MAX_SYSTEM_PROMPT},
+}
 NEW_SEAT = obj(
     kind={"enum": ["local", "remote"]},
     has_token=BOOLEAN,  # what GET answers; sent back, it is ignored
-    **{**_REMOTE, "ctx_size": {"type": ["integer", "null"], "minimum": 0}},
+    **{**_REMOTE, "ctx_size": {"type": ["integer", "null"], "minimum": 0}, **_STYLE},
 )
 SEAT_CHANGE = obj(has_token=BOOLEAN, kind=STRING, **_REMOTE)
 DEVICE_NAME = obj(("name",), name=STRING)

@@ -91,7 +91,8 @@ def _output(output: dict[str, Any]) -> list[str]:
     if output["stage"] == "review":
         if details.get("ranking"):
             order = ", ".join(f"{n}. {seat}" for n, seat in enumerate(details["ranking"], 1))
-            lines += [f"Parsed ranking: {order}", ""]
+            by = " (asked for under a grammar)" if details.get("ranking_by") == "grammar" else ""
+            lines += [f"Parsed ranking{by}: {order}", ""]
         else:
             lines += [f"Ranking unparsed: {details.get('problem') or 'no ranking'}", ""]
     return lines
