@@ -69,7 +69,11 @@ MB = 1024 * 1024
 def _seats(model: str, shared: bool, count: int) -> list[SeatConfig]:
     return [
         SeatConfig(
-            f"seat-{n}", model, extra_args=() if shared else ("--seed", str(n)), temperature=0.0
+            f"seat-{n}",
+            model,
+            extra_args=() if shared else ("--seed", str(n)),
+            temperature=0.0,
+            slots=1,  # as council seats the starter (defaults.py)
         )
         for n in range(1, count + 1)
     ]
@@ -85,9 +89,9 @@ async def _answer(client: httpx.AsyncClient, fleet: Fleet, seat: str, tokens: in
         "ignore_eos": True,
     }
     response = await client.post(
-        f"{endpoint.base_url}/v1/chat/completions",
+        f"{endpoint.url}/v1/chat/completions",
         json=body,
-        headers=engine_headers(endpoint.api_key),
+        headers=engine_headers(endpoint.key, stream=False),
         timeout=600,
     )
     response.raise_for_status()
@@ -151,6 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="council-shared-") as tmp:
         folder = DataFolder(Path(tmp) / "stick")
+        folder.root.mkdir()
         folder.prepare()
         model = starter.seat_starter(folder.models)
         print(f"starter model: models/{model}; {os.cpu_count()} cores")
@@ -178,7 +183,10 @@ def main() -> None:
         print(f"  (b)/(c) wall {shared['wall'] / alone['wall']:.2f} (target <= 1.5)")
         print(f"  (b)/(a) RSS  {shared['rss'] / separate['rss']:.2f} (target <= 0.5)")
 
+        if not args.rounds:
+            return
         stick = Path(tmp) / "hub-stick"  # an empty stick: council seats the starter three times
+        stick.mkdir()
         found = _rankings(stick, args.rounds, args.round_tokens)
         total = sum(found.values())
         text, grammar = found["text"], found["grammar"]

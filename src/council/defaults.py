@@ -63,6 +63,9 @@ def sampled_seats(prefix: str, model: str) -> tuple[SeatConfig, ...]:
             model=model,
             temperature=temperature,
             seed=seed,
+            # One slot each: the three share an engine, so together they answer three at once,
+            # and a KV cache per slot is most of a small model's memory.
+            slots=1,
             generated=True,
         )
         for suffix, temperature, seed in SAMPLED

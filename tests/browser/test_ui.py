@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
@@ -282,8 +283,9 @@ def test_the_seats_panel_lists_seats_and_adds_and_removes_a_remote_one(
     page.locator("#show-seats").click()
     rows = page.locator("#seats-table tbody tr")
     expect(rows).to_have_count(3)
-    expect(page.locator("#local-model option")).to_have_count(0)
-    expect(page.locator("#seats-hint")).to_contain_text("Every model on the stick is seated")
+    options = page.locator("#local-model option")  # a seated model may be seated again
+    expect(options).to_have_count(3)
+    expect(options.first).to_contain_text("seated 1")
     expect(rows.first).to_contain_text("demo model: noise")
     expect(rows.first).to_contain_text("F16")
     expect(rows.first).to_contain_text("healthy")
@@ -307,7 +309,8 @@ def test_a_model_on_the_stick_is_seated_from_the_seats_panel(
     open_hub(page, hub)
     write_demo_model(isolated_data.models / "extra.gguf", seed=8)
     page.locator("#show-seats").click()
-    expect(page.locator("#local-model option")).to_have_count(1)
+    expect(page.locator("#local-model option")).to_have_count(4)
+    page.locator("#local-model").select_option("extra.gguf")
     page.locator("#local-form button[type=submit]").click()
     row = page.locator('#seats-table tr[data-seat="extra"]')
     expect(row).to_be_visible()
@@ -342,3 +345,28 @@ def test_the_hub_refuses_a_foreign_host_and_cross_origin_writes(start_hub: Start
     )
     assert forged.status_code == 403
     assert httpx.get(f"{hub.url}/api/conversations").json()["conversations"] == []
+
+
+def test_the_seats_panel_seats_a_model_again_with_its_own_sampling(
+    start_hub: StartHub, page: Page
+) -> None:
+    hub = start_hub()
+    open_hub(page, hub)
+    page.locator("#show-seats").click()
+    form = page.locator("#local-form")
+    form.locator("#local-model").select_option("demo/demo-1.gguf")
+    form.locator('input[name="temperature"]').fill("0.3")
+    form.locator('input[name="seed"]').fill("9")
+    form.locator('textarea[name="system_prompt"]').fill("Answer in one line.")
+    form.locator("button[type=submit]").click()
+    row = page.locator('#seats-table tr[data-seat="demo-1-2"]')
+    expect(row).to_contain_text("temperature 0.3 · seed 9 · own system prompt")
+    expect(row).to_have_attribute("data-state", "healthy", timeout=30_000)
+    seats = {seat["name"]: seat for seat in hub_seats(hub)}
+    assert seats["demo-1-2"]["model"] == "demo/demo-1.gguf"
+    assert (seats["demo-1-2"]["temperature"], seats["demo-1-2"]["seed"]) == (0.3, 9)
+
+
+def hub_seats(hub: HubProcess) -> list[dict[str, Any]]:
+    seats: list[dict[str, Any]] = httpx.get(f"{hub.url}/api/seats", timeout=10).json()["seats"]
+    return seats

@@ -111,9 +111,18 @@ function showComposerError(message) {
   $("composer-error").textContent = message || "";
 }
 
-async function ask(event) {
+function ask(event) {
   event.preventDefault();
-  const question = $("question").value.trim();
+  send($("question").value.trim(), { typed: true });
+}
+
+// A round's "Ask again": its question once more, in this conversation, with the options chosen
+// now. Whatever is typed in the composer meanwhile stays there.
+function askAgain(event) {
+  send(event.detail.question, { typed: false });
+}
+
+async function send(question, { typed }) {
   if (!question || state.running) return;
   showComposerError("");
   const seats = chosenSeats();
@@ -123,8 +132,8 @@ async function ask(event) {
     if (!state.conversation) $("thread").replaceChildren();
     const view = new RoundView(question, { mode: body.mode, seats, chair: body.chair, labels: seatLabels() });
     $("thread").append(view.element);
-    view.element.scrollIntoView({ block: "start", behavior: "smooth" });
-    $("question").value = "";
+    follow(view);
+    if (typed) $("question").value = "";
     setRunning({ view, controller: new AbortController(), messageId: null });
     await streamRound(
       state.conversation?.id,
@@ -136,10 +145,12 @@ async function ask(event) {
       },
       state.running.controller.signal,
     );
+    if (unfollow()) view.land();
   } catch (error) {
     if (error.name !== "AbortError") showComposerError(error.message);
     if (state.running?.view && error instanceof ApiError) state.running.view.element.remove();
   } finally {
+    unfollow();
     setRunning(null);
     const id = state.conversation?.id;
     if (id) {
@@ -158,7 +169,53 @@ function setRunning(running) {
   $("send").hidden = Boolean(running);
   $("stop").hidden = !running;
   $("question").disabled = Boolean(running);
+  for (const button of $("thread").querySelectorAll(".ask-again")) button.disabled = Boolean(running);
   if (!running) $("question").focus();
+}
+
+// ---- following a running round ------------------------------------------------------------
+// A real round on a CPU takes minutes. While it is written the thread keeps its newest text in
+// view, unless the person scrolls up to read something: then it stays where they put it until
+// they scroll back to the bottom.
+const following = { on: false, top: 0, observer: null };
+
+function follow(view) {
+  following.on = true;
+  following.observer?.disconnect();
+  // Called after each layout in which the round grew, before it is painted.
+  following.observer = new ResizeObserver(() => {
+    if (following.on && view.element.isConnected) scrollToEnd();
+  });
+  following.observer.observe(view.element);
+  scrollToEnd();
+}
+
+// Whether the person was still following when the round ended.
+function unfollow() {
+  const was = Boolean(following.observer) && following.on;
+  following.observer?.disconnect();
+  following.observer = null;
+  return was;
+}
+
+function scrollToEnd() {
+  const thread = $("thread");
+  thread.scrollTop = thread.scrollHeight;
+  following.top = thread.scrollTop;
+}
+
+// Growing text never moves scrollTop, so a smaller one is the person scrolling up. At the bottom
+// (also where a shrinking thread clamps it) the page follows again, and on the way down near
+// it: a smooth scroll to the bottom ends short of it when text came in meanwhile.
+const NEAR_BOTTOM = 48;
+
+function onThreadScroll() {
+  const thread = $("thread");
+  const gap = thread.scrollHeight - thread.scrollTop - thread.clientHeight;
+  const down = thread.scrollTop > following.top;
+  if (gap <= 2 || (down && gap < NEAR_BOTTOM)) following.on = true;
+  else if (thread.scrollTop < following.top - 1) following.on = false;
+  following.top = thread.scrollTop;
 }
 
 async function stop() {
@@ -232,9 +289,10 @@ function renderSeatsTable() {
             { scope: "row" },
             seat.name,
             seat.demo ? el("span", { class: "tag", text: "demo model: noise" }) : null,
+            seat.base_model ? el("span", { class: "tag", text: "base model: not for chat" }) : null,
             el("span", { class: "kind", text: seat.label || seat.kind }),
           ),
-          el("td", { text: seat.model }),
+          el("td", {}, seat.model, seatStyle(seat) ? el("span", { class: "reason", text: seatStyle(seat) }) : null),
           el("td", { text: humanSize(seat.size_bytes) }),
           el("td", { text: seat.quantization || "–" }),
           el("td", { text: seat.ctx_size ? String(seat.ctx_size) : "–" }),
@@ -267,19 +325,35 @@ function renderSeatsTable() {
 
 async function renderLocalModels() {
   const { models } = await api("GET", "/api/models");
-  const free = models.filter((model) => model.valid && !model.seats.length);
+  // A model may be seated again (another name, other sampling): one model's seats share one engine.
+  const usable = models.filter((model) => model.valid);
   $("local-model").replaceChildren(
-    ...free.map((model) =>
+    ...usable.map((model) =>
       el("option", {
         value: model.path,
-        text: `${model.path}${model.demo ? " (demo)" : ""} · ${humanSize(model.size_bytes)}`,
+        text: [
+          model.path,
+          model.demo ? " (demo)" : "",
+          !model.demo && !model.has_chat_template ? " (base model: not for chat)" : "",
+          ` · ${humanSize(model.size_bytes)}`,
+          model.seats.length ? ` · seated ${model.seats.length}×` : "",
+        ].join(""),
       }),
     ),
   );
-  $("local-form").querySelector("button").disabled = !free.length;
-  $("seats-hint").textContent = free.length
+  $("local-form").querySelector("button").disabled = !usable.length;
+  $("seats-hint").textContent = usable.length
     ? ""
-    : "Every model on the stick is seated. Copy more GGUF files into the data folder's models/ folder to seat them.";
+    : "No model on the stick can be seated. Copy GGUF files into the data folder's models/ folder.";
+}
+
+// What a local seat does differently from the round: its own sampling and instructions.
+function seatStyle(seat) {
+  const parts = [];
+  if (seat.temperature !== null && seat.temperature !== undefined) parts.push(`temperature ${seat.temperature}`);
+  if (seat.seed !== null && seat.seed !== undefined) parts.push(`seed ${seat.seed}`);
+  if (seat.has_system_prompt) parts.push("own system prompt");
+  return parts.join(" · ");
 }
 
 async function removeSeat(name) {
@@ -315,6 +389,9 @@ const addLocal = (event) =>
     model: data.model,
     ctx_size: Number(data.ctx_size || 0),
     ...(data.name ? { name: data.name } : {}),
+    ...(data.temperature !== "" ? { temperature: Number(data.temperature) } : {}),
+    ...(data.seed !== "" ? { seed: Number(data.seed) } : {}),
+    ...(data.system_prompt ? { system_prompt: data.system_prompt } : {}),
   }));
 
 async function saveDefaults() {
@@ -373,6 +450,8 @@ function wire() {
     }
   });
   $("stop").addEventListener("click", stop);
+  $("thread").addEventListener("scroll", onThreadScroll, { passive: true });
+  $("thread").addEventListener("ask-again", askAgain);
   $("new-conversation").addEventListener("click", () => {
     showConversation(null);
     closeSidebar();

@@ -4,9 +4,78 @@ import { setMarkdown } from "/static/markdown.js";
 
 const STAGE_TITLES = { answer: "Answers", review: "Reviews", chair: "Final answer" };
 
+// The answer's own text (Markdown as the model wrote it), not the page's HTML of it. Without the
+// clipboard API (a page on plain HTTP from another machine) or its permission, the old way.
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = el("textarea", { class: "visually-hidden", readonly: true, "aria-hidden": "true" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    return copied;
+  }
+}
+
+// "Copy", then "Copied" (or why not) for two seconds, where the person is looking.
+function copyButton(what, text) {
+  const button = el("button", { type: "button", class: "copy", "aria-label": `Copy ${what}`, text: "Copy" });
+  button.addEventListener("click", async () => {
+    const copied = await copyText(text());
+    button.textContent = copied ? "Copied" : "Copy failed";
+    button.setAttribute("aria-label", `${copied ? "Copied" : "Could not copy"} ${what}`);
+    setTimeout(() => {
+      button.textContent = "Copy";
+      button.setAttribute("aria-label", `Copy ${what}`);
+    }, 2000);
+  });
+  return button;
+}
+
+// A long answer, once its round is over, shows its first lines and a button for the rest: never
+// a box of its own to scroll, which cuts it off mid-sentence. While it is written it is whole.
+class Fold {
+  constructor(body, noun) {
+    this.body = body;
+    this.noun = noun;
+    this.folded = false;
+    this.box = el("div", { class: "fold", id: `fold-${Math.random().toString(36).slice(2)}` }, body);
+    this.toggle = el("button", {
+      type: "button",
+      class: "link fold-toggle",
+      "aria-controls": this.box.id,
+      hidden: true,
+      onclick: () => this.set(!this.folded),
+    });
+    // The text's height changes with its width too (a turned phone): measured whenever it does.
+    new ResizeObserver(() => this.measure()).observe(body);
+  }
+
+  set(folded) {
+    this.folded = folded;
+    this.box.classList.toggle("folded", folded);
+    this.toggle.setAttribute("aria-expanded", String(!folded));
+    this.toggle.textContent = folded ? `Show the whole ${this.noun}` : "Show less";
+    this.measure();
+  }
+
+  // Folding hides something only from a text taller than the fold; a short one has no button.
+  measure() {
+    if (!this.folded) return;
+    const hides = this.body.offsetHeight > this.box.clientHeight + 1;
+    this.box.classList.toggle("clipped", hides);
+    this.toggle.hidden = !hides;
+  }
+}
+
 export class RoundView {
   // `labels`: how people know a seat beyond its name ("browser (phone)"), where it has one.
   constructor(question, { mode = "", seats = [], chair = "", labels = {} } = {}) {
+    this.question = question;
     this.labels = labels;
     this.panes = new Map(); // `${stage}:${layer}:${seat}` → pane
     this.stages = new Map(); // `${stage}:${layer}` → section
@@ -68,9 +137,7 @@ export class RoundView {
       return;
     }
     if (data.stage === "chair") {
-      this.chair.hidden = false;
-      this.chairBody = el("div", { class: "markdown chair-text" });
-      this.chair.replaceChildren(el("h3", { text: `Final answer · chair: ${data.seats[0]}` }), this.chairBody);
+      this.showChair(`Final answer · chair: ${data.seats[0]}`);
       this.chairText = "";
       this.setStatus(`${data.seats[0]} is writing the final answer…`, "running");
       return;
@@ -211,11 +278,11 @@ export class RoundView {
   on_done(data) {
     this.flush();
     if (data.status === "done" && data.answer && !this.chairText) {
-      this.chair.hidden = false;
-      this.chairBody = el("div", { class: "markdown chair-text" });
-      this.chair.replaceChildren(el("h3", { text: "Final answer" }), this.chairBody);
+      this.showChair("Final answer");
       setMarkdown(this.chairBody, data.answer);
     }
+    this.answer = data.answer || this.chairText;
+    if (!this.chair.hidden && this.answer) this.chair.append(this.chairActions());
     if (data.result?.tally && data.result.winner) {
       this.vote.append(
         el("p", {
@@ -229,6 +296,36 @@ export class RoundView {
     if (data.status === "failed" && data.error && this.error.hidden) {
       this.on_error({ message: data.error });
     }
+  }
+
+  // ---- the final answer -------------------------------------------------------------------
+  showChair(title) {
+    this.chair.hidden = false;
+    this.chairBody = el("div", { class: "markdown chair-text" });
+    this.chair.replaceChildren(el("h3", { text: title }), this.chairBody);
+  }
+
+  // "Ask again" asks the page (app.js) to send this round's question once more, in this
+  // conversation, with the options the composer has now.
+  chairActions() {
+    const again = el("button", { type: "button", class: "ask-again", text: "Ask again" });
+    again.addEventListener("click", () =>
+      again.dispatchEvent(new CustomEvent("ask-again", { bubbles: true, detail: { question: this.question } })),
+    );
+    const copy = copyButton("the final answer", () => this.answer);
+    return el("div", { class: "answer-actions" }, copy, again);
+  }
+
+  // The round is over and the person followed it to its end: the seats' long answers fold to
+  // their first lines, and the view lands on the final answer, the one to read.
+  land() {
+    this.fold();
+    if (!this.chair.hidden) this.chair.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
+
+  fold() {
+    for (const pane of this.panes.values()) pane.fold.set(true);
+    for (const entry of this.reviewsBySeat?.values() ?? []) entry.fold.set(true);
   }
 
   // ---- panes ------------------------------------------------------------------------------
@@ -264,6 +361,9 @@ export class RoundView {
     });
     const state = el("span", { class: "pane-state", text: "answering…" });
     const text = el("div", { class: "markdown pane-text" });
+    const fold = new Fold(text, "answer");
+    const copy = copyButton(`${seat}'s answer`, () => pane.text);
+    copy.hidden = true; // until the answer is complete
     const error = el("p", { class: "pane-error", role: "alert", hidden: true });
     const element = el(
       "div",
@@ -279,10 +379,11 @@ export class RoundView {
         ),
         state,
       ),
-      text,
+      fold.box,
       error,
+      el("div", { class: "answer-actions" }, fold.toggle, copy),
     );
-    const pane = { key, seat, element, tab, state, text: "", tokens: 0, body: text, error };
+    const pane = { key, seat, element, tab, state, text: "", tokens: 0, body: text, error, fold, copy };
     section.tabs.append(tab);
     section.panesBox.append(element);
     this.panes.set(key, pane);
@@ -316,6 +417,7 @@ export class RoundView {
     }
     this.pending.delete(pane);
     setMarkdown(pane.body, pane.text || "");
+    pane.copy.hidden = !pane.text;
   }
 
   // ---- reviews ----------------------------------------------------------------------------
@@ -332,12 +434,14 @@ export class RoundView {
       body: el("div", { class: "markdown review-text" }),
       state: el("span", { class: "pane-state" }),
     };
+    entry.fold = new Fold(entry.body, "review");
     entry.element = el(
       "div",
       { class: "review", "data-seat": seat },
       el("header", {}, el("strong", { text: `Review by ${seat}` }), entry.state),
       entry.legend,
-      entry.body,
+      entry.fold.box,
+      el("div", { class: "answer-actions" }, entry.fold.toggle),
       entry.ranking,
     );
     this.reviews.append(entry.element);
@@ -424,6 +528,7 @@ export class RoundView {
     if (result.tally) view.on_vote(result.tally);
     for (const note of result.notes || []) view.addNote(note);
     view.on_done({ status: message.status, answer: message.answer, result, error: message.error });
+    view.fold();
     return view;
   }
 }
