@@ -19,7 +19,11 @@ only when the text parser found none). Reported: the share of reviews with a ran
 text alone (before) and from both (after; target 100%).
 
     .venv/bin/python benchmarks/shared_engine.py [--stage-rounds 3] [--max-tokens 64]
-        [--rounds 10] [--round-tokens 48]
+        [--rounds 10] [--round-tokens 48] [--model GGUF] [--engine-args "--flash-attn on"]
+
+`--model` times the answer stage on another model (the rankings stay the starter's), and
+`--engine-args` adds llama-server flags to every engine: how the shared engine's cost against
+one seat alone moves with the model's size and the engine's settings.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
+import shutil
 import statistics
 import tempfile
 import time
@@ -66,12 +72,14 @@ QUESTIONS = (
 MB = 1024 * 1024
 
 
-def _seats(model: str, shared: bool, count: int) -> list[SeatConfig]:
+def _seats(
+    model: str, shared: bool, count: int, engine_args: tuple[str, ...] = ()
+) -> list[SeatConfig]:
     return [
         SeatConfig(
             f"seat-{n}",
             model,
-            extra_args=() if shared else ("--seed", str(n)),
+            extra_args=(*engine_args, *(() if shared else ("--seed", str(n)))),
             temperature=0.0,
             slots=1,  # as council seats the starter (defaults.py)
         )
@@ -152,22 +160,33 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--round-tokens", type=int, default=48)
+    parser.add_argument(
+        "--model", type=Path, help="another GGUF for the answer stage (default: the starter)"
+    )
+    parser.add_argument(
+        "--engine-args", default="", help="more llama-server flags for every engine, quoted"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="council-shared-") as tmp:
         folder = DataFolder(Path(tmp) / "stick")
         folder.root.mkdir()
         folder.prepare()
-        model = starter.seat_starter(folder.models)
+        if args.model:
+            model = args.model.name
+            shutil.copyfile(args.model, folder.models / model)
+        else:
+            model = starter.seat_starter(folder.models)
+        extra = tuple(shlex.split(args.engine_args))
         print(f"starter model: models/{model}; {os.cpu_count()} cores")
         print(f"answer stage: {args.max_tokens} tokens per seat, median of {args.stage_rounds}")
         separate = asyncio.run(
-            _stage(folder, _seats(model, False, 3), args.stage_rounds, args.max_tokens)
+            _stage(folder, _seats(model, False, 3, extra), args.stage_rounds, args.max_tokens)
         )
         shared = asyncio.run(
-            _stage(folder, _seats(model, True, 3), args.stage_rounds, args.max_tokens)
+            _stage(folder, _seats(model, True, 3, extra), args.stage_rounds, args.max_tokens)
         )
         alone = asyncio.run(
-            _stage(folder, _seats(model, True, 1), args.stage_rounds, args.max_tokens)
+            _stage(folder, _seats(model, True, 1, extra), args.stage_rounds, args.max_tokens)
         )
         rows = (
             ("(a) three engines", separate),

@@ -75,7 +75,8 @@ class TerminalRenderer:
 
     def on_review_done(self, data: dict[str, Any]) -> None:
         if data["ranking"]:
-            self.line(f"  {data['seat']} ranks: {' > '.join(data['ranking'])}")
+            how = " (asked for under a grammar)" if data.get("ranking_by") == "grammar" else ""
+            self.line(f"  {data['seat']} ranks: {' > '.join(data['ranking'])}{how}")
         else:
             self.line(f"  {data['seat']}: ranking unparsed ({data['problem']})")
 

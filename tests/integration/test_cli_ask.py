@@ -33,7 +33,8 @@ def test_ask_without_a_hub_runs_the_seats_for_the_command_and_stores_the_round(
         "── answers",
         "▌ demo-2 (8 tokens",
         "── reviews",
-        "ranking unparsed",
+        "ranks: demo-",  # noise holds no ranking: the grammar's follow-up gives one
+        "(asked for under a grammar)",
         "── aggregate ranking",
         "── final answer: demo-1",
     ):

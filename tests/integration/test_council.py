@@ -226,6 +226,8 @@ def test_a_tied_vote_is_settled_by_the_chair(
     done = final(events)
     assert done["status"] == "done"
     assert done["result"]["winner"] in tally["leaders"]
+    # Noise decides which of the two the chair's text names; each branch's own outcome is
+    # pinned on scripted seats (tests/unit/test_service.py and test_vote.py).
     assert done["result"]["decided_by"] in {"the chair (twin-b)", "first tied answer"}
     assert [o["stage"] for o in stored(hub, conversation)["messages"][0]["outputs"]][-1] == "chair"
 

@@ -48,6 +48,9 @@ def test_a_synthesize_round_reviews_ranks_and_ends_with_the_chairs_text(db: Stor
     assert done["status"] == "done"
     assert done["answer"] == "The chair says: scattering."
     assert done["result"]["chair"] == "a"
+    chair_prompt = seats["a"].prompts[-1]
+    assert "FINAL RANKING" not in chair_prompt  # reviewers' labels mean nothing to the chair
+    assert "1. a (mean rank" in chair_prompt  # the aggregate, by seat name, instead
 
 
 def test_a_chair_that_fails_gives_way_to_the_best_ranked_seat_that_can_answer(

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from council.deliberation.ranking import ParsedRanking, Standing, aggregate, parse_ranking
+from council.deliberation.ranking import (
+    ParsedRanking,
+    Standing,
+    aggregate,
+    critique,
+    parse_ranking,
+)
 
 ABC = ("A", "B", "C")
 CAB = ("C", "A", "B")
@@ -623,3 +629,9 @@ def test_a_name_repeated_in_one_ranking_counts_once_at_its_first_position() -> N
 
 def test_a_seat_listed_twice_appears_once() -> None:
     assert [s.seat for s in aggregate([["a"]], ["a", "a"])] == ["a"]
+
+
+def test_the_chair_reads_a_review_without_its_ranking_block() -> None:
+    review = "A is right.\n\nFinal ranking: quoted, not a header\n\nFINAL RANKING:\n1. Response A"
+    assert critique(review) == "A is right.\n\nFinal ranking: quoted, not a header"
+    assert critique("No block at all.") == "No block at all."

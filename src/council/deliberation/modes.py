@@ -23,7 +23,7 @@ from typing import Any
 from council.deliberation import grammars, prompts
 from council.deliberation.events import EventType
 from council.deliberation.extract import Tally, make_extractor, tally
-from council.deliberation.ranking import Standing, aggregate, parse_ranking
+from council.deliberation.ranking import Standing, aggregate, critique, parse_ranking
 from council.deliberation.rounds import Round, done
 from council.types import Mode, OutputStatus, Stage, StageOutput
 
@@ -64,8 +64,10 @@ async def synthesize(round_: Round) -> Verdict:
             round_.question, shown_answers, shown_reviews, _standings_text(standings)
         )
 
+    critiques = [critique(o.content) for o in reviews]
+
     async def chair_prompt(seat: str) -> str:
-        return await round_.fit(seat, [o.content for o in [*survivors, *reviews]], render)
+        return await round_.fit(seat, [*(o.content for o in survivors), *critiques], render)
 
     chair_text, chair = await _chair(round_, chair_prompt, standings)
     return Verdict(

@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-__all__ = ["ParsedRanking", "Standing", "aggregate", "parse_ranking"]
+__all__ = ["ParsedRanking", "Standing", "aggregate", "critique", "parse_ranking"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +200,15 @@ def _names(letters: Iterable[str]) -> str:
 def _last_block(text: str) -> list[str] | None:
     """The lines after the last header; the header's own text after the colon comes first."""
     lines = text.splitlines()
+    index = _last_header(lines)
+    if index is None:
+        return None
+    header = _HEADER.match(lines[index])
+    tail = _HEADER_TAIL.fullmatch(header["tail"]) if header else None
+    return [tail["rest"] if tail else "", *lines[index + 1 :]]
+
+
+def _last_header(lines: Sequence[str]) -> int | None:
     for index in range(len(lines) - 1, -1, -1):
         header = _HEADER.match(lines[index])
         if header is None:
@@ -207,8 +216,17 @@ def _last_block(text: str) -> list[str] | None:
         tail = _HEADER_TAIL.fullmatch(header["tail"])
         if tail is None or (tail["colon"] is None and tail["rest"].strip()):
             continue
-        return [tail["rest"], *lines[index + 1 :]]
+        return index
     return None
+
+
+def critique(text: str) -> str:
+    """A review without its FINAL RANKING block: what the chair reads. The block names the
+    reviewer's own anonymous labels, which mean nothing to the chair (it is given the
+    aggregate by seat name), and a small model shown them copies them as its answer."""
+    lines = text.splitlines()
+    index = _last_header(lines)
+    return text if index is None else "\n".join(lines[:index]).rstrip()
 
 
 def _read_entries(block: list[str]) -> list[_Entry]:
