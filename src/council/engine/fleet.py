@@ -9,6 +9,7 @@ any process exists.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -205,7 +206,15 @@ class Fleet:
         first = group[0]
         slots = {seat.config.name: seat.config.slots for seat in group}
         engine = _Engine(engine_key(first), sum(slots.values()), slots)
-        name = first.config.name
+        # Named for its first seat, which may be removed while the engine serves on; a seat of
+        # that name added later must not take its name (or its log file).
+        taken = set(self.engines)
+        name = next(
+            candidate
+            for number in itertools.count(1)
+            if (candidate := first.config.name if number == 1 else f"{first.config.name}~{number}")
+            not in taken
+        )
 
         def fan_out(_engine: str, kind: str, message: str) -> None:
             for seat in list(engine.seats):  # what happens to the engine happens to its seats
