@@ -3,11 +3,13 @@ answer line under a grammar; remote seats and readable answers are never asked t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from typing import Any
 
 from council.deliberation.grammars import answer_grammar, ranking_grammar
+from council.deliberation.seats import Completion, Message, OnDelta, Sampling
 from council.store.access import Store
 from council.types import Mode
 from tests.scripted_seats import FAIL, ScriptedSeat
@@ -88,3 +90,30 @@ def test_a_vote_without_an_answer_line_is_asked_for_one(db: Store) -> None:
     assert done["result"]["votes"] == 2
     assert seats["a"].grammars == [None, answer_grammar("number")]
     assert seats["b"].grammars == [None]
+
+
+class StallsWhenAskedAgain(ScriptedSeat):
+    """Answers at once, but takes its time over a follow-up under a grammar."""
+
+    async def complete(
+        self, messages: list[Message], sampling: Sampling, on_delta: OnDelta
+    ) -> Completion:
+        if sampling.grammar is not None:
+            await asyncio.sleep(30)
+        return await super().complete(messages, sampling, on_delta)
+
+
+def test_a_follow_up_that_runs_out_of_time_leaves_the_review_as_written(db: Store) -> None:
+    seats = {
+        "a": StallsWhenAskedAgain("a", "Scattering.", NO_RANKING, "Final.", grammar=True),
+        "b": ScriptedSeat("b", "Blue light.", RANK_A),
+    }
+    events = round_of(db, seats, "a", stage_timeout=1.0)
+    review = _reviews(events)["a"]
+    assert review["status"] == "done"
+    assert review["ranking"] is None
+    done = [d for k, d in events if k == "seat_done" and d["stage"] == "review"]
+    (stored,) = [d for d in done if d["seat"] == "a"]
+    assert stored["content"] == NO_RANKING
+    assert "a: no time left to ask for its review's end" in events[-1][1]["result"]["notes"]
+    assert events[-1][1]["status"] == "done"

@@ -165,11 +165,14 @@ class Round:
             self.emit(delta_event, stage=stage.value, layer=layer, seat=seat_name, delta=delta)
 
         started = time.monotonic()
+        answered: Completion | None = None  # the answer itself, before any follow-up
         try:
             async with asyncio.timeout(self.options.stage_timeout):
                 seat = self.seat(seat_name)
                 messages = await self.messages_for(seat, prompt)
-                completion = await seat.complete(messages, self.options.sampling, on_delta)
+                completion = answered = await seat.complete(
+                    messages, self.options.sampling, on_delta
+                )
                 if follow_up is not None:
                     completion = await self._follow_up(
                         seat, messages, completion, follow_up, on_delta, output=output
@@ -178,8 +181,14 @@ class Round:
             if not output.content.strip():
                 output.status, output.error = OutputStatus.FAILED, "the answer was empty"
         except TimeoutError:
-            output.status = OutputStatus.TIMEOUT
-            output.error = f"no answer within {self.options.stage_timeout:g} s"
+            if answered is not None and answered.text.strip():
+                # The time ran out in the follow-up: the answer stands without what it asked.
+                output.content, output.usage = answered.text, answered.usage
+                output.details["followed_up"] = False
+                self.note(f"{seat_name}: no time left to ask for its {stage.value}'s end")
+            else:
+                output.status = OutputStatus.TIMEOUT
+                output.error = f"no answer within {self.options.stage_timeout:g} s"
         except SeatFailure as exc:
             output.status, output.error = OutputStatus.FAILED, str(exc)
         except asyncio.CancelledError:
