@@ -12,8 +12,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
 from council.models.demo import write_demo_model
-from council.settings import RoundDefaults
 from tests.browser.conftest import new_page
+from tests.browser.test_ui import long_answers
 from tests.hubs import HubProcess
 
 StartHub = Callable[..., HubProcess]
@@ -89,18 +89,6 @@ def settled(page: Page) -> dict[str, float]:
             return now
         before = now
     raise AssertionError("the thread never stopped scrolling")
-
-
-def one_endless_seat(folder: DataFolder) -> None:
-    """One seat whose noise goes on for minutes: a round as long as a real one on a CPU."""
-    write_demo_model(folder.models / "slow.gguf", seed=21, context_length=65536)
-    save_config(
-        folder,
-        HubConfig(
-            seats=(SeatConfig("slow", "slow.gguf", ctx_size=32768),),
-            council=RoundDefaults(max_tokens=30000),
-        ),
-    )
 
 
 def test_each_answer_and_the_final_answer_copy_their_own_text(
@@ -203,7 +191,7 @@ def test_when_the_round_ends_the_view_lands_on_the_start_of_the_final_answer(
 def test_scrolling_up_during_a_round_stops_following_until_back_at_the_bottom(
     start_hub: StartHub, browser: Browser, isolated_data: DataFolder
 ) -> None:
-    one_endless_seat(isolated_data)
+    long_answers(isolated_data)
     hub = start_hub()
     # A phone's width: the answer grows by many lines a second even on a busy CPU.
     with new_page(browser, viewport={"width": 420, "height": 640}) as page:
