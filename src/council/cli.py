@@ -223,8 +223,8 @@ def _engine_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
 
 @cli.group()
 def models() -> None:
-    """List the models on the stick, fetch the starter, write a demo model, or split one for
-    browsers."""
+    """List, pull, show and remove the models on the stick; fetch the starter, write a demo
+    model, or split one for browsers."""
 
 
 @models.command("list")
@@ -282,6 +282,138 @@ def models_demo(data: Path | None, name: str, seed: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     path = write_demo_model(target, seed=seed, name=name)
     click.echo(f"wrote demo model {path} (random weights, seed {seed}: its output is noise)")
+
+
+@models.command("pull")
+@click.argument("spec", metavar="REPO[:QUANT]")
+@click.option("--file", "file_name", default=None, help="Pull exactly this file of the repo.")
+@click.option(
+    "--revision", default="main", show_default=True, help="Branch, tag or commit to pull from."
+)
+@click.option(
+    "--memory",
+    default=None,
+    help="Fit the choice to this much memory, like 8G (default: what is available here).",
+)
+@click.option("--force", is_flag=True, help="Pull a model even if it is too big for the memory.")
+@data_option
+@json_option
+@reports_errors
+def models_pull(
+    spec: str,
+    file_name: str | None,
+    revision: str,
+    memory: str | None,
+    force: bool,
+    data: Path | None,
+    as_json: bool,
+) -> None:
+    """Pull a GGUF model from Hugging Face (HF_ENDPOINT for a mirror, HF_TOKEN for gated repos)
+    into <data>/models/<repo-name>/: the largest quantization that fits unless you name one,
+    resumed where a killed pull stopped, checked against the repo's SHA-256."""
+    from council.models.split import parse_size
+    from council.pull.choice import render_plan
+    from council.pull.hf import HubSource
+    from council.pull.pulling import PullRequest, Reporter, pull
+    from council.settings import Environment
+
+    folder = _folder(data)
+    request = PullRequest.parse(
+        spec,
+        file=file_name,
+        revision=revision,
+        force=force,
+        memory=parse_size(memory, "--memory") if memory else None,
+    )
+    progress = _PullProgress(quiet=as_json)
+    reporter = Reporter(
+        plan=lambda plan: None if as_json else click.echo(render_plan(plan)),
+        file=progress.begin,
+        progress=progress,
+    )
+    try:
+        result = pull(folder, HubSource(Environment.read()), request, reporter)
+    finally:
+        progress.close()
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    if result.already:
+        click.echo(f"{result.model} is already on the stick (same SHA-256): nothing to pull")
+        return
+    resumed = f", resumed at {_size(result.resumed_from)}" if result.resumed_from else ""
+    click.echo(f"pulled {result.model} ({_size(result.size)}, SHA-256 verified{resumed})")
+    click.echo(f"seat it: the page's Seats panel, or add a seat with model = {result.model!r}")
+
+
+@models.command("show")
+@click.argument("name")
+@data_option
+@json_option
+@reports_errors
+def models_show(name: str, data: Path | None, as_json: bool) -> None:
+    """Show one model: its GGUF header facts, where it came from, the memory a seat needs."""
+    from council.datafolder import resolve_data_folder
+    from council.engine.memory import estimate
+    from council.models.manage import details, find
+    from council.settings import CONTEXT_SIZE
+
+    folder = resolve_data_folder(data)
+    folder.ensure_exists()
+    found = find(folder.models, name)
+    info = found.info
+    memory = estimate(info.path, info.size_bytes, info.kv_bytes_per_token, CONTEXT_SIZE)
+    facts = {**details(found), "memory_estimate": memory.total, "memory_ctx_size": CONTEXT_SIZE}
+    if as_json:
+        _print_json(facts)
+        return
+    origin = found.source
+    rows = [
+        ("model", info.path),
+        ("valid", "yes" if info.valid else f"no: {info.reason}"),
+        ("name", info.name or "-"),
+        ("arch", info.architecture or "-"),
+        ("params", f"{info.parameters:,}" if info.parameters is not None else "-"),
+        ("quant", info.quantization or "-"),
+        ("context", str(info.context_length or "-")),
+        ("layers", str(info.block_count or "-")),
+        ("chat", "yes (has a chat template)" if info.has_chat_template else "no: base model"),
+        ("size", _size(info.size_bytes)),
+        ("files", "\n             ".join(str(path) for path in found.files)),
+        ("memory", memory.describe().removeprefix(f"{info.path} ")),
+    ]
+    if origin is not None:
+        rows += [
+            ("source", f"{origin.endpoint}/{origin.repo} ({origin.file})"),
+            ("revision", origin.revision),
+            ("sha256", origin.sha256),
+            ("pulled", origin.pulled_at),
+        ]
+    for label, value in rows:
+        click.echo(f"{label:<12} {value}")
+
+
+@models.command("rm")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting.")
+@data_option
+@reports_errors
+def models_rm(name: str, yes: bool, data: Path | None) -> None:
+    """Delete a model from the stick (its shards and source records too); refuses a seated one."""
+    from council.config import load_config
+    from council.models.manage import find, remove
+
+    folder = _folder(data)
+    found = find(folder.models, name)
+    paths = set(found.info.shards or (found.info.path,))
+    seated = [seat.name for seat in load_config(folder).seats if seat.model in paths]
+    if seated:
+        remove(folder.models, found, seated)  # raises: a seated model stays
+    size = _size(found.info.size_bytes)
+    if not yes and not click.confirm(f"delete {found.info.path} ({size})?", default=False):
+        raise click.ClickException("nothing deleted")
+    removed = remove(folder.models, found, ())
+    click.echo(f"deleted {found.info.path} ({size}, {len(removed)} files)")
 
 
 @models.command("split")
@@ -557,6 +689,52 @@ def _folder(data: Path | None) -> Any:
     folder = resolve_data_folder(data)
     folder.prepare()
     return folder
+
+
+def _size(n: int) -> str:
+    from council.units import human_size
+
+    return human_size(n)
+
+
+class _PullProgress:
+    """tqdm's bar on a terminal (bytes, rate, ETA); a plain line every 10 s in a log."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.bar: Any = None
+        self.name = ""
+        self.last = 0.0
+
+    def begin(self, remote: Any, no: int, count: int) -> None:
+        self.close()
+        self.name = remote.path if count == 1 else f"{remote.path} ({no}/{count})"
+        if self.tty and not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=remote.size, unit="B", unit_scale=True, desc=self.name, file=sys.stderr
+            )
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            return
+        now = time.monotonic()
+        if now - self.last >= 10 or done == total:
+            self.last = now
+            click.echo(
+                f"{self.name}: {_size(done)} of {_size(total)} ({100 * done // max(total, 1)}%)",
+                err=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class _BuildProgress:

@@ -25,7 +25,7 @@ from council.settings import ENV_DATA, Environment, data_choice
 WRITE_PROBE = 64 * 1024  # bytes the start-up check writes: more than a stick with no room has
 
 PORTABLE_NAME = "council-data"
-SUBFOLDERS = ("models", "engines", "logs", "tls")
+SUBFOLDERS = ("models", "engines", "logs", "tls", "downloads")
 
 
 def project_root() -> Path:
@@ -56,6 +56,11 @@ class DataFolder:
     @property
     def tls(self) -> Path:
         return self.root / "tls"
+
+    @property
+    def downloads(self) -> Path:
+        """Pulls in progress: partial files and their state, moved into models/ once verified."""
+        return self.root / "downloads"
 
     @property
     def database(self) -> Path:
@@ -129,7 +134,7 @@ class HubLock:
         """Take the lock; return the engines the previous holder recorded."""
         handle = open(self.path, "a+b")  # noqa: SIM115 - held open for the hub's lifetime
         try:
-            _lock_exclusively(handle)
+            lock_exclusively(handle)
         except OSError:
             handle.seek(0)
             holder = _parse_record(handle.read()).get("pid", "?")
@@ -177,13 +182,13 @@ def running_hub(folder: DataFolder) -> dict[str, object] | None:
         return None
     with open(path, "rb") as handle:
         try:
-            _lock_exclusively(handle)
+            lock_exclusively(handle)
         except OSError:  # held: a hub is running
             return _parse_record(handle.read())
     return None  # we could take the lock, so nobody holds it (closing the file released it)
 
 
-def _lock_exclusively(handle: BinaryIO) -> None:
+def lock_exclusively(handle: BinaryIO) -> None:
     if sys.platform == "win32":
         import msvcrt
 

@@ -13,6 +13,7 @@
     ├── SeatError                503 a seat cannot take the request (starting, failed, stopped)
     │   └── InsufficientMemory   503 the enabled seats do not fit in available RAM
     ├── NoAnswer                 502 a seat or the council took the request and gave no answer
+    ├── ModelSourceError         502 Hugging Face (or its mirror) failed, refused or is unreachable
     ├── PortInUse                500 an explicitly requested port is taken
     ├── HubUnreachable           502 the CLI lost (or never had) its connection to the hub
     ├── BadRequest               400 a request the council cannot run as given
@@ -24,6 +25,7 @@
     │   └── PairingFailed        403 a bad pairing code, never saying which check failed
     ├── NotFound                 404 no such conversation, seat, model or file
     ├── Conflict                 409 the request clashes with the state it finds
+    │   └── PullCancelled        409 a pull was stopped on purpose (its partial file stays)
     └── TooManyRequests          429 slow down (`retry_after` seconds, when known)
 
 Lower-level errors (OSError, subprocess failures, TOML syntax) are translated into these once,
@@ -95,6 +97,10 @@ class NoAnswer(CouncilError):
     status = 502
 
 
+class ModelSourceError(CouncilError):
+    status = 502
+
+
 class PortInUse(CouncilError):
     pass
 
@@ -149,6 +155,10 @@ class NotFound(CouncilError):
 class Conflict(CouncilError):
     status = 409
     kind = "invalid_request_error"
+
+
+class PullCancelled(Conflict):
+    pass
 
 
 class TooManyRequests(CouncilError):

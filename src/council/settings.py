@@ -111,6 +111,9 @@ SEED = Range(0, 2**32 - 1)  # random seeds, as llama.cpp takes them
 ENV_DATA = "COUNCIL_DATA"  # the data folder, when --data is not given
 ENV_LLAMA_SERVER = "COUNCIL_LLAMA_SERVER"  # the engine, when --llama-server is not given
 ENV_SEAT_ISOLATION = "COUNCIL_SEAT_ISOLATION"  # "off": /seat/ without COOP/COEP (a test switch)
+ENV_HF_ENDPOINT = "HF_ENDPOINT"  # a Hugging Face mirror (huggingface_hub's own variable)
+ENV_HF_TOKEN = "HF_TOKEN"  # noqa: S105 - the variable's name; the token is never logged or stored
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 _OFF, _ON = {"off", "0", "no", "false"}, {"on", "1", "yes", "true"}
 
 
@@ -121,6 +124,8 @@ class Environment:
     data: Path | None = None
     llama_server: Path | None = None
     seat_isolation: bool = True
+    hf_endpoint: str = HF_DEFAULT_ENDPOINT
+    hf_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -133,7 +138,13 @@ class Environment:
         isolation = environ.get(ENV_SEAT_ISOLATION, "on").strip().lower() or "on"
         if isolation not in _ON | _OFF:
             raise ConfigError(f"{ENV_SEAT_ISOLATION} is {isolation!r}: say on or off")
-        return cls(path(ENV_DATA), path(ENV_LLAMA_SERVER), isolation in _ON)
+        endpoint = environ.get(ENV_HF_ENDPOINT, "").strip().rstrip("/") or HF_DEFAULT_ENDPOINT
+        if not endpoint.startswith(("https://", "http://")):
+            raise ConfigError(
+                f"{ENV_HF_ENDPOINT} is {endpoint!r}: give a URL like {HF_DEFAULT_ENDPOINT}"
+            )
+        token = environ.get(ENV_HF_TOKEN, "").strip() or None
+        return cls(path(ENV_DATA), path(ENV_LLAMA_SERVER), isolation in _ON, endpoint, token)
 
 
 @dataclass(frozen=True, slots=True)

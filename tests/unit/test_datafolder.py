@@ -31,7 +31,13 @@ def test_portable_folder_beside_the_project_is_the_default(
 def test_prepare_creates_the_documented_layout(tmp_path: Path) -> None:
     folder = DataFolder(tmp_path)
     folder.prepare()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["engines", "logs", "models", "tls"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "downloads",
+        "engines",
+        "logs",
+        "models",
+        "tls",
+    ]
 
 
 def test_missing_data_folder_is_reported_not_created(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from council.models.gguf_header import (
     metadata_str,
     read_header,
 )
+from council.models.sources import read_source
 
 SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 SPLIT_NAME_FORMAT = "{prefix}-{no:05d}-of-{count:05d}.gguf"
@@ -53,6 +54,7 @@ class ModelInfo:
     shards: tuple[str, ...] = ()
     block_count: int | None = None
     kv_bytes_per_token: int | None = None
+    source: str | None = None  # `repo@commit` for a model `council models pull` fetched
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -73,7 +75,8 @@ def _quantization(metadata: dict[str, object], matrix_types: Counter[str]) -> st
     return None
 
 
-def _kv_bytes_per_token(metadata: dict[str, object], arch: str, n_layer: int | None) -> int | None:
+def kv_bytes_per_token(metadata: dict[str, object], arch: str, n_layer: int | None) -> int | None:
+    """Bytes of f16 keys and values one token of context costs, from the header's shapes."""
     n_embd = metadata_int(metadata, f"{arch}.embedding_length")
     heads = metadata_ints(metadata, f"{arch}.attention.head_count")
     heads_kv = metadata_ints(metadata, f"{arch}.attention.head_count_kv") or heads
@@ -231,7 +234,8 @@ def read_model(path: Path, models_dir: Path) -> ModelInfo:
         demo=metadata.get("council.demo") is True,
         shards=totals.shards,
         block_count=block_count,
-        kv_bytes_per_token=_kv_bytes_per_token(metadata, arch, block_count) if arch else None,
+        kv_bytes_per_token=kv_bytes_per_token(metadata, arch, block_count) if arch else None,
+        source=source.label if (source := read_source(path)) is not None else None,
     )
 
 

@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from council.models.catalog import scan
+from council.models.sources import read_source
 from council.timestamps import stamp
 
 if TYPE_CHECKING:
@@ -155,6 +156,13 @@ class ModelFiles:
                 hit = cached.get(path)
                 if hit is not None and (hit.size, hit.mtime_ns) == (size, mtime_ns):
                     found[path] = hit
+                elif (pulled := await asyncio.to_thread(read_source, self.models_dir / path)) and (
+                    pulled.size,
+                    pulled.mtime_ns,
+                ) == (size, mtime_ns):
+                    # `council models pull` checked this digest against the repository's
+                    found[path] = FileDigest(path, size, mtime_ns, pulled.sha256)
+                    self.db.submit(remember_digest, found[path])
             self._publish(found)
             for path, (size, mtime_ns) in files.items():
                 if path in found:

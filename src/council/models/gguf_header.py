@@ -15,6 +15,7 @@ reason; `read_header` turns I/O and other unexpected errors into one as well.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import struct
@@ -55,6 +56,10 @@ class Invalid(Exception):
     """A file council cannot use; the message is the catalog's one-line reason."""
 
 
+class HeaderIncomplete(Invalid):
+    """The bytes at hand ended inside the header although the file is longer (a prefix)."""
+
+
 @dataclass(slots=True)
 class Header:
     file_size: int
@@ -91,7 +96,9 @@ class _Stream:
         self._base += self._pos
         self._pos = 0
         if len(self._buf) < n:
-            raise Invalid(f"truncated: the file ends inside the header (at byte {self.offset})")
+            raise HeaderIncomplete(
+                f"truncated: the file ends inside the header (at byte {self.offset})"
+            )
 
     def take(self, n: int) -> bytes:
         self._need(n)
@@ -280,6 +287,19 @@ def read_header(path: Path) -> Header:
     except OSError as error:
         raise Invalid(f"unreadable: {error.strerror or error}") from None
     except Exception as error:  # anything the gguf constants or struct raise on garbage
+        raise Invalid(f"unreadable GGUF ({type(error).__name__}: {error})") from None
+
+
+def parse_prefix(data: bytes, file_size: int) -> Header:
+    """The header of a `file_size`-byte GGUF from its first bytes (a ranged download).
+
+    Raises HeaderIncomplete when the header runs past `data` (ask for more bytes), else Invalid.
+    """
+    try:
+        return _parse(io.BytesIO(data), file_size)
+    except Invalid:
+        raise
+    except Exception as error:
         raise Invalid(f"unreadable GGUF ({type(error).__name__}: {error})") from None
 
 

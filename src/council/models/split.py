@@ -36,11 +36,11 @@ class SplitResult:
         return {"model": self.model, "shards": list(self.shards), "sizes": list(self.sizes)}
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, option: str = "--max-size") -> int:
     """`512M` or `1G` (llama-gguf-split's own units) in bytes."""
     match = SIZE.match(text.strip().upper())
     if match is None:
-        raise BadRequest(f"--max-size takes a number with M or G, like 512M, not {text!r}")
+        raise BadRequest(f"{option} takes a number with M or G, like 512M, not {text!r}")
     return int(match["number"]) * (1024**2 if match["unit"] == "M" else 1024**3)
 
 

@@ -48,6 +48,8 @@ def _row(model: ModelInfo) -> tuple[str, ...]:
         notes.append(BASE_MODEL)
     if model.shards:
         notes.append(f"{len(model.shards)} shards")
+    if model.source:
+        notes.append(f"from {model.source}")
     return (
         model.path,
         model.architecture or "?",

@@ -1,0 +1,1 @@
+"""Pulling models from Hugging Face (or a mirror) onto the stick."""
