@@ -15,8 +15,8 @@ Faults a test sets on the server: cut a body once after N bytes, serve wrong byt
 length, answer a status (with `Retry-After`) a number of times, throttle bodies, ignore Range.
 Every request is logged with its Range header, so a test can see a resume.
 
-Run alone (`python -m tests.fake_hf DIR --port N`) it serves every file under DIR as the repo
-`bench/<DIR name>`, for the pull benchmark.
+Run alone (`python -m tests.fake_hf DIR [--port N] [--repo ID]`) it serves every file in DIR
+as one repository (`bench/<DIR name>` unless named), for the pull benchmark and the README.
 """
 
 from __future__ import annotations
@@ -389,10 +389,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--repo", default=None, help="the repository's id (bench/<DIR name>)")
     args = parser.parse_args()
     hub = FakeHub(port=args.port)
     files = {path.name: path for path in sorted(args.folder.iterdir()) if path.is_file()}
-    hub.add(f"bench/{args.folder.name}", files)
+    hub.add(args.repo or f"bench/{args.folder.name}", files)
     print(hub.url, flush=True)
     hub.server.serve_forever()
 

@@ -708,8 +708,11 @@ class _PullProgress:
         self.last = 0.0
 
     def begin(self, remote: Any, no: int, count: int) -> None:
+        import time
+
         self.close()
         self.name = remote.path if count == 1 else f"{remote.path} ({no}/{count})"
+        self.last = time.monotonic()
         if self.tty and not self.quiet:
             from tqdm import tqdm
 

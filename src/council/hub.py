@@ -212,6 +212,7 @@ class Hub:
         from council.server.app import create_app
         from council.server.guard import local_hosts
         from council.server.listeners import uvicorn_server
+        from council.server.pulls_api import PullsApi
 
         host, port = ready.listener.getsockname()[:2]
         door = await self._owner_door(ready, port)
@@ -222,6 +223,7 @@ class Hub:
             allowed_hosts=local_hosts(host, port),
             metrics=services.metrics,
             devices=services.devices,
+            pulls=PullsApi(services.pulls),
             isolated=ready.settings.seat_isolation,
             owner=door,
         )
@@ -243,6 +245,9 @@ class Hub:
         if self.options.open_browser and has_display():
             await asyncio.to_thread(webbrowser.open, page)
         self._background.append(asyncio.create_task(ready.db.watch()))  # recovers a stick
+        self._background.append(asyncio.create_task(services.pulls.run()))
+        for job in services.pulls.resume_pending():
+            self.say(f"resuming the pull of {job.file or job.repo} from {job.repo}")
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))
         stop = asyncio.create_task(self._stop.wait())
         await asyncio.wait(
@@ -252,6 +257,7 @@ class Hub:
         for task in self._background:
             task.cancel()
         await services.council.stop_all()  # before the servers close, so streams end cleanly
+        services.pulls.stop_all()
         for each, _ in servers:
             each.should_exit = True
         await asyncio.gather(*(task for _, task in servers))
@@ -270,6 +276,7 @@ class Hub:
         from council.server.app import create_app
         from council.server.lan import LanContext
         from council.server.listeners import keep_certificate_fresh, uvicorn_server
+        from council.server.pulls_api import PullsApi
 
         lan, db, sessions = ready.lan, ready.db, services.sessions
         assert lan is not None  # noqa: S101 - the caller checked
@@ -282,6 +289,7 @@ class Hub:
             lan=context,
             metrics=services.metrics,
             devices=services.devices,  # each of its routes answers a device 403
+            pulls=PullsApi(services.pulls),  # so do these: a phone never fills the stick
             isolated=ready.settings.seat_isolation,
         )
         server = uvicorn_server(app, lan.context)

@@ -217,6 +217,7 @@ class Settings:
     llama_server: Chosen[Path | None]
     port: Chosen[int]
     seat_isolation: bool
+    env: Environment = field(default_factory=Environment)  # HF_ENDPOINT and HF_TOKEN, for pulls
 
     @classmethod
     def resolve(cls, cli: CommandLine, env: Environment, toml: TomlSettings) -> Settings:
@@ -224,4 +225,5 @@ class Settings:
             llama_server=engine_choice(cli.llama_server, env),
             port=port_choice(cli.port, toml.port),
             seat_isolation=env.seat_isolation,
+            env=env,
         )

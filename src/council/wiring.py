@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from council.deliberation.registry import SeatRegistry
     from council.deliberation.service import CouncilService
     from council.models.digests import ModelFiles
+    from council.pull.jobs import Pulls
     from council.server.api import ApiContext
     from council.server.devices_api import DevicesApi
     from council.server.gate import DeviceSessions
@@ -60,9 +61,12 @@ class Services:
     metrics: Metrics
     devices: DevicesApi  # the owner's routes, on the localhost app only
     sessions: DeviceSessions | None  # with --lan: each paired device's open requests
+    pulls: Pulls  # the Models panel's downloads from Hugging Face
 
     async def aclose(self) -> None:
-        """Stop hashing, end running rounds (stored as cancelled), let browser tabs go."""
+        """Stop hashing and pulling, end running rounds (stored as cancelled), let browser
+        tabs go."""
+        self.pulls.stop_all()
         self.model_files.stop()
         await self.council.stop_all()
         await self.seats.aclose()
@@ -72,6 +76,8 @@ def wire(ready: Ready, *, lan: bool) -> Services:
     from council.deliberation.registry import SeatKind, SeatRegistry
     from council.deliberation.service import CouncilService
     from council.models.digests import ModelFiles
+    from council.pull.hf import HubSource
+    from council.pull.jobs import Pulls
     from council.security.outbound import Outbound
     from council.server.api import ApiContext
     from council.server.devices_api import DevicesApi
@@ -117,4 +123,5 @@ def wire(ready: Ready, *, lan: bool) -> Services:
         return ready.lan.url if ready.lan else None
 
     devices = DevicesApi(ready.db, ready.folder, lan_url, end_requests)
-    return Services(seats, council, model_files, api, openai, metrics, devices, sessions)
+    pulls = Pulls(ready.folder, HubSource(ready.settings.env), model_files.refresh_soon)
+    return Services(seats, council, model_files, api, openai, metrics, devices, sessions, pulls)

@@ -46,7 +46,10 @@ def send(client: httpx.Client, method: str, path: str) -> httpx.Response:
     for placeholder, value in PLACEHOLDERS.items():
         path = path.replace(placeholder, value)
     body = {} if method in {"POST", "PUT", "PATCH"} else None
-    return client.request(method, path, json=body)
+    with client.stream(method, path, json=body) as response:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.read()  # an event stream never ends: its status and headers are enough
+    return response
 
 
 def refused_to_guests(response: httpx.Response) -> bool:

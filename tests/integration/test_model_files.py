@@ -200,3 +200,34 @@ def test_on_the_lan_listener_a_model_file_needs_a_device_token(
     headers = {"authorization": f"Bearer {token}", "range": "bytes=-16"}
     ranged = httpx.get(f"{base}{model['url']}", headers=headers, verify=trust)
     assert (ranged.status_code, ranged.content) == (206, data[-16:])
+
+
+def test_a_pulled_files_digest_comes_from_its_source_record_while_the_file_is_unchanged(
+    start_hub: Callable[..., HubProcess], isolated_data: DataFolder
+) -> None:
+    from council.models.demo import write_demo_model
+    from council.models.sources import Source, write_source
+
+    (isolated_data.models / "pulled").mkdir()
+    path = write_demo_model(isolated_data.models / "pulled" / "tiny-F16.gguf", seed=9)
+    stat = path.stat()
+    # A digest the file does not have: served under it, the file was never read to hash it.
+    claimed = "ab" * 32
+    record = Source(
+        "o/tiny",
+        "c" * 40,
+        "tiny-F16.gguf",
+        claimed,
+        stat.st_size,
+        stat.st_mtime_ns,
+        "http://127.0.0.1:1",
+        "2026-12-07T00:00:00.000Z",
+    )
+    write_source(path, record)
+    hub = start_hub()
+    hub.wait_ok()
+    urls = {model["path"]: model["url"] for model in served_models(hub)}
+    assert urls["pulled/tiny-F16.gguf"] == f"/models/{claimed[:16]}/tiny-F16.gguf"
+    assert "o/tiny@ccccccc" in {
+        m["source"] for m in httpx.get(f"{hub.url}/api/models").json()["models"]
+    }

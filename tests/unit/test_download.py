@@ -9,8 +9,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+import urllib3
 
 from council.errors import Conflict, PullCancelled, StickFull
 from council.pull import download
@@ -36,8 +36,8 @@ def wanted(hub: FakeHub) -> Wanted:
     return Wanted("o/m", commit, "blob-Q4_0.gguf", item.size, item.sha256, url)
 
 
-def client() -> httpx.Client:
-    return httpx.Client(follow_redirects=True)
+def client() -> urllib3.PoolManager:
+    return download.pool({})
 
 
 def test_a_stall_is_noticed_and_the_download_goes_on_from_where_it_stopped(

@@ -83,6 +83,7 @@ class Plan:
     kv_bytes_per_token: int | None
     chosen: Fit | None = None
     notes: tuple[str, ...] = field(default=())
+    budget: str = "memory available here"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -146,8 +147,10 @@ def plan(
     repo: Repo,
     available: int,
     kv_bytes_per_token: int | None,
+    *,
     quant: str | None = None,
     file: str | None = None,
+    budget: str = "memory available here",
 ) -> Plan:
     """Mark every candidate and choose one: `file` exactly, else `quant`, else the largest that
     fits. Raises NotFound when nothing matches; a choice that is too big is left to the caller."""
@@ -165,7 +168,7 @@ def plan(
         notes.append("the KV cache is not counted: the model's header could not be read")
     fits = [Fit(f.candidate, f.memory, f.mark, f is chosen) for f in fits]
     picked = next((f for f in fits if f.chosen), None)
-    return Plan(repo, tuple(fits), available, kv_bytes_per_token, picked, tuple(notes))
+    return Plan(repo, tuple(fits), available, kv_bytes_per_token, picked, tuple(notes), budget)
 
 
 def _choose(fits: Sequence[Fit], repo: Repo, quant: str | None, file: str | None) -> Fit | None:
@@ -218,7 +221,7 @@ def render_plan(plan: Plan) -> str:
         for row in table
     ]
     lines.append(
-        f"memory available here: {human_size(plan.available)} (fits = within {HEADROOM:.0%})"
+        f"{plan.budget}: {human_size(plan.available)} (fits = within {HEADROOM:.0%} of it)"
     )
     companions = plan.fits[0].candidate.companions if plan.fits else ()
     if companions:

@@ -23,8 +23,12 @@ hotel Wi-Fi needs better:
   with the partial (up to its last checkpoint) kept for later.
 - A lock file stops two processes (`council models pull` and the hub) from writing one partial.
 
-httpx does the HTTP (the project's client already); redirects are followed, and httpx drops the
-Authorization header when a redirect leaves the origin (the Hub sends LFS files to a CDN).
+The body is read with urllib3 (which `requests` already brings in) in 1 MiB reads, not with the
+project's httpx: httpx hands out the body 64 KiB at a time, each piece a new bytes object to
+join, and measured a good deal slower here than urllib3 on the same loopback stand-in
+(benchmarks/pull.py). Redirects are followed, and urllib3 drops the Authorization header when a
+redirect leaves the host (the Hub sends LFS files to a CDN). The SHA-256 is computed on a thread
+of its own, beside the network and the disk (hashlib lets go of the GIL for large buffers).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import errno
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import threading
@@ -44,7 +49,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import httpx
+import urllib3
+from urllib3.exceptions import HTTPError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from council.atomicfile import atomic_write_json
 from council.datafolder import lock_exclusively
@@ -68,6 +75,11 @@ MAX_RETRY_AFTER = 120.0  # a server asking for longer is told to come back later
 FREE_MARGIN = 16 * 1024 * 1024
 RETRIED = {408, 425, 429, 500, 502, 503, 504}
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+# Retried here, not by urllib3 (which would start again from the request's own Range); its
+# redirects are followed, and it drops Authorization when one leaves the host.
+REDIRECTS_ONLY = urllib3.Retry(
+    total=None, connect=0, read=0, status=0, other=0, redirect=5, raise_on_status=False
+)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
@@ -158,42 +170,79 @@ def _held(lock_path: Path, state_path: Path, what: str) -> Iterator[None]:
         handle.close()
 
 
+class _Hasher:
+    """A SHA-256 fed on a thread of its own: `update` queues the bytes (immutable, so never
+    copied), `hexdigest` waits for the queue to drain. Given a `prefix` (a resumed partial's
+    first bytes, already on the stick), the thread reads and hashes those itself first, while
+    the download of the rest begins."""
+
+    def __init__(self, prefix: tuple[Path, int] | None = None) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)  # 64 MiB at most
+        self._prefix = prefix
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="pull-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._prefix is not None:
+            path, left = self._prefix
+            try:
+                with open(path, "rb") as handle:
+                    while left and (piece := handle.read(min(CHUNK, left))):
+                        self._digest.update(piece)
+                        left -= len(piece)
+            except OSError as exc:
+                self.error = exc  # the digest is then wrong: the check at the end says so
+        while (data := self._queue.get()) is not None:
+            self._digest.update(data)
+
+    def update(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 class _Writer:
-    """The partial file, its running SHA-256 and its checkpoints."""
+    """The partial file, its running SHA-256 and its checkpoints.
+
+    A checkpoint every CHECKPOINT bytes is synced on a thread of its own while the download
+    goes on (a stick's fsync takes long, and the network need not wait for it); the state
+    file names only what that sync covered. `checkpoint()` is the synchronous one (the end, a
+    stop, an error)."""
 
     def __init__(self, part: Path, state_path: Path, wanted: Wanted) -> None:
         self.part, self.state_path, self.wanted = part, state_path, wanted
-        self.hasher = hashlib.sha256()
         self.offset = 0
         self.durable = 0
+        self._syncing: threading.Thread | None = None
+        self._sync_error: OSError | None = None
         self.handle: BinaryIO = self._open()
 
     def _open(self) -> BinaryIO:
         state = read_state(self.state_path)
         keep = state.checkpoint if state is not None and state.same_file(self.wanted) else 0
-        handle = open(self.part, "a+b")  # noqa: SIM115 - closed by close()
+        handle = open(self.part, "ab")  # noqa: SIM115 - closed by close()
         size = os.fstat(handle.fileno()).st_size
         keep = min(keep, size, self.wanted.size)
         handle.truncate(keep)
-        handle.seek(0)
-        buffer = bytearray(CHUNK)
-        view = memoryview(buffer)
-        left = keep
-        while left:
-            read = handle.readinto(view[: min(CHUNK, left)])
-            if not read:
-                break
-            self.hasher.update(view[:read])
-            left -= read
-        handle.seek(keep)
+        self.hasher = _Hasher((self.part, keep) if keep else None)
         self.offset = self.durable = keep
         self._save(keep)
         return handle
 
     def restart(self) -> None:
+        self._join()
         self.handle.truncate(0)
-        self.handle.seek(0)
-        self.hasher = hashlib.sha256()
+        self.hasher.close()
+        self.hasher = _Hasher()
         self.offset = self.durable = 0
         self._save(0)
 
@@ -201,10 +250,36 @@ class _Writer:
         self.handle.write(data)
         self.hasher.update(data)
         self.offset += len(data)
-        if self.offset - self.durable >= CHECKPOINT:
-            self.checkpoint()
+        if self.offset - self.durable >= CHECKPOINT and not self._sync_running():
+            self.handle.flush()
+            self._syncing = threading.Thread(
+                target=self._sync_to, args=(self.offset,), name="pull-fsync", daemon=True
+            )
+            self._syncing.start()
+
+    def _sync_running(self) -> bool:
+        if self._syncing is not None and not self._syncing.is_alive():
+            self._join()  # raises what the last background sync met (a full stick)
+        return self._syncing is not None
+
+    def _sync_to(self, target: int) -> None:
+        try:
+            os.fsync(self.handle.fileno())
+            self._save(target)
+            self.durable = target
+        except OSError as exc:
+            self._sync_error = exc
+
+    def _join(self) -> None:
+        if self._syncing is not None:
+            self._syncing.join()
+            self._syncing = None
+        if self._sync_error is not None:
+            error, self._sync_error = self._sync_error, None
+            raise error
 
     def checkpoint(self) -> None:
+        self._join()
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self._save(self.offset)
@@ -219,15 +294,21 @@ class _Writer:
         with contextlib.suppress(OSError):
             if self.offset > self.durable:
                 self.checkpoint()
+        with contextlib.suppress(OSError):
+            self._join()
+        self.hasher.close()
         self.handle.close()
 
     def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._join()
+        self.hasher.close()
         self.handle.close()
         self.part.unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
@@ -239,10 +320,17 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def pool(headers: dict[str, str]) -> urllib3.PoolManager:
+    """Connections for fetching bodies, with council's headers (the token's, when set)."""
+    import certifi
+
+    return urllib3.PoolManager(headers=headers, ca_certs=certifi.where(), maxsize=2)
+
+
 def fetch(
     wanted: Wanted,
     downloads: Path,
-    client: httpx.Client,
+    client: urllib3.PoolManager,
     *,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
@@ -306,14 +394,14 @@ def _transfer(
     wanted: Wanted,
     *,
     writer: _Writer,
-    client: httpx.Client,
+    client: urllib3.PoolManager,
     progress: Progress | None,
     stop: threading.Event,
     stall: float,
 ) -> None:
     failures = 0
     last_error = ""
-    timeout = httpx.Timeout(connect=min(stall, 15.0), read=stall, write=stall, pool=stall)
+    timeout = urllib3.Timeout(connect=min(stall, 15.0), read=stall)
     while writer.offset < wanted.size or wanted.size == 0:
         if stop.is_set():
             raise PullCancelled(f"stopped pulling {wanted.file}")
@@ -327,10 +415,14 @@ def _transfer(
                 if writer.offset >= wanted.size:
                     return
                 last_error = "the connection closed before the end of the file"
-        except httpx.TimeoutException:
+        except Urllib3Timeout:
             last_error = f"stalled: no bytes for {stall:.0f} s"
-        except httpx.TransportError as exc:
-            last_error = f"connection lost ({type(exc).__name__})"
+        except HTTPError as exc:
+            reason = getattr(exc, "reason", None)
+            if isinstance(reason, Urllib3Timeout):
+                last_error = f"stalled: no bytes for {stall:.0f} s"
+            else:
+                last_error = f"connection lost ({type(reason or exc).__name__})"
         if writer.offset > before:
             failures = 0  # bytes arrived: a fresh run of patience
         failures += 1
@@ -350,32 +442,28 @@ def _one_request(
     wanted: Wanted,
     *,
     writer: _Writer,
-    client: httpx.Client,
+    client: urllib3.PoolManager,
     progress: Progress | None,
     stop: threading.Event,
-    timeout: httpx.Timeout,
+    timeout: urllib3.Timeout,
 ) -> float | None:
     """One GET from the current offset. Returns seconds to wait before retrying (the server
     asked, or a retried status), or None when the body ended (whole, or cut short)."""
-    headers = {"Range": f"bytes={writer.offset}-"} if writer.offset else {}
-    with client.stream("GET", wanted.url, headers=headers, timeout=timeout) as response:
-        status = response.status_code
+    headers = {**client.headers, **({"Range": f"bytes={writer.offset}-"} if writer.offset else {})}
+    response = client.request(
+        "GET",
+        wanted.url,
+        headers=headers,
+        timeout=timeout,
+        preload_content=False,
+        decode_content=False,
+        retries=REDIRECTS_ONLY,
+    )
+    try:
+        status = response.status
         if status in RETRIED:
-            asked = retry_after(response)
-            if asked is not None and asked > MAX_RETRY_AFTER:
-                raise ModelSourceError(
-                    f"{_host(wanted.url)} is rate-limiting this machine and asks to wait "
-                    f"{asked:.0f} s: run the pull again later ({human_size(writer.durable)} kept)"
-                )
-            return asked if asked is not None else 0.5
-        if status in (401, 403):
-            gated = response.headers.get("X-Error-Code") == "GatedRepo"
-            raise Forbidden(
-                f"{wanted.repo} is {'gated' if gated else 'not open to this request'} (answer "
-                f"{status}): accept its terms on the Hub and set HF_TOKEN to that account's token"
-            )
-        if status == 404:
-            raise NotFound(f"{wanted.repo} has no file {wanted.file} at {wanted.commit[:12]}")
+            return _wait_asked(response, wanted, writer)
+        _refused(response, wanted)
         if status == 416 or (status == 200 and writer.offset):
             writer.restart()  # the server will not resume from here: take it whole
             if status == 416:
@@ -384,7 +472,8 @@ def _one_request(
             _check_content_range(response, writer.offset, wanted)
         elif status != 200:
             raise ModelSourceError(f"{_host(wanted.url)} answered {status} for {wanted.file}")
-        for chunk in response.iter_raw():  # as it arrives: a cut loses nothing received
+        # read1: what the socket has, up to CHUNK, so a cut loses nothing received
+        while chunk := response.read1(CHUNK):
             if writer.offset + len(chunk) > wanted.size:
                 writer.restart()
                 raise ModelSourceError(
@@ -395,10 +484,34 @@ def _one_request(
                 progress(writer.offset, wanted.size)
             if stop.is_set():
                 raise PullCancelled(f"stopped pulling {wanted.file}")
+    finally:
+        response.release_conn()
     return None
 
 
-def _check_content_range(response: httpx.Response, offset: int, wanted: Wanted) -> None:
+def _wait_asked(response: urllib3.BaseHTTPResponse, wanted: Wanted, writer: _Writer) -> float:
+    asked = retry_after(response)
+    if asked is not None and asked > MAX_RETRY_AFTER:
+        raise ModelSourceError(
+            f"{_host(wanted.url)} is rate-limiting this machine and asks to wait "
+            f"{asked:.0f} s: run the pull again later ({human_size(writer.durable)} kept)"
+        )
+    return asked if asked is not None else 0.5
+
+
+def _refused(response: urllib3.BaseHTTPResponse, wanted: Wanted) -> None:
+    status = response.status
+    if status in (401, 403):
+        gated = response.headers.get("X-Error-Code") == "GatedRepo"
+        raise Forbidden(
+            f"{wanted.repo} is {'gated' if gated else 'not open to this request'} (answer "
+            f"{status}): accept its terms on the Hub and set HF_TOKEN to that account's token"
+        )
+    if status == 404:
+        raise NotFound(f"{wanted.repo} has no file {wanted.file} at {wanted.commit[:12]}")
+
+
+def _check_content_range(response: urllib3.BaseHTTPResponse, offset: int, wanted: Wanted) -> None:
     match = CONTENT_RANGE.match(response.headers.get("Content-Range", "").strip())
     if match is None or int(match[1]) != offset:
         raise ModelSourceError(
@@ -413,4 +526,4 @@ def _check_content_range(response: httpx.Response, offset: int, wanted: Wanted) 
 
 
 def _host(url: str) -> str:
-    return httpx.URL(url).host or url
+    return urllib3.util.parse_url(url).host or url

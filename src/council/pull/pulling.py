@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import httpx
+import urllib3
+from urllib3.exceptions import HTTPError
 
 from council.atomicfile import sync_directory
 from council.datafolder import DataFolder
@@ -30,7 +31,7 @@ from council.models.gguf_header import (
 )
 from council.models.sources import Source, read_source, write_source
 from council.pull.choice import FITS, TOO_BIG, Candidate, Plan, plan
-from council.pull.download import Progress, Wanted, fetch
+from council.pull.download import REDIRECTS_ONLY, Progress, Wanted, fetch, partial_paths, pool
 from council.pull.hf import HubSource, RemoteFile, Repo
 from council.timestamps import stamp
 from council.units import human_size
@@ -90,35 +91,47 @@ class Reporter:
     notes: list[str] = field(default_factory=list)
 
 
-def client(source: HubSource) -> httpx.Client:
-    return httpx.Client(headers=source.headers(), follow_redirects=True, trust_env=True)
+def client(source: HubSource) -> urllib3.PoolManager:
+    return pool(source.headers())
 
 
-def make_plan(source: HubSource, request: PullRequest, http: httpx.Client) -> Plan:
+def make_plan(source: HubSource, request: PullRequest, http: urllib3.PoolManager) -> Plan:
     repo = source.repo(request.repo, request.revision)
     from council.pull.choice import candidates
 
     found = candidates(repo)
     kv = remote_kv_bytes(source, repo, found[0], http) if found else None
     budget = request.memory if request.memory is not None else available_memory()
-    return plan(repo, budget, kv, quant=request.quant, file=request.file)
+    label = "memory to fit (--memory)" if request.memory is not None else "memory available here"
+    return plan(repo, budget, kv, quant=request.quant, file=request.file, budget=label)
 
 
 def remote_kv_bytes(
-    source: HubSource, repo: Repo, candidate: Candidate, http: httpx.Client
+    source: HubSource, repo: Repo, candidate: Candidate, http: urllib3.PoolManager
 ) -> int | None:
     """The model's KV cost per token, from the first megabytes of its first file (a Range GET)."""
     first = candidate.files[0]
     url = source.file_url(repo.repo, repo.commit, first.path)
     for prefix in HEADER_PREFIXES:
         try:
-            response = http.get(url, headers={"Range": f"bytes=0-{prefix - 1}"}, timeout=30.0)
-            if response.status_code not in (200, 206):
-                return None
-            header = parse_prefix(response.content[:prefix], first.size)
+            response = http.request(
+                "GET",
+                url,
+                headers={**http.headers, "Range": f"bytes=0-{prefix - 1}"},
+                timeout=30.0,
+                preload_content=False,
+                retries=REDIRECTS_ONLY,
+            )
+            try:
+                if response.status not in (200, 206):
+                    return None
+                data = response.read(prefix)  # a server that ignores Range sends it all
+            finally:
+                response.release_conn()
+            header = parse_prefix(data, first.size)
         except HeaderIncomplete:
             continue
-        except (Invalid, httpx.HTTPError):
+        except (Invalid, HTTPError):
             return None
         arch = metadata_str(header.metadata, "general.architecture")
         if arch is None:
@@ -180,7 +193,7 @@ def fetch_candidate(
     source: HubSource,
     repo: Repo,
     candidate: Candidate,
-    http: httpx.Client,
+    http: urllib3.PoolManager,
     reporter: Reporter,
     stop: threading.Event | None = None,
 ) -> PullResult:
@@ -208,14 +221,7 @@ def fetch_candidate(
     total = len(candidate.files)
     for no, item in enumerate(candidate.files, start=1):
         reporter.file(item, no, total)
-        wanted = Wanted(
-            repo.repo,
-            repo.commit,
-            item.path,
-            item.size,
-            item.sha256,
-            source.file_url(repo.repo, repo.commit, item.path),
-        )
+        wanted = _wanted(source, repo, item)
         fetched.append(fetch(wanted, folder.downloads, http, progress=reporter.progress, stop=stop))
     target.mkdir(parents=True, exist_ok=True)
     moved: list[Path] = []
@@ -254,6 +260,19 @@ def fetch_candidate(
         sum(got.resumed_from for got in fetched),
         sum(got.seconds for got in fetched),
     )
+
+
+def discard(folder: DataFolder, source: HubSource, repo: Repo, candidate: Candidate) -> None:
+    """Delete what a cancelled pull left in downloads/: it is not to be resumed."""
+    for item in candidate.files:
+        wanted = _wanted(source, repo, item)
+        for path in partial_paths(folder.downloads, wanted):
+            path.unlink(missing_ok=True)
+
+
+def _wanted(source: HubSource, repo: Repo, item: RemoteFile) -> Wanted:
+    url = source.file_url(repo.repo, repo.commit, item.path)
+    return Wanted(repo.repo, repo.commit, item.path, item.size, item.sha256, url)
 
 
 def _already(place: Path, item: RemoteFile) -> bool:

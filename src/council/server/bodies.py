@@ -200,6 +200,13 @@ EXCHANGE = obj(code=STRING, name=TEXT_OR_NULL)
 LOGIN = obj(("code",), code=STRING)
 BROWSER_SEAT = obj(model=TEXT_OR_NULL, ctx_size={"type": ["integer", "null"]})
 BROWSER_MODEL = obj(("model",), model=STRING)
+PULL = obj(
+    ("repo",),
+    repo={"type": "string", "maxLength": 200},
+    file={"type": ["string", "null"], "maxLength": 500},
+    revision={"type": ["string", "null"], "maxLength": 200},
+    force=BOOLEAN,
+)
 TASK_ANSWER = obj(
     deltas={"type": "array", "items": STRING},
     done=BOOLEAN,
