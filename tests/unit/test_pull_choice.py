@@ -133,3 +133,15 @@ def test_a_spec_takes_the_quantization_after_a_colon() -> None:
     request = PullRequest.parse("bartowski/Qwen-GGUF:Q4_K_M", force=True)
     assert (request.repo, request.quant, request.force) == ("bartowski/Qwen-GGUF", "Q4_K_M", True)
     assert PullRequest.parse("bartowski/Qwen-GGUF").quant is None
+
+
+def test_files_whose_names_the_stick_should_not_hold_are_no_candidates() -> None:
+    found = candidates(
+        repo(
+            ("../../escape-Q4_0.gguf", GB),
+            (".hidden-Q4_0.gguf", GB),
+            ("sub/ok-Q4_0.gguf", GB),
+            ("bad\nname-Q4_0.gguf", GB),
+        )
+    )
+    assert [c.name for c in found] == ["sub/ok-Q4_0.gguf"]

@@ -108,9 +108,19 @@ def is_projector(path: str) -> bool:
     return "mmproj" in PurePosixPath(path).name.lower()
 
 
+# A file name the stick can hold everywhere and the catalog lists (no dot first, no odd bytes);
+# the repository's folders are not kept: a pull lands in models/<repo-name>/ by name alone.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,200}\.gguf$", re.IGNORECASE)
+
+
 def candidates(repo: Repo) -> list[Candidate]:
     """The repository's models, each split set once, smallest first; projectors attached."""
-    ggufs = [item for item in repo.files if item.path.lower().endswith(".gguf")]
+    ggufs = [
+        item
+        for item in repo.files
+        if SAFE_NAME.match(PurePosixPath(item.path).name)
+        and ".." not in PurePosixPath(item.path).parts
+    ]
     projectors = tuple(item.path for item in ggufs if is_projector(item.path))
     sets: dict[str, list[tuple[int, RemoteFile]]] = {}
     singles: list[RemoteFile] = []

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 REVISION = re.compile(r"^[\w./-]{1,200}$")
 LIBRARY = "council"
 SEARCH_LIMIT = 30
