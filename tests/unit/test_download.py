@@ -59,9 +59,11 @@ def test_a_stick_without_room_is_refused_before_the_first_byte(
         free = 1024 * 1024
 
     monkeypatch.setattr(download.shutil, "disk_usage", lambda _path: Usage)
+    downloads = tmp_path / "downloads"
     with client() as http, pytest.raises(StickFull, match=r"needs 3\.2 MB more"):
-        fetch(wanted(hub), tmp_path / "downloads", http)
+        fetch(wanted(hub), downloads, http)
     assert hub.ranges("blob-Q4_0.gguf") == []
+    assert list(downloads.iterdir()) == []  # nothing for a later start to resume
 
 
 def test_a_stick_that_fills_up_keeps_the_partial_for_the_next_run(

@@ -93,6 +93,7 @@ class Plan:
             "available": self.available,
             "candidates": [fit.to_dict() for fit in self.fits],
             "chosen": self.chosen.candidate.name if self.chosen else None,
+            "notes": list(self.notes),
         }
 
 

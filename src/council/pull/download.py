@@ -227,11 +227,8 @@ class _Writer:
         self.handle: BinaryIO = self._open()
 
     def _open(self) -> BinaryIO:
-        state = read_state(self.state_path)
-        keep = state.checkpoint if state is not None and state.same_file(self.wanted) else 0
+        keep = _kept(self.part, self.state_path, self.wanted)
         handle = open(self.part, "ab")  # noqa: SIM115 - closed by close()
-        size = os.fstat(handle.fileno()).st_size
-        keep = min(keep, size, self.wanted.size)
         handle.truncate(keep)
         self.hasher = _Hasher((self.part, keep) if keep else None)
         self.offset = self.durable = keep
@@ -341,13 +338,13 @@ def fetch(
     downloads.mkdir(parents=True, exist_ok=True)
     part, state_path, lock_path = partial_paths(downloads, wanted)
     with _held(lock_path, state_path, wanted.file):
+        _check_room(downloads, wanted.size - _kept(part, state_path, wanted), wanted)
         try:
             writer = _Writer(part, state_path, wanted)
         except OSError as exc:
             raise _disk_error(exc, wanted, 0) from None
         started, resumed_from = time.monotonic(), writer.offset
         try:
-            _check_room(downloads, wanted.size - writer.offset, wanted)
             _transfer(
                 wanted, writer=writer, client=client, progress=progress, stop=stop, stall=stall
             )
@@ -368,6 +365,17 @@ def fetch(
         writer.handle.close()
         state_path.unlink(missing_ok=True)
     return Fetched(part, digest, resumed_from, time.monotonic() - started)
+
+
+def _kept(part: Path, state_path: Path, wanted: Wanted) -> int:
+    """The bytes of an earlier run a resume keeps (what its state says was synced)."""
+    state = read_state(state_path)
+    if state is None or not state.same_file(wanted):
+        return 0
+    try:
+        return min(state.checkpoint, part.stat().st_size, wanted.size)
+    except OSError:
+        return 0
 
 
 def _check_room(downloads: Path, needed: int, wanted: Wanted) -> None:

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from council.datafolder import DataFolder
-from council.errors import CouncilError, NotFound, PullCancelled, TooManyRequests
+from council.errors import (
+    CouncilError,
+    InsufficientMemory,
+    NotFound,
+    PullCancelled,
+    TooManyRequests,
+)
 from council.models.catalog import SPLIT_NAME
 from council.pull.choice import Candidate, Plan
 from council.pull.download import pending
@@ -52,6 +58,7 @@ class PullJob:
     model: str | None = None  # once done: its path relative to models/
     error: str | None = None
     resumed_from: int = 0
+    needs_force: bool = False  # failed because the model is too big: `force` would pull it
     created_at: str = field(default_factory=stamp)
     user_cancelled: bool = False
 
@@ -71,6 +78,7 @@ class PullJob:
             "model": self.model,
             "error": self.error,
             "resumed_from": self.resumed_from,
+            "needs_force": self.needs_force,
             "created_at": self.created_at,
         }
 
@@ -98,6 +106,8 @@ class Pulls:
         repo, revision = check_repo_id(repo), check_revision(revision)
         for job in self.jobs.values():
             if job.state in ACTIVE and (job.repo, job.file, job.revision) == (repo, file, revision):
+                if force and job.state == "queued":
+                    job.force = True  # asked again, now knowing it is too big
                 return job  # asked twice: the same pull
         if sum(job.state in ACTIVE for job in self.jobs.values()) >= MAX_QUEUED:
             raise TooManyRequests(f"{MAX_QUEUED} pulls are already waiting: let some finish")
@@ -270,6 +280,7 @@ class Pulls:
             job.error = "cancelled" if job.user_cancelled else "stopped with the hub (it resumes)"
         else:
             job.state, job.error = "failed", str(outcome)
+            job.needs_force = isinstance(outcome, InsufficientMemory) and not job.force
         job.rate = 0.0
         self._marks.pop(job.id, None)
         self._touch()

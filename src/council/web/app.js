@@ -2,6 +2,7 @@
 import { ApiError, api, streamRound } from "/static/api.js";
 import { closeDevices, openDevices, wireDevices } from "/static/devices.js";
 import { $, el, humanSize } from "/static/lib/dom.js";
+import { closeModels, openModels, watchPulls, wireModels } from "/static/models.js";
 import { registerServiceWorker } from "/static/pwa.js";
 import { RoundView } from "/static/round.js";
 
@@ -361,15 +362,22 @@ async function removeSeat(name) {
   await loadSeats();
 }
 
+// Adding a seat, from either seat form or the Models panel's "Seat it": post it, then show the
+// seats again (the table, the composer's choices). Returns what the hub added ({ name, … }).
+async function postSeat(body) {
+  const added = await api("POST", "/api/seats", body);
+  await loadSeats();
+  return added;
+}
+
 // Both seat forms: post what the form says, then show the seats again or the error.
 async function addSeat(event, errorId, toBody) {
   event.preventDefault();
   const form = event.target;
   try {
-    await api("POST", "/api/seats", toBody(Object.fromEntries(new FormData(form))));
+    await postSeat(toBody(Object.fromEntries(new FormData(form))));
     form.reset();
     $(errorId).hidden = true;
-    await loadSeats();
   } catch (error) {
     $(errorId).hidden = false;
     $(errorId).textContent = error.message;
@@ -420,6 +428,8 @@ async function refreshHealth() {
     $("demo-banner").hidden = !health.demo_hint;
     $("demo-banner").textContent = health.demo_hint || "";
     $("show-devices").hidden = !health.owner; // pairing and revoking are the laptop's business
+    $("show-models").hidden = !health.owner; // so is filling the stick (the LAN has no such routes)
+    if (health.owner) watchPulls();
     // A paired device is a guest: seats and defaults are the owner's (the hub refuses it too).
     document.body.classList.toggle("guest", !health.owner);
     const changed = health.seats.some((s) => state.seats.find((t) => t.name === s.name)?.state !== s.state);
@@ -466,14 +476,22 @@ function wire() {
   $("save-defaults").addEventListener("click", saveDefaults);
   $("show-seats").addEventListener("click", () => {
     closeDevices();
+    closeModels({ focus: false });
     $("seats-panel").hidden = false;
     closeSidebar();
     loadSeats();
   });
   $("show-devices").addEventListener("click", () => {
     $("seats-panel").hidden = true;
+    closeModels({ focus: false });
     closeSidebar();
     openDevices();
+  });
+  $("show-models").addEventListener("click", () => {
+    $("seats-panel").hidden = true;
+    closeDevices();
+    closeSidebar();
+    openModels();
   });
   $("close-seats").addEventListener("click", () => {
     $("seats-panel").hidden = true;
@@ -481,6 +499,7 @@ function wire() {
   $("remote-form").addEventListener("submit", addRemote);
   $("local-form").addEventListener("submit", addLocal);
   wireDevices();
+  wireModels({ seat: postSeat });
   $("menu").addEventListener("click", () =>
     document.body.classList.contains("sidebar-open") ? closeSidebar() : openSidebar(),
   );

@@ -1,7 +1,7 @@
 // The Devices panel: paired phones (rename, revoke), pairing a new one with a QR code, and the
 // phones that wait for the owner's approval. Its routes exist on the laptop's own listener only.
 import { api } from "/static/api.js";
-import { $, el } from "/static/lib/dom.js";
+import { $, el, errorLine } from "/static/lib/dom.js";
 
 const POLL_MS = 2000;
 const state = {
@@ -16,22 +16,8 @@ const state = {
 
 const when = (iso) => (iso ? iso.slice(0, 16).replace("T", " ") : "never");
 
-function showError(message) {
-  $("devices-error").hidden = !message;
-  $("devices-error").textContent = message || "";
-}
-
 // Errors land in the panel, never as an unhandled rejection.
-const guarded =
-  (action) =>
-  async (...args) => {
-    try {
-      showError("");
-      await action(...args);
-    } catch (error) {
-      showError(error.message);
-    }
-  };
+const { guarded } = errorLine("devices-error");
 
 // ---- the list -----------------------------------------------------------------------------
 async function loadDevices() {

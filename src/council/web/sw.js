@@ -20,6 +20,7 @@ const SHELL = [
   "/static/lib/sse.js",
   "/static/round.js",
   "/static/devices.js",
+  "/static/models.js",
   "/static/pwa.js",
   "/static/icon.svg",
   "/static/manifest.webmanifest",
