@@ -84,6 +84,7 @@ class FakeHub:
         self.repos: dict[str, FakeRepo] = {}
         self.faults = Faults()
         self.token = token
+        self.cdn: str | None = None  # another stand-in's URL: LFS files are redirected there
         self.log: list[Logged] = []
         self._lock = threading.Lock()
         hub = self
@@ -284,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
             return
         self.send_response(302)
-        self.send_header("Location", f"/cdn/{item.sha256}/{name}")
+        self.send_header("Location", f"{self.fake.cdn or ''}/cdn/{item.sha256}/{name}")
         self.send_header("X-Repo-Commit", repo.commit)
         self.send_header("X-Linked-Size", str(item.size))
         self.send_header("X-Linked-Etag", f'"{item.sha256}"')

@@ -239,6 +239,24 @@ def test_a_gated_repo_needs_the_token_and_the_token_is_never_kept(
     assert resolves[-1].authorization
 
 
+def test_the_token_goes_to_the_endpoint_but_not_to_the_cdn_a_download_is_sent_to(
+    fake_hub: FakeHub, tmp_path: Path, isolated_data: DataFolder
+) -> None:
+    fake_hub.add("meta/gated-GGUF", {"g-F16.gguf": demo(tmp_path / "g-F16.gguf")}, gated=True)
+    with running_hub(host="127.0.0.2") as cdn:  # another host, as the Hub's CDN is
+        cdn.repos = fake_hub.repos
+        fake_hub.cdn = cdn.url
+        result = pull(fake_hub, "meta/gated-GGUF", HF_TOKEN=TOKEN)
+    assert result.returncode == 0, result.stderr
+    resolves = [item for item in fake_hub.log if "/resolve/" in item.path]
+    bodies = [item for item in cdn.log if item.path.startswith("/cdn/")]
+    assert resolves
+    assert all(item.authorization for item in resolves)
+    assert bodies
+    assert not any(item.authorization for item in bodies)
+    assert len(ggufs(isolated_data)) == 1
+
+
 def test_with_a_memory_budget_the_largest_quantization_that_fits_is_pulled(
     fake_hub: FakeHub, tmp_path: Path, isolated_data: DataFolder
 ) -> None:

@@ -13,6 +13,7 @@ The token never reaches a job, a response or a log: it stays inside `HubSource`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import threading
@@ -212,12 +213,17 @@ class Pulls:
         job.state = "running"
         self._touch()
         chosen: list[tuple[Plan, Candidate]] = []
-        offsets = {"before": 0, "last": 0.0, "bytes": 0}
+        offsets = {"before": 0, "last": 0.0}
+
+        def post(callback: Callable[..., None], *args: object) -> None:
+            # the hub stopped and its loop closed: nobody is listening any more
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback, *args)
 
         def on_plan(plan: Plan) -> None:
             if plan.chosen is not None:
                 chosen.append((plan, plan.chosen.candidate))
-                loop.call_soon_threadsafe(self._planned, job, plan.chosen.candidate)
+                post(self._planned, job, plan.chosen.candidate)
 
         def on_file(item: RemoteFile, no: int, _count: int) -> None:
             if chosen:
@@ -228,7 +234,7 @@ class Pulls:
             now = time.monotonic()
             if now - offsets["last"] >= PROGRESS_EVERY:
                 offsets["last"] = now
-                loop.call_soon_threadsafe(self._progress, job, int(offsets["before"]) + done, now)
+                post(self._progress, job, int(offsets["before"]) + done, now)
 
         def work() -> None:
             request = PullRequest(job.repo, file=job.file, revision=job.revision, force=job.force)
@@ -245,7 +251,7 @@ class Pulls:
             except Exception as exc:  # a bug: reported on the job, logged with its trace
                 log.exception("the pull of %s failed", job.repo)
                 outcome = CouncilError(f"the pull failed unexpectedly ({type(exc).__name__})")
-            loop.call_soon_threadsafe(self._finish, job, outcome, finished)
+            post(self._finish, job, outcome, finished)
 
         threading.Thread(target=work, name=f"pull-{job.id}", daemon=True).start()
         try:
