@@ -624,6 +624,123 @@ def pair(data: Path | None, name: str | None, ttl: int, confirm: bool, as_json: 
         click.echo(f"paired {paired}" if paired else "not paired")
 
 
+@cli.group("eval", invoke_without_command=True)
+@click.option("--task", "tasks", multiple=True, help="A reasoning-gym task (repeat for several).")
+@click.option(
+    "--file",
+    "questions",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help='Your own questions: JSONL of {"question": …, "answer": …}.',
+)
+@click.option(
+    "--extractor",
+    default="exact",
+    show_default=True,
+    help="How --file answers compare: number, choice, regex:PATTERN or exact.",
+)
+@click.option("--size", type=int, default=20, show_default=True, help="Items per task.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task's items.")
+@click.option(
+    "--systems",
+    default=None,
+    help="Comma-separated: seat:NAME, seats, self-consistency, synthesize, moa, vote "
+    "(default: all).",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(MAX_TOKENS.low, MAX_TOKENS.high),
+    default=256,
+    show_default=True,
+    help="Longest answer per seat and stage.",
+)
+@data_option
+@llama_server_option
+@json_option
+@click.pass_context
+@reports_errors
+def eval_command(
+    ctx: click.Context,
+    tasks: tuple[str, ...],
+    questions: Path | None,
+    extractor: str,
+    size: int,
+    seed: int,
+    systems: str | None,
+    max_tokens: int,
+    data: Path | None,
+    llama_server: Path | None,
+    as_json: bool,
+) -> None:
+    """Measure the council against each seat alone on questions with known answers (stored;
+    the same command resumes a run that was interrupted)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import asyncio
+
+    from council.evaluation.command import EvalRequest, evaluate
+    from council.evaluation.report import render
+
+    chosen = tuple(s.strip() for s in (systems or "").split(",") if s.strip())
+    requests = [
+        EvalRequest(task=name, size=size, seed=seed, systems=chosen, max_tokens=max_tokens)
+        for name in tasks
+    ]
+    if questions is not None:
+        requests.append(
+            EvalRequest(
+                file=questions,
+                extractor=extractor,
+                size=size,
+                systems=chosen,
+                max_tokens=max_tokens,
+            )
+        )
+    if not requests:
+        raise click.UsageError("say what to ask: --task NAME (reasoning-gym) or --file FILE")
+    reports = []
+    for request in requests:
+        progress = _EvalProgress(quiet=as_json)
+        try:
+            report = asyncio.run(
+                evaluate(data, request, llama_server, progress=progress, say=_say_err)
+            )
+        finally:
+            progress.close()
+        reports.append(report)
+        if not as_json:
+            click.echo(render(report))
+    if as_json:
+        _print_json(reports[0] if len(reports) == 1 else reports)
+
+
+@eval_command.command("list")
+@data_option
+@json_option
+@reports_errors
+def eval_list(data: Path | None, as_json: bool) -> None:
+    """List the stored evaluation runs, newest first."""
+    from council.evaluation.command import list_runs
+    from council.evaluation.report import render_runs
+
+    runs = list_runs(data)
+    click.echo(json.dumps(runs, indent=2) if as_json else render_runs(runs))
+
+
+@eval_command.command("show")
+@click.argument("run")
+@data_option
+@json_option
+@reports_errors
+def eval_show(run: str, data: Path | None, as_json: bool) -> None:
+    """Show one run's table again (--json: every item and answer too)."""
+    from council.evaluation.command import show
+    from council.evaluation.report import render
+
+    report = show(data, run)
+    click.echo(json.dumps(report, indent=2) if as_json else render(report))
+
+
 @cli.group()
 def devices() -> None:
     """Paired devices: list, rename, revoke (works whether or not the hub runs)."""
@@ -757,6 +874,42 @@ class _BuildProgress:
 
 def _say(line: str) -> None:
     click.echo(line)
+
+
+def _say_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+class _EvalProgress:
+    """A bar per system on a terminal, with its running accuracy; a line per system in a log."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.bar: Any = None
+        self.system = ""
+
+    def __call__(self, system: str, done: int, total: int, accuracy: float | None) -> None:
+        if self.quiet:
+            return
+        shown = "-" if accuracy is None else f"{100 * accuracy:.0f}%"
+        if system != self.system:
+            self.close()
+            self.system = system
+            if self.tty:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=system, unit="item", file=sys.stderr)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix_str(f"accuracy {shown}")
+        elif done == total:
+            click.echo(f"{system}: {done} items, accuracy {shown}", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _write(text: str) -> None:

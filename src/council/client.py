@@ -63,6 +63,19 @@ class HubClient:
                         yield Event(kind, json.loads(line[5:]))
                         kind = ""
 
+    async def delete_conversation(self, conversation_id: str) -> None:
+        await self._request("DELETE", f"/api/conversations/{conversation_id}")
+
+    async def seats(self) -> list[dict[str, Any]]:
+        response = await self._request("GET", "/api/seats")
+        rows: list[dict[str, Any]] = response.json()["seats"]
+        return rows
+
+    async def defaults(self) -> dict[str, Any]:
+        response = await self._request("GET", "/api/council/defaults")
+        result: dict[str, Any] = response.json()
+        return result
+
     async def login_link(self) -> str:
         """A one-time link that logs a browser in as the owner."""
         response = await self._request("POST", "/api/login-links")

@@ -103,7 +103,7 @@ class BrowserSeat:
             messages=messages,
             max_tokens=sampling.max_tokens,
             temperature=sampling.temperature,
-            seed=sampling.seed,
+            seed=sampling.seed_for(),
         )
         try:
             return await task.answer

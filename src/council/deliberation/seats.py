@@ -33,6 +33,9 @@ class SeatFailure(Exception):
     """A seat could not answer: the message says why, in words a person can act on."""
 
 
+SEED_SPACE = 2**32  # llama.cpp's seeds are 32-bit
+
+
 @dataclass(frozen=True, slots=True)
 class Sampling:
     max_tokens: int = 512
@@ -41,6 +44,14 @@ class Sampling:
     # A GBNF grammar the answer must match (llama-server's `grammar` field); only for a seat
     # whose `grammar` is True.
     grammar: str | None = None
+    # Which sample of a question asked again this is (`council eval`'s self-consistency): it
+    # offsets every seed, a seat's own included, so that k samples differ and stay repeatable.
+    sample: int = 0
+
+    def seed_for(self, own: int | None = None) -> int | None:
+        """The seed a seat sends: its own if it has one, else the round's; offset by `sample`."""
+        base = self.seed if own is None else own
+        return None if base is None else (base + self.sample) % SEED_SPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +67,8 @@ class Style:
         return replace(
             sampling,
             temperature=sampling.temperature if self.temperature is None else self.temperature,
-            seed=sampling.seed if self.seed is None else self.seed,
+            seed=sampling.seed_for(self.seed),
+            sample=0,  # applied: the seed above has its offset
         )
 
     def framed(self, messages: list[Message]) -> list[Message]:

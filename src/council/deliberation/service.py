@@ -220,6 +220,9 @@ def round_options(
             raise BadRequest(str(exc)) from None
     seed = merged.get("seed")
     seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    sample = merged.get("sample") or 0
+    if not isinstance(sample, int) or isinstance(sample, bool) or not 0 <= sample <= MAX_SAMPLE:
+        raise BadRequest(f"sample must be a whole number from 0 to {MAX_SAMPLE}")
     return RoundOptions(
         mode=mode,
         seats=chosen,
@@ -228,6 +231,7 @@ def round_options(
             max_tokens=_bounded(merged, "max_tokens"),
             temperature=float(_bounded(merged, "temperature")),
             seed=seed,
+            sample=sample,
         ),
         stage_timeout=float(_bounded(merged, "stage_timeout")),
         exclude_self=bool(merged["exclude_self"]),
@@ -239,6 +243,7 @@ def round_options(
 
 
 _RANGES = ranges(RoundDefaults)
+MAX_SAMPLE = 1000
 
 
 def _bounded(request: Mapping[str, Any], key: str) -> Any:

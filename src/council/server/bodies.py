@@ -179,6 +179,7 @@ IMPORT = obj(  # what `GET /api/conversations/{id}/export?format=json` gives
 ROUND_OPTIONS = {
     **fields_schema(RoundDefaults, nullable=True),
     "seed": {"type": ["integer", "null"]},
+    "sample": {"type": ["integer", "null"], "minimum": 0, "maximum": 1000},
 }
 QUESTION = obj(("question",), question=STRING, **ROUND_OPTIONS)
 DEFAULTS = obj(ranges={"type": "object"}, **fields_schema(RoundDefaults, nullable=True))

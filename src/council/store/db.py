@@ -168,6 +168,56 @@ def m005_conversation_devices(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX conversations_by_device ON conversations (device_id)")
 
 
+@migration
+def m006_evaluations(db: sqlite3.Connection) -> None:
+    """`council eval`: each run, its items (question and gold answer) and every system's
+    answer to each (raw, extracted, scored), so a run is shown, exported and resumed later."""
+    db.execute(
+        """
+        CREATE TABLE eval_runs (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            task TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            spec_key TEXT NOT NULL,
+            status TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX eval_runs_by_spec ON eval_runs (spec_key, status)")
+    db.execute(
+        """
+        CREATE TABLE eval_items (
+            run_id TEXT NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+            item_no INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            gold TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_no)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE eval_answers (
+            run_id TEXT NOT NULL,
+            item_no INTEGER NOT NULL,
+            system TEXT NOT NULL,
+            raw TEXT,
+            extracted TEXT,
+            score REAL NOT NULL,
+            correct INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            wall_ms INTEGER NOT NULL,
+            details TEXT NOT NULL,
+            PRIMARY KEY (run_id, item_no, system),
+            FOREIGN KEY (run_id, item_no) REFERENCES eval_items (run_id, item_no) ON DELETE CASCADE
+        )
+        """
+    )
+
+
 CACHE_KIB = 512
 
 

@@ -1,0 +1,1 @@
+"""`council eval`: does the council beat its best member, on questions with known answers."""
