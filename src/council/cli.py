@@ -678,7 +678,7 @@ def eval_command(
         return
     import asyncio
 
-    from council.evaluation.command import EvalRequest, evaluate
+    from council.evaluating import EvalRequest, evaluate
     from council.evaluation.report import render
 
     chosen = tuple(s.strip() for s in (systems or "").split(",") if s.strip())
@@ -720,7 +720,7 @@ def eval_command(
 @reports_errors
 def eval_list(data: Path | None, as_json: bool) -> None:
     """List the stored evaluation runs, newest first."""
-    from council.evaluation.command import list_runs
+    from council.evaluating import list_runs
     from council.evaluation.report import render_runs
 
     runs = list_runs(data)
@@ -734,7 +734,7 @@ def eval_list(data: Path | None, as_json: bool) -> None:
 @reports_errors
 def eval_show(run: str, data: Path | None, as_json: bool) -> None:
     """Show one run's table again (--json: every item and answer too)."""
-    from council.evaluation.command import show
+    from council.evaluating import show
     from council.evaluation.report import render
 
     report = show(data, run)

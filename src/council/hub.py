@@ -210,6 +210,7 @@ class Hub:
 
     async def _serve(self, ready: Ready, services: Services, started: float) -> None:
         from council.server.app import create_app
+        from council.server.evals_api import EvalsApi
         from council.server.guard import local_hosts
         from council.server.listeners import uvicorn_server
         from council.server.pulls_api import PullsApi
@@ -224,6 +225,7 @@ class Hub:
             metrics=services.metrics,
             devices=services.devices,
             pulls=PullsApi(services.pulls),
+            evals=EvalsApi(ready.db),
             isolated=ready.settings.seat_isolation,
             owner=door,
         )
@@ -274,6 +276,7 @@ class Hub:
     ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         from council.security.pairing import AttemptLimiter
         from council.server.app import create_app
+        from council.server.evals_api import EvalsApi
         from council.server.lan import LanContext
         from council.server.listeners import keep_certificate_fresh, uvicorn_server
         from council.server.pulls_api import PullsApi
@@ -290,6 +293,7 @@ class Hub:
             metrics=services.metrics,
             devices=services.devices,  # each of its routes answers a device 403
             pulls=PullsApi(services.pulls),  # so do these: a phone never fills the stick
+            evals=EvalsApi(ready.db),
             isolated=ready.settings.seat_isolation,
         )
         server = uvicorn_server(app, lan.context)

@@ -188,6 +188,10 @@ def test_the_answer_line_is_read_however_a_model_words_it() -> None:
     assert answer_of("Let me think.\nAnswer: 42") == "42"
     assert answer_of("**Final answer:** Yes.") == "Yes"
     assert answer_of("The answer is: 7") == "7"
+    assert answer_of("The answer to the question is: No.") == "No"
+    assert answer_of("I can give a helpful answer. The answer is Yes.") == "Yes"
+    assert answer_of("The final answer to this problem is 13.225.") == "13.225"
+    assert answer_of("blah\nanswer = 12") == "12"
     assert answer_of("no line says it\nbut this is last") == "but this is last"
     assert answer_of("") is None
     assert answer_of(None) is None
@@ -266,3 +270,18 @@ def test_reasoning_gym_items_are_the_same_for_a_seed_and_scored_by_the_task() ->
     assert first.score(first.extract(f"Working...\nAnswer: {item.gold}.", item), item) == 1.0
     assert first.score(first.extract("Answer: 123456789", item), item) == 0.0
     assert first.vote_extractor == "number"
+
+
+def test_a_yes_no_task_reads_the_word_and_votes_on_it() -> None:
+    from council.deliberation.extract import make_extractor
+    from council.evaluation.tasks import reasoning_gym_task
+
+    task = reasoning_gym_task("syllogism", 4, 1)
+    item = task.items[0]
+    assert item.gold in ("Yes", "No")
+    assert task.extract("The answer to the question is: no, because.", item) == "No"
+    assert task.extract("Hmm.\nYes, it follows.", item) == "Yes"
+    assert task.extract("It is unclear", item) is None
+    vote = make_extractor(task.vote_extractor)
+    assert vote("So the answer is: Yes, since all parents are lawyers.") == "Yes"
+    assert vote("no answer stated") is None

@@ -140,3 +140,13 @@ def test_an_answer_cancelled_again_and_again_still_closes_its_connection() -> No
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_sample_number_offsets_the_seed_a_seat_sends_its_own_included() -> None:
+    from council.deliberation.seats import Sampling, Style
+
+    assert Style(seed=5).applied(Sampling(seed=1, sample=3)).seed == 8  # the seat's own, + 3
+    assert Style().applied(Sampling(seed=10, sample=2)).seed == 12  # the round's, + 2
+    assert Style().applied(Sampling(seed=None, sample=2)).seed is None  # random stays random
+    assert Style(seed=2**32 - 1).applied(Sampling(sample=1)).seed == 0  # 32-bit, wrapped
+    assert Sampling(seed=4, sample=1).seed_for() == 5  # a browser seat's

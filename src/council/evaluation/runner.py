@@ -17,11 +17,11 @@ hub going away) is resumed by the same command, which skips what is stored.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from council.client import HubClient
+from council.deliberation.events import Event
 from council.deliberation.extract import tally
 from council.errors import BadRequest
 from council.evaluation.records import Answer
@@ -30,6 +30,17 @@ from council.evaluation.tasks import Item, Task
 MODES = ("synthesize", "moa", "vote")
 SELF_CONSISTENCY = "self-consistency"
 SEAT = "seat:"
+
+
+class Hub(Protocol):
+    """What the runner needs of the hub: client.py's Hub, or a test's script."""
+
+    def ask(
+        self, conversation_id: str | None, question: str, options: dict[str, Any]
+    ) -> AsyncIterator[Event]: ...
+
+    async def delete_conversation(self, conversation_id: str) -> None: ...
+
 
 Store = Callable[[Answer], None]
 Progress = Callable[[str, int, int, float | None], None]  # system, done, total, running accuracy
@@ -100,7 +111,7 @@ class Outcome:
     error: str | None = None
 
 
-async def ask_round(hub: HubClient, question: str, options: dict[str, Any]) -> Outcome:
+async def ask_round(hub: Hub, question: str, options: dict[str, Any]) -> Outcome:
     outcome = Outcome(reviews=[])
     conversation = None
     try:
@@ -133,7 +144,7 @@ class Evaluation:
 
     def __init__(
         self,
-        hub: HubClient,
+        hub: Hub,
         *,
         task: Task,
         plan: Plan,

@@ -26,12 +26,16 @@ from council.errors import BadRequest
 
 INSTRUCTION = "\n\nThink briefly, then end with one line of the form `Answer: <your answer>`."
 # "Answer: 5", "**Final answer:** 5", "The answer is 5", "answer = 5": the rest of that line
-ANSWER_LINE = re.compile(
-    r"(?:^|\b)(?:final\s+)?answer\b\**\s*(?:is|was|would\s+be)?\s*\**\s*[:=]?\s*(\S.*?)\s*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-# vote mode reads the same (regex extractor: group 1); numeric tasks vote on numbers instead
-VOTE_EXTRACTOR = "regex:" + ANSWER_LINE.pattern.replace("(?:^|\\b)", "(?im)(?:^|\\b)", 1)
+# "answer" then, within a few words, "is" / "was" / "would be" or a colon: "The answer to the
+# question is: No" gives "No", and "a helpful answer. The answer is Yes" gives "Yes".
+_STATED = r"\banswer\b[^\n:=]{0,40}?(?:\b(?:is|was|would\s+be)\b\s*[:=]?|[:=])[\s*`]*"
+ANSWER_LINE = re.compile(_STATED + r"(\S.*?)\s*$", re.IGNORECASE | re.MULTILINE)
+# vote mode reads the same (regex extractor: group 1); numeric tasks vote on numbers instead,
+# yes/no tasks on the word
+VOTE_EXTRACTOR = "regex:(?im)" + ANSWER_LINE.pattern
+BINARY = ("yes", "no", "true", "false")
+BINARY_WORD = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
+BINARY_VOTE = "regex:(?i)" + _STATED + r"(yes|no|true|false)\b"
 NUMBER = re.compile(r"^[+\-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+\-]?\.\d+$")
 MAX_SIZE = 1000
 MAX_FILE_ITEMS = 5000
@@ -60,12 +64,23 @@ class Task:
         return item.question + INSTRUCTION
 
     def extract(self, text: str | None, item: Item) -> str | None:
-        """The answer a system gave: its answer line, and a number from it where the gold
-        answer is a number (a numeric task's answer is compared as a number)."""
+        """The answer a system gave: its answer line; where the gold answer is a number, the
+        number in it; where it is yes/no (or true/false), the first such word in it, written
+        as the gold answer writes it."""
         line = answer_of(text)
         if numeric(item.gold):
             return last_number(line or "") or last_number(text or "")
+        if item.gold.strip().lower() in BINARY:
+            word = BINARY_WORD.search(line or "")
+            return _cased(word[1], item.gold) if word else None
         return line
+
+
+def _cased(word: str, like: str) -> str:
+    like = like.strip()
+    if like.isupper():
+        return word.upper()
+    return word.capitalize() if like[:1].isupper() else word.lower()
 
 
 def numeric(text: str) -> bool:
@@ -105,7 +120,11 @@ def reasoning_gym_task(name: str, size: int, seed: int) -> Task:
         except Exception:  # a scorer that chokes on a strange answer: that answer is wrong
             return 0.0
 
-    vote = "number" if items and all(numeric(item.gold) for item in items) else VOTE_EXTRACTOR
+    vote = VOTE_EXTRACTOR
+    if items and all(numeric(item.gold) for item in items):
+        vote = "number"
+    elif items and all(item.gold.strip().lower() in BINARY for item in items):
+        vote = BINARY_VOTE
     return Task(name, items, score, vote)
 
 

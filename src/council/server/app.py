@@ -39,6 +39,7 @@ from council.settings import Environment
 
 if TYPE_CHECKING:
     from council.server.devices_api import DevicesApi
+    from council.server.evals_api import EvalsApi
     from council.server.pulls_api import PullsApi
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -106,6 +107,7 @@ def create_app(
     metrics: Metrics | None = None,
     devices: DevicesApi | None = None,
     pulls: PullsApi | None = None,
+    evals: EvalsApi | None = None,
     isolated: bool | None = None,
     owner: OwnerDoor | None = None,
 ) -> Starlette:
@@ -157,6 +159,7 @@ def create_app(
         *(browser_seat_routes(api.seats, api.model_files) if api is not None else []),
         *(devices.routes() if devices is not None else []),
         *(pulls.routes() if pulls is not None else []),
+        *(evals.routes() if evals is not None else []),
         *(owner.routes() if owner is not None else []),
         Mount("/static", StaticFiles(directory=WEB), name="static"),
     ]

@@ -1,4 +1,6 @@
-"""The library side of `council eval`: build the task, find or create the run, answer, report.
+"""The library side of `council eval` (beside asking.py, which is `council ask`'s): build the
+task, find or create the run, answer through the hub, report. The evaluation package itself
+(tasks, runner, figures, records) never imports the client, so the hub's server can read runs.
 
 The hub is the one on the stick, or one started for the evaluation (like `council ask`). Every
 input is checked before a run is created, so a refused command stores nothing.
