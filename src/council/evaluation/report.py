@@ -44,12 +44,16 @@ def results(run: Run) -> dict[str, Any]:
             "extracted": answer.extracted,
             "correct": answer.correct,
             "score": answer.score,
+            "tokens": answer.tokens,
+            "wall_ms": answer.wall_ms,
+            "error": answer.details.get("error"),
         }
     return {
         "run": run.id,
         "task": run.task,
         "status": run.status,
         "created_at": run.created_at,
+        "finished_at": run.finished_at,
         "spec": run.spec,
         "results": rows,
         "bias": bias,

@@ -23,7 +23,7 @@ RESAMPLES = 2000
 class Rate:
     hits: int
     n: int
-    chance: float
+    chance: float | None  # None when no review counted
 
     @property
     def rate(self) -> float | None:
@@ -64,9 +64,9 @@ def self_preference(reviews: Sequence[Mapping[str, Any]]) -> Rate:
     return Rate(hits, len(own), _chance(own))
 
 
-def _chance(reviews: Sequence[Mapping[str, Any]]) -> float:
+def _chance(reviews: Sequence[Mapping[str, Any]]) -> float | None:
     if not reviews:
-        return 0.0
+        return None
     return sum(1 / len(r["labels"]) for r in reviews) / len(reviews)
 
 

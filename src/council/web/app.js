@@ -1,6 +1,7 @@
 // The council page: conversations on the left, the current one in the middle, the composer below.
 import { ApiError, api, streamRound } from "/static/api.js";
 import { closeDevices, openDevices, wireDevices } from "/static/devices.js";
+import { closeEvals, openEvals, wireEvals } from "/static/evals.js";
 import { $, el, humanSize } from "/static/lib/dom.js";
 import { closeModels, openModels, watchPulls, wireModels } from "/static/models.js";
 import { registerServiceWorker } from "/static/pwa.js";
@@ -429,6 +430,7 @@ async function refreshHealth() {
     $("demo-banner").textContent = health.demo_hint || "";
     $("show-devices").hidden = !health.owner; // pairing and revoking are the laptop's business
     $("show-models").hidden = !health.owner; // so is filling the stick (the LAN has no such routes)
+    $("show-evals").hidden = !health.owner; // and the evaluations (not among a guest's routes)
     if (health.owner) watchPulls();
     // A paired device is a guest: seats and defaults are the owner's (the hub refuses it too).
     document.body.classList.toggle("guest", !health.owner);
@@ -477,6 +479,7 @@ function wire() {
   $("show-seats").addEventListener("click", () => {
     closeDevices();
     closeModels({ focus: false });
+    closeEvals({ focus: false });
     $("seats-panel").hidden = false;
     closeSidebar();
     loadSeats();
@@ -484,14 +487,23 @@ function wire() {
   $("show-devices").addEventListener("click", () => {
     $("seats-panel").hidden = true;
     closeModels({ focus: false });
+    closeEvals({ focus: false });
     closeSidebar();
     openDevices();
   });
   $("show-models").addEventListener("click", () => {
     $("seats-panel").hidden = true;
     closeDevices();
+    closeEvals({ focus: false });
     closeSidebar();
     openModels();
+  });
+  $("show-evals").addEventListener("click", () => {
+    $("seats-panel").hidden = true;
+    closeDevices();
+    closeModels({ focus: false });
+    closeSidebar();
+    openEvals();
   });
   $("close-seats").addEventListener("click", () => {
     $("seats-panel").hidden = true;
@@ -500,6 +512,7 @@ function wire() {
   $("local-form").addEventListener("submit", addLocal);
   wireDevices();
   wireModels({ seat: postSeat });
+  wireEvals();
   $("menu").addEventListener("click", () =>
     document.body.classList.contains("sidebar-open") ? closeSidebar() : openSidebar(),
   );

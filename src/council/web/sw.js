@@ -21,6 +21,7 @@ const SHELL = [
   "/static/round.js",
   "/static/devices.js",
   "/static/models.js",
+  "/static/evals.js",
   "/static/pwa.js",
   "/static/icon.svg",
   "/static/manifest.webmanifest",
