@@ -26,6 +26,7 @@ def test_the_database_is_durable_and_migrated_once(db: sqlite3.Connection) -> No
         "m003_devices",
         "m004_model_digests",
         "m005_conversation_devices",
+        "m006_evaluations",
     ]
     assert migrate(db) == []
 
