@@ -144,6 +144,35 @@ class FakeHub:
             return self.faults.pause.pop(name, None)
 
 
+def pull_killed_past_a_checkpoint(
+    command: list[str], env: dict[str, str], downloads: Path, timeout: float = 60
+) -> None:
+    """Run a pull and SIGKILL it once its state file says a checkpoint is on the stick (the
+    partial's size alone says nothing: checkpoints are synced in the background)."""
+    import os
+    import signal
+    import subprocess
+
+    from council.pull.download import read_state
+
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            states = [read_state(path) for path in downloads.glob("*.json")]
+            if any(state is not None and state.checkpoint > 0 for state in states):
+                os.kill(process.pid, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+        raise AssertionError("the pull never reached its first checkpoint")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
 @contextmanager
 def running_hub(**options: Any) -> Iterator[FakeHub]:
     hub = FakeHub(**options).start()

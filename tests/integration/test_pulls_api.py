@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ import pytest
 from council.models.demo import write_demo_model
 from council.models.starter import starter_model
 from council.pull.download import CHECKPOINT
-from tests.fake_hf import FakeHub, running_hub
+from tests.fake_hf import FakeHub, pull_killed_past_a_checkpoint, running_hub
 from tests.hubs import HubProcess
 
 StartHub = Callable[..., HubProcess]
@@ -103,22 +100,8 @@ def test_the_hub_finishes_a_pull_it_finds_half_done_when_it_starts(
 ) -> None:
     fake_hub.faults.throttle = 25_000_000
     env = {**os.environ, "HF_ENDPOINT": fake_hub.url}
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "council", "models", "pull", REPO],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            parts = list(isolated_data.downloads.glob("*.part"))
-            if parts and parts[0].stat().st_size > CHECKPOINT + 4_000_000:
-                break
-            time.sleep(0.05)
-        os.kill(cli.pid, signal.SIGKILL)
-    finally:
-        cli.wait(timeout=10)
+    command = [sys.executable, "-m", "council", "models", "pull", REPO]
+    pull_killed_past_a_checkpoint(command, env, isolated_data.downloads)
     fake_hub.faults.throttle = None
 
     hub = start_hub()

@@ -200,17 +200,11 @@ def fetch_candidate(
     target = target_folder(folder, repo.repo)
     places = [target / PurePosixPath(item.path).name for item in candidate.files]
     model = places[0].relative_to(folder.models).as_posix()
+    files = tuple(p.relative_to(folder.models).as_posix() for p in places)
     if all(_already(place, item) for place, item in zip(places, candidate.files, strict=True)):
+        digests = tuple(item.sha256 or "" for item in candidate.files)
         return PullResult(
-            repo.repo,
-            repo.commit,
-            model,
-            tuple(p.relative_to(folder.models).as_posix() for p in places),
-            candidate.size,
-            tuple(item.sha256 or "" for item in candidate.files),
-            0,
-            0.0,
-            True,
+            repo.repo, repo.commit, model, files, candidate.size, digests, 0, 0.0, True
         )
     if clash := [p.name for p in places if p.exists()]:
         raise Conflict(
@@ -254,7 +248,7 @@ def fetch_candidate(
         repo.repo,
         repo.commit,
         model,
-        tuple(p.relative_to(folder.models).as_posix() for p in places),
+        files,
         candidate.size,
         tuple(got.sha256 for got in fetched),
         sum(got.resumed_from for got in fetched),
