@@ -1,0 +1,84 @@
+"""What every `council` command shares: the common options, the error boundary, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from council.errors import CouncilError
+from council.settings import (
+    RoundDefaults,
+    ranges,
+)
+
+MAX_TOKENS = ranges(RoundDefaults)["max_tokens"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+data_option = click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Data folder (default: $COUNCIL_DATA, else council-data/ beside council).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+llama_server_option = click.option(
+    "--llama-server",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Use this llama-server binary (default: $COUNCIL_LLAMA_SERVER, the data folder, "
+    "the project build, then PATH).",
+)
+
+
+def reports_errors(function: F) -> F:
+    """Turn council's own errors into one clear line and exit status 1."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except CouncilError as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:  # a damaged or full store found after it was opened
+            from council.store.db import store_error
+
+            raise click.ClickException(str(store_error(exc))) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def prepared_folder(data: Path | None) -> Any:
+    from council.datafolder import resolve_data_folder
+
+    folder = resolve_data_folder(data)
+    folder.prepare()
+    return folder
+
+
+def size_text(n: int) -> str:
+    from council.units import human_size
+
+    return human_size(n)
+
+
+def say(line: str) -> None:
+    click.echo(line)
+
+
+def say_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def write(text: str) -> None:
+    click.echo(text, nl=False)
+
+
+def print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2))
