@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from council.datafolder import DataFolder, running_hub
 from council.deliberation.events import Event
-from council.errors import HubUnreachable, error_for_status
+from council.errors import HubNotRunning, HubUnreachable, error_for_status
 from council.security.owner import read_token
 
 
@@ -76,6 +77,39 @@ class HubClient:
         result: dict[str, Any] = response.json()
         return result
 
+    async def status(self) -> dict[str, Any]:
+        """`/api/status`: what `council status` shows."""
+        response = await self._request("GET", "/api/status")
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def health(self) -> dict[str, Any]:
+        response = await self._request("GET", "/api/health")
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def add_seat(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._request("POST", "/api/seats", json=body)
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def change_seat(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._request("PATCH", f"/api/seats/{quote(name, safe='')}", json=body)
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def remove_seat(self, name: str) -> None:
+        await self._request("DELETE", f"/api/seats/{quote(name, safe='')}")
+
+    async def restart_seat(self, name: str) -> dict[str, Any]:
+        path = f"/api/seats/{quote(name, safe='')}/restart"
+        response = await self._request("POST", path)
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def stop_round(self, message_id: str) -> None:
+        await self._request("POST", f"/api/messages/{quote(message_id, safe='')}/stop")
+
     async def login_link(self) -> str:
         """A one-time link that logs a browser in as the owner."""
         response = await self._request("POST", "/api/login-links")
@@ -116,22 +150,37 @@ def _raise_for(status: int, body: bytes) -> None:
     raise error_for_status(status)(message)
 
 
-async def login_link(folder: DataFolder) -> str:
-    """`council login`: a fresh login link from the hub serving `folder` (it must run: the
-    link is for its page)."""
+def not_running(folder: DataFolder) -> str:
+    return f"council is not running on {folder.root}: start it with `./council up`"
+
+
+@asynccontextmanager
+async def running_client(folder: DataFolder) -> AsyncIterator[HubClient]:
+    """A client for the hub serving `folder`; `HubNotRunning` when none does (for the commands
+    that are about the running hub: status, stop, restarting a seat, a login link)."""
     record = running_hub(folder)
     if not record or not isinstance(record.get("url"), str):
-        raise HubUnreachable("no hub is serving this data folder: start it with `council up`")
+        raise HubNotRunning(not_running(folder))
     client = HubClient(str(record["url"]), read_token(folder))
     try:
-        return await client.login_link()
+        yield client
     finally:
         await client.close()
 
 
+async def login_link(folder: DataFolder) -> str:
+    """`council login`: a fresh login link from the hub serving `folder` (it must run: the
+    link is for its page)."""
+    async with running_client(folder) as client:
+        return await client.login_link()
+
+
 @asynccontextmanager
-async def hub_for(folder: DataFolder, llama_server: Path | None = None) -> AsyncIterator[HubClient]:
-    """A client for the hub serving `folder`, starting one for the duration if none runs."""
+async def hub_for(
+    folder: DataFolder, llama_server: Path | None = None, *, handle_signals: bool = True
+) -> AsyncIterator[HubClient]:
+    """A client for the hub serving `folder`, starting one for the duration if none runs
+    (`handle_signals`: whether Ctrl-C stops that hub; off when the caller handles it)."""
     record = running_hub(folder)
     if record and isinstance(record.get("url"), str):
         client = HubClient(str(record["url"]), read_token(folder))
@@ -149,6 +198,7 @@ async def hub_for(folder: DataFolder, llama_server: Path | None = None) -> Async
             llama_server=llama_server,
             open_browser=False,
             terminal_log=False,
+            handle_signals=handle_signals,
         ),
         say=lambda line: None,
     )

@@ -16,6 +16,7 @@
     ├── ModelSourceError         502 Hugging Face (or its mirror) failed, refused or is unreachable
     ├── PortInUse                500 an explicitly requested port is taken
     ├── HubUnreachable           502 the CLI lost (or never had) its connection to the hub
+    │   └── HubNotRunning        503 no hub serves this data folder (the CLI exits 3)
     ├── BadRequest               400 a request the council cannot run as given
     │   ├── PayloadTooLarge      413 a request body over its limit
     │   ├── HeadersTooLarge      431 a request line and headers over their limit
@@ -46,6 +47,7 @@ class CouncilError(Exception):
     status: ClassVar[int] = 500
     kind: ClassVar[str] = "server_error"  # OpenAI's error `type`
     code: ClassVar[str | None] = None  # OpenAI's error `code`
+    exit_code: ClassVar[int] = 1  # the CLI's exit status
 
 
 class DataFolderError(CouncilError):
@@ -107,6 +109,14 @@ class PortInUse(CouncilError):
 
 class HubUnreachable(CouncilError):
     status = 502
+
+
+class HubNotRunning(HubUnreachable):
+    """A command that needs the running hub found none; the CLI exits 3 (as `systemctl
+    is-active` does for a unit that is not running), so a script can tell it from a failure."""
+
+    status = 503
+    exit_code = 3
 
 
 class BadRequest(CouncilError):

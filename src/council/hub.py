@@ -79,6 +79,9 @@ class UpOptions:
     # Only the laptop's owner passes the localhost listener (security/owner.py); off, every
     # account on the laptop can use the hub.
     owner_auth: bool = True
+    # SIGINT and SIGTERM stop the hub. Off for a hub a command runs inside its own loop that
+    # handles Ctrl-C itself (`council chat`: Ctrl-C stops a round, not the hub).
+    handle_signals: bool = True
 
 
 class Hub:
@@ -170,7 +173,7 @@ class Hub:
 
     async def main_loop(self, ready: Ready) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM) if self.options.handle_signals else ():
             try:
                 loop.add_signal_handler(sig, self.request_shutdown)
             except NotImplementedError:  # Windows: no loop signal handlers

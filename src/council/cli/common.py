@@ -38,14 +38,17 @@ llama_server_option = click.option(
 
 
 def reports_errors(function: F) -> F:
-    """Turn council's own errors into one clear line and exit status 1."""
+    """Turn council's own errors into one clear line and the error's exit status (1; 3 when
+    the command needs a running hub and none is)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except CouncilError as exc:
-            raise click.ClickException(str(exc)) from None
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
         except sqlite3.Error as exc:  # a damaged or full store found after it was opened
             from council.store.db import store_error
 
