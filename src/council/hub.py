@@ -42,6 +42,7 @@ from council.settings import DEFAULT_LAN_PORT, Environment, Settings
 from council.store import conversations
 from council.store import db as store
 from council.store.access import Store
+from council.timestamps import stamp
 from council.wiring import Ready
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from council.wiring import Services
 
 log = logging.getLogger("council")
+SAID = "said"  # a log record's attribute: the line was printed for the person already
 # A seat's row in /api/health, with the value a row that lacks the key gets.
 HEALTH_ROW: dict[str, object] = {
     "name": None,
@@ -87,7 +89,7 @@ class UpOptions:
 class Hub:
     def __init__(self, options: UpOptions, say: Callable[[str], None] = print) -> None:
         self.options = options
-        self.say = say
+        self._say_to = say
         self.ready: Ready | None = None
         self.services: Services | None = None  # once wire() has run
         self.url = ""
@@ -95,6 +97,16 @@ class Hub:
         self._serving = asyncio.Event()
         self._lock: HubLock | None = None
         self._background: list[asyncio.Task[None]] = []
+        self.started_at = ""  # when startup() began, for `council status`
+        self.started = 0.0
+
+    def say(self, line: str, *, secret: bool = False) -> None:
+        """A line for the person who started the hub, and for logs/council.log (where
+        `council logs` and a detached hub's owner read it), not twice on the terminal. A
+        `secret` line (the one-time login link) is never written to the log."""
+        self._say_to(line)
+        if line.strip() and not secret:
+            log.info("%s", line.strip(), extra={SAID: True})
 
     def health(self) -> dict[str, object]:
         """`/api/health`: the engines' overall status and every seat's state. Paired devices
@@ -145,6 +157,8 @@ class Hub:
         folder.prepare()
         self._lock = HubLock(folder)
         left_behind = self._lock.acquire()
+        self.started_at, self.started = stamp(), time.monotonic()
+        self._lock.record(started_at=self.started_at, version=__version__)
         db = None
         try:
             configure_logging(folder.logs, terminal=self.options.terminal_log)
@@ -217,8 +231,26 @@ class Hub:
         from council.server.guard import local_hosts
         from council.server.listeners import uvicorn_server
         from council.server.pulls_api import PullsApi
+        from council.server.status_api import HubFacts, StatusApi
 
         host, port = ready.listener.getsockname()[:2]
+        facts = HubFacts(
+            self.started_at,
+            self.started,
+            str(ready.folder.root),
+            lambda: self.url,
+            lambda: ready.lan.url if ready.lan else None,
+            self.health,
+        )
+        sessions = services.sessions
+        status = StatusApi(
+            facts,
+            ready.db,
+            seats=services.seats,
+            council=services.council,
+            pulls=services.pulls,
+            open_requests=sessions.counts if sessions else dict,
+        )
         door = await self._owner_door(ready, port)
         local_app = create_app(
             self,
@@ -229,6 +261,7 @@ class Hub:
             devices=services.devices,
             pulls=PullsApi(services.pulls),
             evals=EvalsApi(ready.db),
+            status=status,
             isolated=ready.settings.seat_isolation,
             owner=door,
         )
@@ -242,7 +275,7 @@ class Hub:
         page = self.url
         if door is not None:
             page = f"{self.url}/login#code={door.access.login_code()}"
-            self.say(f"log in to the page (a one-time link): {page}")
+            self.say(f"log in to the page (a one-time link): {page}", secret=True)
         if ready.lan is not None:
             servers.append(self._serve_lan(ready, services))
         self._serving.set()
@@ -380,7 +413,9 @@ def configure_logging(logs: Path, *, terminal: bool = True) -> None:
         )
     ]
     if terminal:
-        handlers.append(logging.StreamHandler(sys.stderr))
+        stream = logging.StreamHandler(sys.stderr)
+        stream.addFilter(lambda record: not getattr(record, SAID, False))  # printed already
+        handlers.append(stream)
     for handler in handlers:
         handler.setFormatter(formatter)
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()

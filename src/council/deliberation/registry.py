@@ -219,14 +219,69 @@ class SeatRegistry(Mapping[str, Seat]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def remove_local(self, name: str) -> None:
-        if self.kind(name) is not SeatKind.LOCAL:
-            raise NotFound(f"no local seat {name!r}")
+        """Remove a local seat, enabled (its engine stops unless another seat shares it) or
+        disabled (only its entry in config.toml goes)."""
         config = self._config()
+        if self.kind(name) is not SeatKind.LOCAL and name not in self._disabled(config):
+            raise NotFound(f"no local seat {name!r}")
         config = replace(config, seats=tuple(s for s in config.seats if s.name != name))
         save_config(self.folder, config)
-        self._remove(name)
-        await self.fleet.remove(name)
+        if self.kind(name) is SeatKind.LOCAL:
+            self._remove(name)
+            await self.fleet.remove(name)
         self._on_config(config)
+
+    def _disabled(self, config: HubConfig) -> dict[str, SeatConfig]:
+        return {seat.name: seat for seat in config.seats if not seat.enabled}
+
+    def is_local(self, name: str) -> bool:
+        """A local seat, seated now or disabled in config.toml."""
+        return self.kind(name) is SeatKind.LOCAL or name in self._disabled(self._config())
+
+    def disabled(self) -> list[dict[str, Any]]:
+        """The local seats config.toml keeps switched off: not in the council, no engine."""
+        return [
+            {"name": seat.name, "kind": SeatKind.LOCAL.value, "model": seat.model}
+            | {"state": "disabled", "enabled": False}
+            for seat in self._disabled(self._config()).values()
+        ]
+
+    async def set_local_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        """Switch a local seat on (planned, its memory checked, its engine started) or off (its
+        engine stopped, its entry kept in config.toml with `enabled = false`)."""
+        config = self._config()
+        seat = next((s for s in config.seats if s.name == name), None)
+        if seat is None:
+            raise NotFound(f"no local seat {name!r}")
+        answer = {"name": name, "kind": SeatKind.LOCAL.value, "enabled": enabled}
+        if seat.enabled is enabled:
+            return answer
+        seats = tuple(replace(s, enabled=enabled) if s.name == name else s for s in config.seats)
+        config = replace(config, seats=seats)
+        if enabled:
+            if name in self._entries:
+                raise BadRequest(f"there is already a seat called {name!r}")
+            planned = next(
+                p for p in plan_seats(self.folder, config.enabled_seats) if p.config.name == name
+            )
+            check_fits(estimates([planned]))
+            save_config(self.folder, config)
+            self.fleet.add(planned)
+            self._add(name, self._local_entry(planned))
+        else:
+            save_config(self.folder, config)
+            self._remove(name)
+            await self.fleet.remove(name)
+        self._on_config(config)
+        return answer
+
+    async def restart(self, name: str) -> dict[str, Any]:
+        """Start a local seat's engine afresh; seats sharing the engine restart with it."""
+        if self.kind(name) is not SeatKind.LOCAL:
+            if name in self:
+                raise BadRequest(f"{name} is a {self.kind(name)} seat: it has no engine here")
+            raise NotFound(f"no local seat {name!r}")
+        return {"name": name, "seats": await self.fleet.restart(name)}
 
     # --- remote seats -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +37,11 @@ class RunHandle:
     message_id: str
     task: asyncio.Task[None]
     queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    # What `council status` shows of a round that is running.
+    mode: str = ""
+    seats: tuple[str, ...] = ()
+    device_id: str | None = None
+    started: float = field(default_factory=time.monotonic)
 
     async def events(self) -> AsyncGenerator[Event, None]:
         """The round's events until it ends; closing this iterator early stops the round."""
@@ -125,7 +131,15 @@ class CouncilService:
             emit=queue.put_nowait,
         )
         task = asyncio.create_task(self._run(round_, queue), name=f"round:{message_id}")
-        handle = RunHandle(conversation_id, message_id, task, queue)
+        handle = RunHandle(
+            conversation_id,
+            message_id,
+            task,
+            queue,
+            mode=options.mode.value,
+            seats=tuple(options.seats),
+            device_id=device_id,
+        )
         self.running[message_id] = handle
         task.add_done_callback(lambda _: self.running.pop(message_id, None))
         return handle

@@ -14,6 +14,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import httpx
+
 from council.config import SeatConfig
 from council.datafolder import DataFolder
 from council.engine.binary import EngineBinary
@@ -23,6 +25,7 @@ from council.engine.process import (
     EngineSpec,
     EventSink,
     SeatState,
+    engine_headers,
     loopback_client,
 )
 from council.errors import SeatError
@@ -274,6 +277,23 @@ class Fleet:
         if engine.task is not None:
             await settled(engine.task)
 
+    async def restart(self, name: str) -> list[str]:
+        """Stop the engine of local seat `name` and start a new process in its place (its
+        crash count cleared); return the seats that share it, which restart with it."""
+        seat = self._seats.get(name)
+        if seat is None:
+            raise SeatError(f"{name} is not a seat")
+        engine = seat.engine
+        if engine is None or engine.process is None:
+            raise SeatError(seat.missing or f"{name} has no engine")
+        await engine.process.stop()
+        if engine.task is not None:
+            await settled(engine.task)
+        engine.process = engine.process.fresh()
+        if self._started:
+            self._supervise(engine)
+        return list(engine.seats)
+
     def _supervise(self, engine: _Engine) -> None:
         assert engine.process is not None  # noqa: S101 - set by _engine_for
         name = f"engine:{engine.process.spec.name}"
@@ -318,6 +338,44 @@ class Fleet:
             "restarts": engine.restarts if engine else 0,
             "engine": engine.spec.name if engine else None,  # seats sharing one name one engine
         }
+
+    def engine_facts(self, name: str) -> dict[str, object]:
+        """Where a local seat's engine runs now: its process id and port (None while none
+        runs), the seat's own slots, and the engine's, which seats sharing it share."""
+        seat = self._seats[name]
+        engine = seat.engine
+        process = engine.process if engine else None
+        running = process is not None and process.state in {SeatState.STARTING, SeatState.HEALTHY}
+        return {
+            "engine_pid": process.pid if running and process else None,
+            "engine_port": process.port if running and process else None,
+            "slots": seat.planned.config.slots,
+            "engine_slots": engine.capacity if engine else 0,
+        }
+
+    async def busy_slots(self) -> dict[str, int | None]:
+        """How many of each healthy engine's slots are answering now, by engine name, from
+        llama-server's own `/slots` (None where it does not say within a second)."""
+
+        async def busy(process: EngineProcess) -> int | None:
+            try:
+                response = await self.client.get(
+                    f"{process.base_url}/slots",
+                    headers=engine_headers(process.api_key, stream=False),
+                    timeout=1.0,
+                )
+                response.raise_for_status()
+                return sum(1 for slot in response.json() if slot.get("is_processing"))
+            except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+                return None
+
+        healthy = {
+            name: process
+            for name, process in self.engines.items()
+            if process.state is SeatState.HEALTHY
+        }
+        counts = await asyncio.gather(*(busy(process) for process in healthy.values()))
+        return dict(zip(healthy, counts, strict=True))
 
     def target(self, name: str) -> Endpoint:
         """Where seat `name` answers now; `SeatError` says why it cannot."""

@@ -115,6 +115,11 @@ class EngineProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def fresh(self) -> EngineProcess:
+        """A new, unstarted process of the same seat: what a restart runs (a new key, a new
+        port, no crash history)."""
+        return EngineProcess(self.spec, self._on_event)
+
     async def wait_settled(self) -> None:
         """Return once the first start has ended healthy or failed."""
         await self._settled.wait()

@@ -224,8 +224,10 @@ class Api:
 
     async def list_seats(self, request: Request) -> Response:
         """Every seat: kind, model, size, quantization, context, state, last answer's tokens/s
-        (never a token)."""
-        return JSONResponse({"seats": await self._seats(request)})
+        (never a token); `disabled`: the local seats config.toml keeps switched off (the
+        owner's view only)."""
+        disabled = self.ctx.seats.disabled() if device_id(request) is None else []
+        return JSONResponse({"seats": await self._seats(request), "disabled": disabled})
 
     async def _seats(self, request: Request) -> list[dict[str, Any]]:
         """The seats the caller's rounds may use: a device does not see another's tabs."""
@@ -262,14 +264,33 @@ class Api:
 
     @bodies.accepts(bodies.SEAT_CHANGE)
     async def update_seat(self, request: Request) -> Response:
-        """Change a remote seat's URL, model, token, context size or `enabled`."""
+        """Change a remote seat's URL, model, token, context size or `enabled`; switch a local
+        seat on or off (`{"enabled": false}`: its engine stops, config.toml keeps it)."""
         name = request.path_params["name"]
-        return JSONResponse(self.ctx.seats.update_remote(name, await read_json(request)))
+        body = await read_json(request)
+        seats = self.ctx.seats
+        if not seats.is_local(name):
+            return JSONResponse(seats.update_remote(name, body))
+        changed = sorted(set(body) - {"enabled", "name", "kind", "has_token"})
+        if changed or body.get("name", name) != name:
+            raise BadRequest(
+                f"{name} is a local seat: only 'enabled' changes here; its model and options "
+                "live in config.toml"
+            )
+        if "enabled" not in body:
+            raise BadRequest("'enabled' is required")
+        return JSONResponse(await seats.set_local_enabled(name, bool(body["enabled"])))
+
+    async def restart_seat(self, request: Request) -> Response:
+        """Start a local seat's engine afresh (seats that share the engine restart with it);
+        202: the engine is starting, `/api/seats/{name}` says when it is healthy."""
+        restarted = await self.ctx.seats.restart(request.path_params["name"])
+        return JSONResponse(restarted, status_code=202)
 
     async def remove_seat(self, request: Request) -> Response:
         """Remove a seat (a local seat's engine is stopped; its model file stays)."""
         name = request.path_params["name"]
-        if self.ctx.seats.kind(name) is SeatKind.LOCAL:
+        if self.ctx.seats.is_local(name):
             await self.ctx.seats.remove_local(name)
         else:
             self.ctx.seats.remove_remote(name)
@@ -355,6 +376,7 @@ class Api:
             Route("/api/seats/{name}", self.get_seat, methods=["GET"]),
             Route("/api/seats/{name}", self.update_seat, methods=["PATCH"]),
             Route("/api/seats/{name}", self.remove_seat, methods=["DELETE"]),
+            Route("/api/seats/{name}/restart", self.restart_seat, methods=["POST"]),
             Route("/api/models", self.list_models, methods=["GET"]),
             Route("/api/council/defaults", self.get_defaults, methods=["GET"]),
             Route("/api/council/defaults", self.put_defaults, methods=["PUT"]),

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from council.server.devices_api import DevicesApi
     from council.server.evals_api import EvalsApi
     from council.server.pulls_api import PullsApi
+    from council.server.status_api import StatusApi
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 SECURITY_HEADERS = [
@@ -108,6 +109,7 @@ def create_app(
     devices: DevicesApi | None = None,
     pulls: PullsApi | None = None,
     evals: EvalsApi | None = None,
+    status: StatusApi | None = None,
     isolated: bool | None = None,
     owner: OwnerDoor | None = None,
 ) -> Starlette:
@@ -160,6 +162,7 @@ def create_app(
         *(devices.routes() if devices is not None else []),
         *(pulls.routes() if pulls is not None else []),
         *(evals.routes() if evals is not None else []),
+        *(status.routes() if status is not None else []),
         *(owner.routes() if owner is not None else []),
         Mount("/static", StaticFiles(directory=WEB), name="static"),
     ]
