@@ -20,6 +20,11 @@ from council.security import pairing
 from council.security.tls import lan_addresses, load_or_create_ca, local_hostname
 from council.settings import DEFAULT_LAN_PORT
 
+NOT_SERVING_PHONES = (
+    "the hub is not serving phones (start it with `./council up --lan`): "
+    "this link works once it does"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PairingInvite:
@@ -28,6 +33,8 @@ class PairingInvite:
     fingerprint: str
     expires_at: str
     comparison: str | None
+    # Said to the person beside the code (never in to_dict): why the link may not work yet.
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,11 +45,19 @@ class PairingInvite:
         }
 
 
+def serving_phones(folder: DataFolder) -> str | None:
+    """The LAN URL of the hub serving this data folder to phones; None when no hub runs, or
+    one runs without --lan."""
+    record = running_hub(folder) or {}
+    lan_url = record.get("lan_url")
+    return lan_url if isinstance(lan_url, str) else None
+
+
 def lan_base_url(folder: DataFolder) -> str:
     """Where phones reach the hub: the running hub's LAN address, else this laptop's first."""
-    record = running_hub(folder) or {}
-    if isinstance(record.get("lan_url"), str):
-        return str(record["lan_url"])
+    served = serving_phones(folder)
+    if served is not None:
+        return served
     addresses = lan_addresses()
     host = addresses[0] if addresses else local_hostname()
     if ":" in host:
@@ -60,13 +75,17 @@ def invite(
     base_url: str | None = None,
 ) -> PairingInvite:
     """A fresh pairing code and the URL a phone opens; `base_url` (the hub's own LAN URL, when
-    the caller knows it) wins over `lan_base_url`."""
+    the caller knows it) wins over `lan_base_url`. The code is made even when no hub serves
+    phones (it stays valid for its TTL, and a hub started with --lan in time takes it); the
+    invite's `warning` says so."""
+    served = base_url or serving_phones(folder)
     ca = load_or_create_ca(folder.tls)
     minted = pairing.mint_code(db, name=name, ttl=timedelta(seconds=ttl), confirm=confirm)
     fingerprint = ca.fingerprint.replace(":", "").lower()
-    url = f"{base_url or lan_base_url(folder)}/pair#code={minted.code}&fp={fingerprint}"
+    url = f"{served or lan_base_url(folder)}/pair#code={minted.code}&fp={fingerprint}"
     comparison = minted.comparison if confirm else None
-    return PairingInvite(url, minted.code, fingerprint, minted.expires_at, comparison)
+    warning = None if served else NOT_SERVING_PHONES
+    return PairingInvite(url, minted.code, fingerprint, minted.expires_at, comparison, warning)
 
 
 def qr_text(url: str) -> str:

@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from council.config import HubConfig, SeatConfig, save_config
 from council.datafolder import DataFolder
+from council.defaults import demo_seats
 from council.models.demo import write_demo_model
 from council.settings import RoundDefaults
 from tests.browser.conftest import new_page, screenshot
@@ -273,6 +274,42 @@ def test_on_a_phone_the_seats_are_tabs_and_the_sidebar_a_drawer(
         expect(page.locator("#sidebar")).to_be_in_viewport()
         expect(page.locator(".conversation-title").first).to_have_text("Small screen?")
         screenshot(page, "sidebar-phone")
+
+
+def test_on_a_phone_the_seats_panel_shows_a_failed_seats_whole_reason(
+    start_hub: StartHub, browser: Browser, isolated_data: DataFolder
+) -> None:
+    missing = "nowhere/a-model-that-was-deleted-from-the-stick-long-ago.gguf"
+    save_config(isolated_data, HubConfig(seats=(*demo_seats(), SeatConfig("lost", missing))))
+    hub = start_hub()
+    hub.wait_for(lambda health: "starting" not in {seat["state"] for seat in health["seats"]})
+    with new_page(
+        browser,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    ) as page:
+        page.goto(hub.url)
+        page.locator("#menu").click()
+        page.locator("#show-seats").click()
+        row = page.locator('#seats-table tr[data-seat="lost"]')
+        expect(row).to_have_attribute("data-state", "failed")
+        reason = row.locator(".reason")
+        expected = f"model file not found: models/{missing}"
+        expect(reason).to_have_text(expected)
+        assert reason.inner_text() == expected
+        seen = reason.evaluate(
+            """(node) => {
+                const box = node.getBoundingClientRect();
+                return {scroll: node.scrollWidth, client: node.clientWidth, left: box.left,
+                        right: box.right, width: document.documentElement.clientWidth};
+            }"""
+        )
+        assert seen["scroll"] <= seen["client"], seen  # wrapped, not cut
+        assert seen["left"] >= 0, seen  # on the screen, not off the side of a wide table
+        assert seen["right"] <= seen["width"], seen
+        screenshot(page, "seats-phone")
 
 
 def test_the_seats_panel_lists_seats_and_adds_and_removes_a_remote_one(

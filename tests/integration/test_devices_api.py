@@ -135,13 +135,18 @@ def test_unknown_devices_and_claims_are_404_json(hub: Hub) -> None:
         ("PATCH", "/api/devices/ffff0000"),
         ("DELETE", "/api/devices/ffff0000"),
         ("DELETE", "/api/devices/nope"),
-        ("DELETE", "/api/devices/ab"),
         ("POST", "/api/pairings/123456/confirm"),
         ("POST", "/api/pairings/123456/reject"),
     ):
         response = hub.client.request(method, path, json={"name": "x"})
         assert response.status_code == 404, path
         assert response.json()["error"]["status"] == 404
+    short = hub.client.delete("/api/devices/ab")  # too short to stand for one device
+    assert short.status_code == 400
+    assert (
+        short.json()["error"]["message"]
+        == "'ab' is too short: give at least 4 characters of the id"
+    )
     assert hub.revoked == []
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from council.datafolder import DataFolder
+from council.datafolder import DataFolder, running_hub
 from council.security import pairing
 from council.security.tls import load_or_create_ca
 from council.store.db import connect
+from tests.hubs import HubProcess, free_port
 from tests.hubs import run_council as council
 
 
@@ -62,3 +65,45 @@ def test_devices_can_be_listed_renamed_and_revoked_from_the_terminal(
     assert unknown.stderr.startswith("Error: ")
     assert len(unknown.stderr.strip().splitlines()) == 1
     assert paired.token.encode() not in isolated_data.database.read_bytes()
+
+
+NOT_SERVING = (
+    "warning: the hub is not serving phones (start it with `./council up --lan`): "
+    "this link works once it does"
+)
+
+
+def test_pair_warns_when_no_hub_serves_phones_and_still_makes_the_code(
+    isolated_data: DataFolder, start_hub: Callable[..., HubProcess]
+) -> None:
+    alone = council("pair", "--json")  # no hub at all
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stderr.strip() == NOT_SERVING
+    code = json.loads(alone.stdout)["code"]
+    db = connect(isolated_data.database)
+    try:
+        assert pairing.exchange(db, code, "Pixel", "192.168.1.23").token is not None  # valid
+    finally:
+        db.close()
+    human = council("pair")
+    assert human.returncode == 0
+    assert "/pair#code=" in human.stdout
+    assert human.stderr.strip() == NOT_SERVING
+
+    local_only = start_hub()  # serving this laptop, not the LAN
+    local_only.wait_serving()
+    without_lan = council("pair", "--json")
+    assert without_lan.returncode == 0, without_lan.stderr
+    assert without_lan.stderr.strip() == NOT_SERVING
+    local_only.stop()
+
+    port = free_port()
+    start_hub(None, "--lan", "--lan-host", "127.0.0.1", "--lan-port", str(port))
+    deadline = time.monotonic() + 60
+    while "lan_url" not in (running_hub(isolated_data) or {}):
+        assert time.monotonic() < deadline, "the hub never recorded its LAN URL"
+        time.sleep(0.1)
+    served = council("pair", "--json")
+    assert served.returncode == 0, served.stderr
+    assert "warning" not in served.stderr
+    assert json.loads(served.stdout)["url"].startswith(f"https://127.0.0.1:{port}/pair#code=")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from council.errors import NotFound
+from council.errors import BadRequest, NotFound
 from council.store import conversations as store
 from council.store.db import connect, migrate
 from council.types import MessageStatus, OutputStatus, Stage, StageOutput
@@ -61,7 +61,7 @@ def test_a_conversation_id_prefix_must_be_unique(db: sqlite3.Connection) -> None
     assert store.resolve_id(db, conversation[:6]) == conversation
     with pytest.raises(NotFound):
         store.resolve_id(db, "zzzz")
-    with pytest.raises(NotFound):
+    with pytest.raises(BadRequest, match="too short: give at least 4 characters of the id"):
         store.resolve_id(db, conversation[:3])  # too short to be safe
 
 

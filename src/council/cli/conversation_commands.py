@@ -88,7 +88,9 @@ def history(data: Path | None, search: str | None, as_json: bool) -> None:
     if as_json:
         print_json(found)
         return
-    if not found:
+    if not found and search:
+        click.echo(f"no conversations match {search!r}")
+    elif not found:
         click.echo('no conversations yet: ask one with `council ask "..."`')
     for item in found:
         click.echo(

@@ -13,6 +13,7 @@ from council.cli.common import (
     prepared_folder,
     print_json,
     reports_errors,
+    say_err,
 )
 from council.settings import PAIRING_TTL, PAIRING_TTL_DEFAULT
 
@@ -46,6 +47,8 @@ def pair(data: Path | None, name: str | None, ttl: int, confirm: bool, as_json: 
         made = invite(db, folder, name=name, ttl=ttl, confirm=confirm)
         if as_json:
             print_json(made.to_dict())
+            if made.warning:
+                say_err(f"warning: {made.warning}")
             return
         click.echo(qr_text(made.url))
         click.echo(f"Scan with the phone's camera, or open:\n  {made.url}")
@@ -53,6 +56,8 @@ def pair(data: Path | None, name: str | None, ttl: int, confirm: bool, as_json: 
             f"The code works once, until {made.expires_at}. CA fingerprint (SHA-256): "
             f"{made.fingerprint}"
         )
+        if made.warning:  # last, where it stays in sight under the QR code
+            say_err(f"warning: {made.warning}")
         if made.comparison is None:
             return
         click.echo(f"Waiting for the phone; it will show {made.comparison}.")

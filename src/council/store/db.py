@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from council.errors import NotFound, StickFull, StickReadOnly, StoreError
+from council.errors import BadRequest, NotFound, StickFull, StickReadOnly, StoreError
 from council.timestamps import SQL_NOW, stamp
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -311,12 +311,22 @@ def migrate(db: sqlite3.Connection) -> list[str]:
     return applied
 
 
+# The fewest characters of an id the CLI takes for it: fewer would often match several ids, or
+# the wrong one once more are stored.
+MIN_PREFIX = 4
+
+
 def resolve_prefix(db: sqlite3.Connection, table: str, prefix: str, what: str) -> str:
-    """A full hex id in `table` from a unique prefix of at least four characters (the CLI
-    accepts the first few characters of conversation and device ids)."""
+    """A full hex id in `table` from itself or a unique prefix of at least `MIN_PREFIX`
+    characters (the CLI accepts the first few characters of conversation and device ids); a
+    shorter one is a `BadRequest` that says so."""
     if table not in {"conversations", "devices"}:
         raise ValueError(f"ids are not resolved in {table}")
-    if len(prefix) < 4 or not all(ch in "0123456789abcdef" for ch in prefix):
+    if len(prefix) < MIN_PREFIX:
+        raise BadRequest(
+            f"{prefix!r} is too short: give at least {MIN_PREFIX} characters of the id"
+        )
+    if not all(ch in "0123456789abcdef" for ch in prefix):
         raise NotFound(f"no {what} {prefix!r}")
     rows = db.execute(
         f"SELECT id FROM {table} WHERE id >= ? AND id < ? LIMIT 2",  # noqa: S608 - fixed names

@@ -294,21 +294,35 @@ function renderSeatsTable() {
             seat.base_model ? el("span", { class: "tag", text: "base model: not for chat" }) : null,
             el("span", { class: "kind", text: seat.label || seat.kind }),
           ),
-          el("td", {}, seat.model, seatStyle(seat) ? el("span", { class: "reason", text: seatStyle(seat) }) : null),
-          el("td", { text: humanSize(seat.size_bytes) }),
-          el("td", { text: seat.quantization || "–" }),
-          el("td", { text: seat.ctx_size ? String(seat.ctx_size) : "–" }),
+          el(
+            "td",
+            { class: "seat-model" },
+            seat.model,
+            seatStyle(seat) ? el("span", { class: "reason", text: seatStyle(seat) }) : null,
+          ),
+          // data-label: a phone shows the seats as cards (app.css), each fact named by its column.
+          el("td", { class: "seat-fact", "data-label": "Size", text: humanSize(seat.size_bytes) }),
+          el("td", { class: "seat-fact", "data-label": "Quant", text: seat.quantization || "–" }),
+          el("td", {
+            class: "seat-fact",
+            "data-label": "Context",
+            text: seat.ctx_size ? String(seat.ctx_size) : "–",
+          }),
           el(
             "td",
             { class: `state state-${seat.state}` },
             seat.state,
             seat.reason ? el("span", { class: "reason", text: seat.reason }) : null,
           ),
-          el("td", { text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–" }),
+          el("td", {
+            class: "seat-fact",
+            "data-label": "Last answer",
+            text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–",
+          }),
           // A browser seat leaves when its tab closes; there is nothing here to remove.
           el(
             "td",
-            {},
+            { class: "seat-actions" },
             seat.kind === "browser"
               ? null
               : el("button", {
