@@ -265,7 +265,7 @@ class Hub:
             isolated=ready.settings.seat_isolation,
             owner=door,
         )
-        server = uvicorn_server(local_app)
+        server = uvicorn_server(local_app, signals=self.options.handle_signals)
         serving = asyncio.create_task(server.serve(sockets=[ready.listener]))
         servers = [(server, serving)]
         self.url = f"http://{host}:{port}"
@@ -332,7 +332,7 @@ class Hub:
             evals=EvalsApi(ready.db),
             isolated=ready.settings.seat_isolation,
         )
-        server = uvicorn_server(app, lan.context)
+        server = uvicorn_server(app, lan.context, signals=self.options.handle_signals)
         task = asyncio.create_task(server.serve(sockets=[lan.socket]))
         self._background += [
             asyncio.create_task(keep_certificate_fresh(lan, ready.folder)),

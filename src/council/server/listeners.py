@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,9 +165,18 @@ async def keep_certificate_fresh(listener: LanListener, folder: DataFolder) -> N
             log.warning("could not renew the LAN certificate: %s", exc)
 
 
-def uvicorn_server(app: ASGIApp, context: ssl.SSLContext | None = None) -> uvicorn.Server:
-    """A uvicorn server for one of our sockets; with `context`, it speaks only TLS."""
+def uvicorn_server(
+    app: ASGIApp, context: ssl.SSLContext | None = None, *, signals: bool = True
+) -> uvicorn.Server:
+    """A uvicorn server for one of our sockets; with `context`, it speaks only TLS. Without
+    `signals`, it leaves SIGINT and SIGTERM alone (uvicorn takes them over on the main thread
+    while it serves): whoever runs the hub handles them."""
     import uvicorn
+
+    class LeavesSignals(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
 
     from council.server.sendfile import SendfileProtocol
 
@@ -187,4 +197,4 @@ def uvicorn_server(app: ASGIApp, context: ssl.SSLContext | None = None) -> uvico
     config.load()
     if context is not None:
         config.ssl = context  # ours, so a renewed certificate reaches new connections
-    return uvicorn.Server(config)
+    return uvicorn.Server(config) if signals else LeavesSignals(config)
