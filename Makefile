@@ -7,12 +7,13 @@ ARGS   ?=
 
 VENDOR := src/council/web/vendor
 
-.PHONY: up test engine starter web lint format clean help
+.PHONY: up test engine starter web lint format docs clean help
 
 help:
 	@echo "make up     set up (venv, engine build) and start council on http://127.0.0.1:8710"
 	@echo "make test   set up with test tools (and Debian's chromium and certutil), then lint and run every test"
 	@echo "make lint   ruff, mypy --strict, the import-cycle check and Biome (the browser code)"
+	@echo "make docs   regenerate docs/cli.md from the commands' --help"
 	@echo "make clean  remove the venv and the engine build (keeps council-data/)"
 
 up: $(VENV)/.runtime engine web starter
@@ -51,7 +52,11 @@ lint: $(VENV)/.test $(VENDOR)/.installed
 	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/python scripts/import_cycles.py
+	$(BIN)/cog --check docs/cli.md  # `make docs` regenerates it from the commands' --help
 	npx --no-install biome check
+
+docs: $(VENV)/.test
+	$(BIN)/cog -r docs/cli.md
 
 format: $(VENV)/.test $(VENDOR)/.installed
 	$(BIN)/ruff check --fix src tests benchmarks scripts

@@ -67,9 +67,11 @@ class HubClient:
     async def delete_conversation(self, conversation_id: str) -> None:
         await self._request("DELETE", f"/api/conversations/{conversation_id}")
 
-    async def seats(self) -> list[dict[str, Any]]:
+    async def seats(self, *, disabled: bool = False) -> list[dict[str, Any]]:
+        """The council's seats; `disabled`: then the local seats config.toml keeps off."""
         response = await self._request("GET", "/api/seats")
-        rows: list[dict[str, Any]] = response.json()["seats"]
+        body = response.json()
+        rows: list[dict[str, Any]] = body["seats"] + (body.get("disabled", []) if disabled else [])
         return rows
 
     async def defaults(self) -> dict[str, Any]:

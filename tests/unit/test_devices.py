@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from council.errors import NotFound, PairingFailed
+from council.errors import BadRequest, NotFound, PairingFailed
 from council.security import pairing
 from council.security.pairing import AttemptLimiter
 from council.security.tokens import (
@@ -254,11 +254,13 @@ def test_renaming_or_revoking_an_unknown_device_raises_not_found(
 ) -> None:
     result = pair(db)
     assert result.device_id
-    for device_id in ("ffffffffffffffff", "zzzz", result.device_id[:3]):
+    for device_id in ("ffffffffffffffff", "zzzz"):
         with pytest.raises(NotFound):
             devices.rename_device(db, device_id, "x")
         with pytest.raises(NotFound):
             devices.revoke_device(db, device_id)
+    with pytest.raises(BadRequest, match="too short: give at least 4 characters"):
+        devices.revoke_device(db, result.device_id[:3])
 
 
 def test_the_audit_log_records_pairings_failures_and_revocations_without_secrets(

@@ -9,12 +9,15 @@ import click
 
 from council import __version__
 from council.cli import (
+    chat_commands,
     conversation_commands,
     device_commands,
     engine_commands,
     eval_commands,
     hub_commands,
+    log_commands,
     model_commands,
+    seat_commands,
 )
 
 
@@ -26,10 +29,15 @@ def cli() -> None:
 
 for command in (
     hub_commands.up,
+    hub_commands.status,
+    hub_commands.stop,
     hub_commands.login,
+    log_commands.logs,
     conversation_commands.ask,
+    chat_commands.chat,
     conversation_commands.history,
     conversation_commands.export,
+    seat_commands.seats,
     model_commands.models,
     engine_commands.engine,
     device_commands.pair,
@@ -40,4 +48,4 @@ for command in (
 
 
 def main() -> None:
-    cli(prog_name="council")
+    cli(prog_name="council")  # click ends quietly (exit 1) when a pipe closes: `logs | head`

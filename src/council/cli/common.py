@@ -37,6 +37,12 @@ llama_server_option = click.option(
 )
 
 
+class NoHub(click.ClickException):
+    """The command needs the running hub and there is none (errors.HubNotRunning)."""
+
+    exit_code = 3
+
+
 def reports_errors(function: F) -> F:
     """Turn council's own errors into one clear line and the error's exit status (1; 3 when
     the command needs a running hub and none is)."""
@@ -46,9 +52,8 @@ def reports_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except CouncilError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from None
+            failed = NoHub if exc.exit_code == NoHub.exit_code else click.ClickException
+            raise failed(str(exc)) from None
         except sqlite3.Error as exc:  # a damaged or full store found after it was opened
             from council.store.db import store_error
 
