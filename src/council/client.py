@@ -109,6 +109,19 @@ class HubClient:
         result: dict[str, Any] = response.json()
         return result
 
+    async def peers(self) -> list[dict[str, Any]]:
+        response = await self._request("GET", "/api/peers")
+        rows: list[dict[str, Any]] = response.json()["peers"]
+        return rows
+
+    async def add_peer(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._request("POST", "/api/peers", json=body)
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def remove_peer(self, name: str) -> None:
+        await self._request("DELETE", f"/api/peers/{quote(name, safe='')}")
+
     async def stop_round(self, message_id: str) -> None:
         await self._request("POST", f"/api/messages/{quote(message_id, safe='')}/stop")
 

@@ -230,6 +230,7 @@ class Hub:
         from council.server.evals_api import EvalsApi
         from council.server.guard import local_hosts
         from council.server.listeners import uvicorn_server
+        from council.server.peers_api import PeersApi
         from council.server.pulls_api import PullsApi
         from council.server.status_api import HubFacts, StatusApi
 
@@ -262,6 +263,7 @@ class Hub:
             pulls=PullsApi(services.pulls),
             evals=EvalsApi(ready.db),
             status=status,
+            peers=PeersApi(ready.folder, services.seats.peers),
             isolated=ready.settings.seat_isolation,
             owner=door,
         )
@@ -284,6 +286,7 @@ class Hub:
             await asyncio.to_thread(webbrowser.open, page)
         self._background.append(asyncio.create_task(ready.db.watch()))  # recovers a stick
         self._background.append(asyncio.create_task(services.pulls.run()))
+        self._background.append(asyncio.create_task(services.seats.peers.run()))
         for job in services.pulls.resume_pending():
             self.say(f"resuming the pull of {job.file or job.repo} from {job.repo}")
         settled = asyncio.create_task(self._report_when_settled(ready.fleet, started))

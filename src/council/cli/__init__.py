@@ -17,6 +17,7 @@ from council.cli import (
     hub_commands,
     log_commands,
     model_commands,
+    peer_commands,
     seat_commands,
 )
 
@@ -38,6 +39,7 @@ for command in (
     conversation_commands.history,
     conversation_commands.export,
     seat_commands.seats,
+    peer_commands.peers,
     model_commands.models,
     engine_commands.engine,
     device_commands.pair,

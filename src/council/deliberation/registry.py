@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -29,19 +30,24 @@ from council.config import HubConfig, SeatConfig, save_config, validate_seat
 from council.datafolder import DataFolder
 from council.defaults import seat_name_for
 from council.deliberation.browser_seat import BrowserSeat, BrowserSeats
+from council.deliberation.peer_seats import PeerSeats
 from council.deliberation.seats import HttpSeat, Seat, Style
 from council.engine.fleet import Fleet, PlannedSeat, estimates, plan_seats
 from council.engine.memory import check_fits
 from council.errors import BadRequest, ConfigError, NotFound, SeatError
 from council.models.catalog import ModelInfo, scan
+from council.peers import load_peers
 from council.remotes import RemoteSeatConfig, from_request, load_remotes, save_remotes, validate
 from council.security.outbound import Outbound, guarded_client
 from council.types import Endpoint
+
+log = logging.getLogger("council")
 
 
 class SeatKind(StrEnum):
     LOCAL = "local"
     REMOTE = "remote"
+    PEER = "peer"  # a seat of another hub this one paired with (peer_seats.py)
     BROWSER = "browser"
 
 
@@ -59,7 +65,7 @@ ROW: dict[str, Any] = dict.fromkeys(
         "parameters",
     ),
 ) | {"demo": False, "restarts": 0, "from_device": False}
-ORDER = (SeatKind.LOCAL, SeatKind.REMOTE, SeatKind.BROWSER)
+ORDER = (SeatKind.LOCAL, SeatKind.REMOTE, SeatKind.PEER, SeatKind.BROWSER)
 # The states of a row whose seat takes prompts now: a healthy engine, an enabled remote seat,
 # a browser tab whose model is loaded.
 TAKES_PROMPTS = frozenset({"healthy", "ready"})
@@ -99,6 +105,12 @@ class SeatRegistry(Mapping[str, Seat]):
             self._add(planned.config.name, self._local_entry(planned))
         for remote in load_remotes(folder):
             self._add_remote(remote)
+        try:
+            peers = load_peers(folder)
+        except ConfigError as exc:  # the hub serves on; the peers' seats stay out
+            log.warning("%s: no peer's seats join the council", exc)
+            peers = []
+        self.peers = PeerSeats(peers, self._join_peer, self._leave_peer)
 
     # --- the registry -------------------------------------------------------------------------
 
@@ -358,6 +370,15 @@ class SeatRegistry(Mapping[str, Seat]):
     def _save_remotes(self, remotes: dict[str, RemoteSeatConfig]) -> None:
         save_remotes(self.folder, list(remotes.values()))  # on the stick first, then live
 
+    # --- peers' seats ------------------------------------------------------------------------
+
+    def _join_peer(self, name: str, seat: Seat, describe: Callable[[], dict[str, Any]]) -> None:
+        self._add(name, Entry(SeatKind.PEER, seat, describe))
+
+    def _leave_peer(self, name: str) -> None:
+        if self.kind(name) is SeatKind.PEER:
+            self._remove(name)
+
     # --- browser tabs -------------------------------------------------------------------------
 
     def join(self, seat: BrowserSeat) -> None:
@@ -377,3 +398,4 @@ class SeatRegistry(Mapping[str, Seat]):
         self.browser.close_all()
         for client in self._clients.values():
             await client.aclose()
+        await self.peers.aclose()

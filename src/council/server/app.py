@@ -40,6 +40,7 @@ from council.settings import Environment
 if TYPE_CHECKING:
     from council.server.devices_api import DevicesApi
     from council.server.evals_api import EvalsApi
+    from council.server.peers_api import PeersApi
     from council.server.pulls_api import PullsApi
     from council.server.status_api import StatusApi
 
@@ -110,6 +111,7 @@ def create_app(
     pulls: PullsApi | None = None,
     evals: EvalsApi | None = None,
     status: StatusApi | None = None,
+    peers: PeersApi | None = None,
     isolated: bool | None = None,
     owner: OwnerDoor | None = None,
 ) -> Starlette:
@@ -163,6 +165,7 @@ def create_app(
         *(pulls.routes() if pulls is not None else []),
         *(evals.routes() if evals is not None else []),
         *(status.routes() if status is not None else []),
+        *(peers.routes() if peers is not None else []),
         *(owner.routes() if owner is not None else []),
         Mount("/static", StaticFiles(directory=WEB), name="static"),
     ]

@@ -201,6 +201,11 @@ EXCHANGE = obj(code=STRING, name=TEXT_OR_NULL)
 LOGIN = obj(("code",), code=STRING)
 BROWSER_SEAT = obj(model=TEXT_OR_NULL, ctx_size={"type": ["integer", "null"]})
 BROWSER_MODEL = obj(("model",), model=STRING)
+PEER = obj(
+    ("url",),
+    url={"type": "string", "maxLength": 2000},
+    name={"type": ["string", "null"], "maxLength": 32},
+)
 PULL = obj(
     ("repo",),
     repo={"type": "string", "maxLength": 200},
