@@ -319,11 +319,11 @@ function renderSeatsTable() {
             "data-label": "Last answer",
             text: seat.tokens_per_second ? `${seat.tokens_per_second.toFixed(0)} tok/s` : "–",
           }),
-          // A browser seat leaves when its tab closes; there is nothing here to remove.
           el(
             "td",
             { class: "seat-actions" },
-            seat.kind === "browser"
+            // A browser seat leaves when its tab closes, a peer's when the peer is forgotten.
+            seat.kind === "browser" || seat.kind === "peer"
               ? null
               : el("button", {
                   type: "button",
@@ -370,6 +370,51 @@ function seatStyle(seat) {
   if (seat.seed !== null && seat.seed !== undefined) parts.push(`seed ${seat.seed}`);
   if (seat.has_system_prompt) parts.push("own system prompt");
   return parts.join(" · ");
+}
+
+// Other hubs: pairing with one from its link, and forgetting one; their seats follow.
+async function loadPeers() {
+  const { peers } = await api("GET", "/api/peers");
+  $("peer-list").replaceChildren(
+    ...peers.map((peer) =>
+      el(
+        "li",
+        { "data-peer": peer.name, "data-state": peer.state },
+        el("strong", { text: peer.name }),
+        ` ${peer.url} · `,
+        peer.state === "reachable"
+          ? `${peer.seats.length} seat${peer.seats.length === 1 ? "" : "s"}`
+          : el("span", { class: "reason", text: peer.reason }),
+        el("button", {
+          type: "button",
+          class: "danger",
+          "aria-label": `Forget ${peer.name}`,
+          text: "Forget",
+          onclick: () => forgetPeer(peer.name),
+        }),
+      ),
+    ),
+  );
+}
+
+async function addPeer(event) {
+  event.preventDefault();
+  const form = event.target;
+  const data = Object.fromEntries(new FormData(form));
+  try {
+    await api("POST", "/api/peers", { url: data.url, ...(data.name ? { name: data.name } : {}) });
+    form.reset();
+    $("peer-error").hidden = true;
+  } catch (error) {
+    $("peer-error").hidden = false;
+    $("peer-error").textContent = error.message;
+  }
+  await Promise.all([loadPeers(), loadSeats()]);
+}
+
+async function forgetPeer(name) {
+  await api("DELETE", `/api/peers/${encodeURIComponent(name)}`);
+  await Promise.all([loadPeers(), loadSeats()]);
 }
 
 async function removeSeat(name) {
@@ -497,6 +542,7 @@ function wire() {
     $("seats-panel").hidden = false;
     closeSidebar();
     loadSeats();
+    if (!document.body.classList.contains("guest")) loadPeers(); // a phone has no peers to see
   });
   $("show-devices").addEventListener("click", () => {
     $("seats-panel").hidden = true;
@@ -523,6 +569,7 @@ function wire() {
     $("seats-panel").hidden = true;
   });
   $("remote-form").addEventListener("submit", addRemote);
+  $("peer-form").addEventListener("submit", addPeer);
   $("local-form").addEventListener("submit", addLocal);
   wireDevices();
   wireModels({ seat: postSeat });
