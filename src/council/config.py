@@ -51,6 +51,10 @@ class SeatConfig:
     temperature: float | None = field(default=None, metadata={"range": Range(0.0, 2.0)})
     seed: int | None = field(default=None, metadata={"range": Range(0, 2**31 - 1)})
     system_prompt: str = ""
+    # Paired workers (workers.toml) that hold some of the model's layers over llama.cpp's RPC
+    # (rpc/): the engine gets `--rpc` with each one's tunnel; `--n-gpu-layers N` in extra_args
+    # says how many layers go to them (all, by default).
+    workers: tuple[str, ...] = ()
     # Chosen by council for a stick nobody has configured (defaults.py): such seats are
     # replaced when the stick's models change; a seat the person chose never is.
     generated: bool = False

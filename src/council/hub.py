@@ -33,6 +33,8 @@ from council.engine.fleet import Fleet, plan_seats
 from council.errors import ConfigError, CouncilError
 from council.models.catalog import scan
 from council.remotes import load_remotes
+from council.rpc.tunnel import Tunnel, open_tunnels, start_tunnels
+from council.rpc.worker import build_commit
 from council.server.listeners import (
     LanListener,
     bind_listener,
@@ -97,6 +99,7 @@ class Hub:
         self._serving = asyncio.Event()
         self._lock: HubLock | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._tunnels: dict[str, Tunnel] = {}  # a worker's loopback port, by its name
         self.started_at = ""  # when startup() began, for `council status`
         self.started = 0.0
 
@@ -169,7 +172,10 @@ class Hub:
             db = Store(folder.database)  # a damaged store is said before any engine
             settings = Settings.resolve(self.options, env, config)
             binary = checked_engine(folder, settings.llama_server, self.say)
-            fleet = Fleet(folder, binary, plan_seats(folder, config.enabled_seats), self._on_event)
+            self._tunnels = open_tunnels(folder, config.enabled_seats)  # ports for `--rpc`
+            rpc = {name: tunnel.address for name, tunnel in self._tunnels.items()}
+            planned = plan_seats(folder, config.enabled_seats)
+            fleet = Fleet(folder, binary, planned, self._on_event, rpc)
             fleet.check_memory()
             listener = bind_listener(self.options.host, settings.port)
             lan = self._open_lan(folder) if self.options.lan else None
@@ -178,6 +184,8 @@ class Hub:
         except BaseException:
             if db is not None:
                 db.close()
+            for tunnel in self._tunnels.values():
+                tunnel.socket.close()
             self._lock.release()
             stop_logging()
             raise
@@ -193,6 +201,9 @@ class Hub:
             except NotImplementedError:  # Windows: no loop signal handlers
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.request_shutdown))
         started = time.monotonic()
+        if self._tunnels:  # workers' builds are checked, then their tunnels served
+            commit = await asyncio.to_thread(build_commit, ready.fleet.binary)
+            await start_tunnels(self._tunnels, commit)
         ready.fleet.start()
         await ready.fleet.wait_spawned()
         # The web stack is imported while the engines load their models, not before.
@@ -350,6 +361,8 @@ class Hub:
     async def shutdown(self, ready: Ready) -> None:
         self.say("stopping seats…")
         await ready.fleet.stop()  # SIGTERM each engine's process group, SIGKILL after 5 s
+        for tunnel in self._tunnels.values():
+            await tunnel.close()
         await asyncio.to_thread(ready.db.close)  # the queued writes first; checkpoints the WAL
         if self._lock is not None:
             self._lock.release()  # the next hub may start on this folder

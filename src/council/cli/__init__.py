@@ -19,6 +19,7 @@ from council.cli import (
     model_commands,
     peer_commands,
     seat_commands,
+    worker_commands,
 )
 
 
@@ -40,6 +41,8 @@ for command in (
     conversation_commands.export,
     seat_commands.seats,
     peer_commands.peers,
+    worker_commands.workers,
+    worker_commands.worker,
     model_commands.models,
     engine_commands.engine,
     device_commands.pair,

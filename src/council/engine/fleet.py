@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -59,14 +59,14 @@ class PlannedSeat:
         return min(self.requested_context, trained) if trained else self.requested_context
 
 
-EngineKey = tuple[str, int, tuple[str, ...], int]
+EngineKey = tuple[str, int, tuple[str, ...], int, tuple[str, ...]]
 
 
 def engine_key(seat: PlannedSeat) -> EngineKey:
     """Seats with equal keys run as slots of one engine: the same model file, the same context
-    per slot, the same extra arguments and the same thread setting."""
+    per slot, the same extra arguments, the same thread setting and the same workers."""
     config = seat.config
-    return (config.model, seat.requested_context, config.extra_args, config.threads)
+    return (config.model, seat.requested_context, config.extra_args, config.threads, config.workers)
 
 
 def plan_seats(
@@ -175,8 +175,10 @@ class Fleet:
         binary: EngineBinary,
         planned: Sequence[PlannedSeat],
         on_event: EventSink | None = None,
+        rpc: Mapping[str, str] | None = None,
     ) -> None:
         self.folder = folder
+        self.rpc = dict(rpc or {})  # worker name -> the loopback address of its tunnel
         self.binary = binary
         self.runtime_args = binary.runtime_args  # read once: the manifest is on the stick
         self._on_event = on_event or (lambda seat, kind, message: None)
@@ -231,13 +233,25 @@ class Fleet:
             ctx_size=first.requested_context,
             slots=engine.capacity,
             threads=first.threads,
-            extra_args=(*self.runtime_args, *first.config.extra_args),
+            extra_args=(*self.runtime_args, *self._rpc_args(first), *first.config.extra_args),
             origin=self.binary.source,
             memory_estimate=group_estimate(group).total,
         )
         engine.process = EngineProcess(spec, fan_out)
         self._engines.append(engine)
         return engine
+
+    def _rpc_args(self, seat: PlannedSeat) -> tuple[str, ...]:
+        workers = seat.config.workers
+        if not workers:
+            return ()
+        missing = [name for name in workers if name not in self.rpc]
+        if missing:
+            raise SeatError(
+                f"seat {seat.config.name} names worker(s) {', '.join(missing)} that this hub has "
+                "no tunnel to: a seat with workers starts with the hub"
+            )
+        return ("--rpc", ",".join(self.rpc[name] for name in workers))
 
     def add(self, seat: PlannedSeat) -> None:
         """Seat one more while the hub runs (its memory was checked by the caller): in an
