@@ -29,7 +29,7 @@ from council.defaults import GUEST_MODELS_PLACE, ensure_seats, seats_hint, stick
 from council.engine import orphans
 from council.engine.binary import EngineBinary
 from council.engine.firstuse import checked_engine
-from council.engine.fleet import Fleet, plan_seats
+from council.engine.fleet import Fleet, plan_seats, worker_needs
 from council.errors import ConfigError, CouncilError
 from council.models.catalog import scan
 from council.remotes import load_remotes
@@ -203,7 +203,7 @@ class Hub:
         started = time.monotonic()
         if self._tunnels:  # workers' builds are checked, then their tunnels served
             commit = await asyncio.to_thread(build_commit, ready.fleet.binary)
-            await start_tunnels(self._tunnels, commit)
+            await start_tunnels(self._tunnels, commit, worker_needs(ready.fleet.planned))
         ready.fleet.start()
         await ready.fleet.wait_spawned()
         # The web stack is imported while the engines load their models, not before.

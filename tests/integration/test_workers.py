@@ -56,17 +56,20 @@ class WorkerProcess:
         return int(found.group(1))
 
 
-@pytest.fixture
-def worker(engine_binary: EngineBinary, tmp_path: Path) -> Iterator[WorkerProcess]:
-    data = DataFolder(tmp_path / "worker-stick")
+@contextlib.contextmanager
+def running_worker(engine: EngineBinary, root: Path, *extra: str) -> Iterator[WorkerProcess]:
+    """`council worker` on 127.0.0.3 with its own data folder, stopped (and its rpc-server
+    killed by its PID) at the end."""
+    data = DataFolder(root)
     data.root.mkdir()
     port = free_port()
-    output = tmp_path / "worker.out"
-    env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine_binary.path)}
+    output = root.parent / f"{root.name}.out"
+    env = {**os.environ, "COUNCIL_LLAMA_SERVER": str(engine.path)}
     command = [sys.executable, "-m", "council", "worker", "--data", str(data.root)]
-    command += ["--lan-host", WORKER_HOST, "--lan-port", str(port)]
+    command += ["--lan-host", WORKER_HOST, "--lan-port", str(port), *extra]
     with open(output, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    children: list[int] = []
     try:
         deadline = time.monotonic() + 60
         while not (found := LINK.search(output.read_text(errors="replace"))):
@@ -87,11 +90,19 @@ def worker(engine_binary: EngineBinary, tmp_path: Path) -> Iterator[WorkerProces
                 os.kill(pid, signal.SIGKILL)
 
 
-def split_seat(folder: DataFolder, worker: str = "w1") -> None:
+@pytest.fixture
+def worker(engine_binary: EngineBinary, tmp_path: Path) -> Iterator[WorkerProcess]:
+    with running_worker(engine_binary, tmp_path / "worker-stick") as started:
+        yield started
+
+
+def split_seat(folder: DataFolder, worker: str = "w1", ctx_size: int | None = None) -> None:
     """A fourth seat, demo-1's model with one of its two layers on the worker."""
     config = load_config(folder)
     first = config.seats[0]
     split = replace(first, name="split", workers=(worker,), extra_args=("--n-gpu-layers", "1"))
+    if ctx_size is not None:
+        split = replace(split, ctx_size=ctx_size)
     save_config(folder, replace(config, seats=(*config.seats, split)))
 
 
@@ -264,3 +275,16 @@ def test_a_seat_naming_a_worker_that_is_not_paired_stops_council_up_in_one_line(
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert "seats name worker(s) nowhere this hub is not paired with" in line
+
+
+def test_a_plan_whose_share_does_not_fit_on_its_worker_is_refused_naming_that_share(
+    engine_binary: EngineBinary, isolated_data: DataFolder, tmp_path: Path
+) -> None:
+    with running_worker(engine_binary, tmp_path / "small-worker", "--mem", "1") as small:
+        assert council(engine_binary, "workers", "add", small.link, "--name", "w1").returncode == 0
+        split_seat(isolated_data, ctx_size=1 << 18)  # its half of the KV cache: several MB
+        result = council(engine_binary, "up", "--no-browser", "--port", str(free_port()))
+    assert result.returncode == 1
+    [line] = [line for line in result.stderr.strip().splitlines() if line.startswith("Error")]
+    assert "worker w1 offers 1 MB but its share of the seats needs" in line
+    assert "this hub holds the rest of their layers" in line

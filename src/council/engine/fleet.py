@@ -12,14 +12,14 @@ import asyncio
 import itertools
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
 from council.config import SeatConfig
 from council.datafolder import DataFolder
 from council.engine.binary import EngineBinary
-from council.engine.memory import SeatEstimate, check_fits, estimate
+from council.engine.memory import SeatEstimate, check_fits, estimate, offloaded_fraction
 from council.engine.process import (
     EngineProcess,
     EngineSpec,
@@ -95,17 +95,38 @@ def groups(planned: Sequence[PlannedSeat]) -> list[list[PlannedSeat]]:
     return list(found.values())
 
 
-def group_estimate(group: Sequence[PlannedSeat]) -> SeatEstimate:
-    """One engine: its weights once, a KV cache for every slot of every seat in it."""
+def group_estimate(group: Sequence[PlannedSeat], *, here: bool = True) -> SeatEstimate:
+    """One engine: its weights once, a KV cache for every slot of every seat in it. With
+    workers, `here` is the share of the layers this machine keeps (the rest is theirs)."""
     first = group[0]
     assert first.model is not None  # noqa: S101 - groups hold seats with a model
-    return estimate(
+    whole = estimate(
         ", ".join(seat.config.name for seat in group),
         first.model.size_bytes,
         first.model.kv_bytes_per_token,
         first.requested_context,
         sum(seat.config.slots for seat in group),
     )
+    if not first.config.workers or not here:
+        return whole
+    kept = 1.0 - offloaded_fraction(first.config.extra_args, first.model.block_count)
+    return replace(whole, weights=int(whole.weights * kept), kv_cache=int(whole.kv_cache * kept))
+
+
+def worker_needs(planned: Sequence[PlannedSeat]) -> dict[str, list[tuple[str, int]]]:
+    """What each worker must hold, seat by seat: the offloaded share of each engine's weights
+    and KV cache, split evenly between the engine's workers."""
+    needs: dict[str, list[tuple[str, int]]] = {}
+    for group in groups(planned):
+        first = group[0]
+        if not first.config.workers or first.model is None:
+            continue
+        whole = group_estimate(group, here=False)
+        share = offloaded_fraction(first.config.extra_args, first.model.block_count)
+        each = int((whole.weights + whole.kv_cache) * share) // len(first.config.workers)
+        for worker in first.config.workers:
+            needs.setdefault(worker, []).append((whole.seat, each))
+    return needs
 
 
 def estimates(planned: Sequence[PlannedSeat]) -> list[SeatEstimate]:

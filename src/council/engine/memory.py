@@ -51,6 +51,30 @@ def estimate(
     return SeatEstimate(seat, weights, kv_cache, ctx_size, slots)
 
 
+OFFLOAD_FLAGS = ("--n-gpu-layers", "--gpu-layers", "-ngl")
+
+
+def offloaded_fraction(extra_args: Sequence[str], layers: int | None) -> float:
+    """The share of a model llama.cpp puts on its devices (here: RPC workers): `--n-gpu-layers N`
+    of the model's layers, or all of them when it is not given (llama.cpp's default offloads
+    every layer to the devices it has). `layers` unknown: all or nothing."""
+    value = "all"
+    for index, arg in enumerate(extra_args):
+        if arg in OFFLOAD_FLAGS and index + 1 < len(extra_args):
+            value = extra_args[index + 1]
+        elif arg.startswith(tuple(f"{flag}=" for flag in OFFLOAD_FLAGS)):
+            value = arg.split("=", 1)[1]
+    try:
+        count = int(value)
+    except ValueError:
+        return 1.0  # "all", "auto"
+    if count < 0:
+        return 1.0
+    if not layers:
+        return 1.0 if count else 0.0
+    return min(count, layers) / layers
+
+
 def available_memory() -> int:
     return int(psutil.virtual_memory().available)
 

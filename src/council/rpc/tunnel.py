@@ -21,9 +21,10 @@ from pathlib import Path
 
 from council.config import SeatConfig
 from council.datafolder import DataFolder
-from council.errors import ConfigError, CouncilError
+from council.errors import ConfigError, CouncilError, InsufficientMemory
 from council.rpc.handshake import HandshakeError, read_message, splice, write_message
 from council.rpc.workers import CONNECT_TIMEOUT, WorkerConfig, check_version, hello, load_workers
+from council.units import human_size
 
 log = logging.getLogger("council")
 
@@ -139,10 +140,15 @@ def open_tunnels(folder: DataFolder, seats: Sequence[SeatConfig]) -> dict[str, T
     return {name: Tunnel(known[name]) for name in wanted}
 
 
-async def start_tunnels(tunnels: Mapping[str, Tunnel], ours: str) -> None:
-    """Check each worker runs this hub's llama.cpp build, then serve its tunnel. A worker that
-    does not answer now is said and its seats fail when their engine cannot reach it; one that
-    runs another build is refused."""
+async def start_tunnels(
+    tunnels: Mapping[str, Tunnel],
+    ours: str,
+    needs: Mapping[str, list[tuple[str, int]]] | None = None,
+) -> None:
+    """Check each worker runs this hub's llama.cpp build and has room for its share of the
+    seats (`needs`, fleet.worker_needs), then serve its tunnel. A worker that does not answer
+    now is said and its seats fail when their engine cannot reach it; one that runs another
+    build, or offers less memory than its share, is refused."""
     for name, tunnel in tunnels.items():
         try:
             facts = await hello(tunnel.worker)
@@ -150,4 +156,16 @@ async def start_tunnels(tunnels: Mapping[str, Tunnel], ours: str) -> None:
             log.warning("worker %s: %s", name, exc)
         else:
             check_version(name, facts.get("commit"), ours)
+            check_room(name, facts.get("memory"), (needs or {}).get(name, []))
         await tunnel.start()
+
+
+def check_room(worker: str, offered: object, shares: list[tuple[str, int]]) -> None:
+    needed = sum(size for _, size in shares)
+    if isinstance(offered, int) and needed > offered:
+        seats = "; ".join(f"{seat} {human_size(size)}" for seat, size in shares)
+        raise InsufficientMemory(
+            f"worker {worker} offers {human_size(offered)} but its share of the seats needs "
+            f"{human_size(needed)} ({seats}); this hub holds the rest of their layers. Lower "
+            "--n-gpu-layers, add a worker, or give this one more (`council worker --mem`)"
+        )
