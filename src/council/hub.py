@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     import uvicorn
 
     from council.server.app import OwnerDoor
+    from council.server.peers_api import PeersApi
+    from council.server.status_api import StatusApi
     from council.wiring import Services
 
 log = logging.getLogger("council")
@@ -263,6 +265,7 @@ class Hub:
             pulls=services.pulls,
             open_requests=sessions.counts if sessions else dict,
         )
+        peers = PeersApi(ready.folder, services.seats.peers)
         door = await self._owner_door(ready, port)
         local_app = create_app(
             self,
@@ -274,7 +277,7 @@ class Hub:
             pulls=PullsApi(services.pulls),
             evals=EvalsApi(ready.db),
             status=status,
-            peers=PeersApi(ready.folder, services.seats.peers),
+            peers=peers,
             isolated=ready.settings.seat_isolation,
             owner=door,
         )
@@ -290,7 +293,7 @@ class Hub:
             page = f"{self.url}/login#code={door.access.login_code()}"
             self.say(f"log in to the page (a one-time link): {page}", secret=True)
         if ready.lan is not None:
-            servers.append(self._serve_lan(ready, services))
+            servers.append(self._serve_lan(ready, services, status, peers))
         self._serving.set()
         services.model_files.refresh_soon()  # hashes what the cache lacks; /models grows
         if self.options.open_browser and has_display():
@@ -322,7 +325,7 @@ class Hub:
         )
 
     def _serve_lan(
-        self, ready: Ready, services: Services
+        self, ready: Ready, services: Services, status: StatusApi, peers: PeersApi
     ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         from council.security.pairing import AttemptLimiter
         from council.server.app import create_app
@@ -344,6 +347,8 @@ class Hub:
             devices=services.devices,  # each of its routes answers a device 403
             pulls=PullsApi(services.pulls),  # so do these: a phone never fills the stick
             evals=EvalsApi(ready.db),
+            status=status,  # these too: the owner's, a 403 to a device
+            peers=peers,
             isolated=ready.settings.seat_isolation,
         )
         server = uvicorn_server(app, lan.context, signals=self.options.handle_signals)

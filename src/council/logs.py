@@ -56,6 +56,10 @@ def seat_log(folder: DataFolder, seat: str) -> Path:
 def _hub_rows(folder: DataFolder) -> list[dict[str, Any]] | None:
     """The running hub's seat rows, or None when no hub answers (then config.toml tells)."""
     from council.client import running_client
+    from council.datafolder import running_hub
+
+    if running_hub(folder) is None:
+        return None
 
     async def rows() -> list[dict[str, Any]]:
         async with running_client(folder) as client:

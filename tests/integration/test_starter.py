@@ -90,13 +90,13 @@ def test_one_seat_timing_out_mid_answer_leaves_the_other_two_answering_in_the_sa
     (engine,) = starter_hub.engines()
     conversation = new_conversation(starter_hub)
     rounds: list[list[tuple[str, dict[str, Any]]]] = []
-    # Counting to 500 takes a careful seat well over 2 s (it counts on to max_tokens).
+    # A long story takes a careful seat well over 2 s (it writes on to max_tokens).
     options = {"seats": ["smollm2-careful"], "max_tokens": 1500, "stage_timeout": 2}
 
     failed: list[BaseException] = []
 
     def long_round() -> None:
-        question = "Count from 1 to 500, one number per line."
+        question = "Write a very long story about a dragon who learns to bake bread."
         try:
             rounds.append(ask_round(starter_hub, conversation, question, **options))
         except BaseException as exc:  # re-raised below, in the test's thread
@@ -121,6 +121,8 @@ def test_one_seat_timing_out_mid_answer_leaves_the_other_two_answering_in_the_sa
         assert reply.status_code == 200, reply.text
         assert WORDS.search(reply.json()["choices"][0]["message"]["content"])
     (events,) = rounds
+    finished = [data.get("content") for data in _of(events, "seat_done")]
+    assert _of(events, "seat_error"), f"the seat finished within the timeout: {finished}"
     (cut,) = _of(events, "seat_error")
     assert cut["status"] == "timeout", cut  # cut off mid-answer, its slot freed
     assert _ask_seat(starter_hub, "smollm2-careful", 8).status_code == 200

@@ -30,6 +30,7 @@ from council.rpc.handshake import read_message, write_message
 from council.rpc.workers import load_workers
 from council.server.listeners import open_lan_listener
 from tests.hubs import HubProcess, free_port, run_council
+from tests.running import run
 
 StartHub = Callable[..., HubProcess]
 WORKER_HOST = "127.0.0.3"
@@ -172,7 +173,7 @@ def test_nothing_reaches_rpc_server_without_a_paired_tls_session(worker: WorkerP
             writer.close()
 
     for message in ({"op": "open", "token": "cd_" + "x" * 40}, {"op": "open"}, {"op": "rm"}):
-        answer = asyncio.run(with_tls(message))
+        answer = run(with_tls(message))
         assert set(answer) == {"error"}, answer
 
 

@@ -28,6 +28,7 @@ from council.chatting import (
 )
 from council.deliberation.events import Event
 from council.errors import BadRequest, HubUnreachable
+from tests.running import run
 
 
 def test_a_line_that_is_not_a_command_is_a_question() -> None:
@@ -175,7 +176,7 @@ class FakeSession:
     hub = FakeHub()
 
     def call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run(coroutine)
+        return run(coroutine)  # on a thread: the browser tests keep a loop on this one
 
 
 def run_lines(lines: list[str | type[BaseException]], state: ChatState) -> str:

@@ -4,6 +4,7 @@ nothing: the store's answers and the CLI's lines."""
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -72,7 +73,9 @@ def test_the_cli_says_a_prefix_is_too_short_in_one_line(db: sqlite3.Connection) 
         (device[:3], ["devices", "revoke", device[:3]]),
         (device[:1], ["devices", "rename", device[:1], "New name"]),
     ):
-        result = runner.invoke(cli, args)
+        # On a thread: `ask` runs an event loop, and the browser tests keep one on this thread.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            result = pool.submit(runner.invoke, cli, args).result()
         assert result.exit_code == 1, args
         assert result.stderr == f"Error: {prefix!r} {TOO_SHORT}\n"
         assert result.stdout == ""
