@@ -16,13 +16,14 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from council.config import SeatConfig
 from council.datafolder import DataFolder
 from council.errors import ConfigError, CouncilError, InsufficientMemory
-from council.rpc.handshake import HandshakeError, read_message, splice, write_message
+from council.rpc.handshake import HandshakeError, fast_loop, read_message, splice, write_message
 from council.rpc.workers import CONNECT_TIMEOUT, WorkerConfig, check_version, hello, load_workers
 from council.units import human_size
 
@@ -59,22 +60,52 @@ class Tunnel:
         self.port = int(self.socket.getsockname()[1])
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, sock=self.socket)
+        """Serve the port on an event loop of its own thread (uvloop's where installed): the
+        RPC stream's many small round trips never wait behind the hub's own work."""
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = fast_loop()
+            self._loop = loop
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(self._accept, sock=self.socket)
+                )
+                ready.set()
+                loop.run_forever()
+                loop.run_until_complete(self._shut())
+            finally:
+                ready.set()
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"tunnel:{self.worker.name}", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(ready.wait, 10)
 
     async def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            self.socket.close()
+            return
+        with contextlib.suppress(RuntimeError):  # its loop already stopped
+            loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 10)
+
+    async def _shut(self) -> None:
         if self._server is not None:
             self._server.close()
         for task in list(self._open):
             task.cancel()
         with contextlib.suppress(Exception):
-            if self._server is not None:
-                await self._server.wait_closed()
+            await asyncio.gather(*self._open, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -34,7 +34,13 @@ from council.datafolder import DataFolder, HubLock
 from council.engine.binary import EngineBinary
 from council.engine.process import free_port
 from council.errors import CouncilError, EngineNotFound
-from council.rpc.handshake import HandshakeError, read_message, splice, write_message
+from council.rpc.handshake import (
+    HandshakeError,
+    fast_loop,
+    read_message,
+    splice,
+    write_message,
+)
 from council.security import pairing
 from council.store import devices
 from council.store.access import Store
@@ -282,7 +288,8 @@ def run_worker(
         say(f"council worker: rpc-server on 127.0.0.1:{worker.rpc_port} (loopback only)")
         say(f"pair a hub with it (the code works once, for 10 minutes):\n  {made.url}")
         say("  on the hub: ./council workers add '<that link>'   (a new code: ./council pair)")
-        asyncio.run(worker.serve(lan.socket, lan.context))
+        with asyncio.Runner(loop_factory=fast_loop) as runner:
+            runner.run(worker.serve(lan.socket, lan.context))
     finally:
         worker.stop_rpc()
         lock.release()
