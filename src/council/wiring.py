@@ -113,7 +113,14 @@ def wire(ready: Ready, *, lan: bool) -> Services:
     sessions = DeviceSessions(lambda: ready.config.devices) if lan else None
     metrics = Metrics(seats.view, paired, sessions.counts if sessions else dict)
     # /v1 forwards a request to a seat's engine unchanged: the local seats are its models.
-    openai = OpenAIApi(council, lambda: seats.names(SeatKind.LOCAL), ready.fleet.target, metrics)
+    openai = OpenAIApi(
+        council,
+        lambda: seats.names(SeatKind.LOCAL),
+        ready.fleet.target,
+        metrics,
+        peer_names=seats.peers.names,  # and a paired hub's seats, through that hub's /v1
+        peer_route=seats.peers.route,
+    )
 
     def end_requests(device_id: str) -> None:  # a revoked phone's open requests end now
         if sessions is not None:

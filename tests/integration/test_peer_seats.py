@@ -75,6 +75,21 @@ def test_a_peers_seats_answer_in_this_hubs_rounds_and_come_back_after_it_went_aw
     assert (row["kind"], row["model"], row["peer"]) == ("peer", "demo-2", "kitchen")
     assert row["latency_ms"] > 0
 
+    models = [m["id"] for m in httpx.get(f"{hub.url}/v1/models", timeout=10).json()["data"]]
+    assert {"kitchen/demo-1", "kitchen/demo-2", "kitchen/demo-3"} <= set(models)
+    body = {"model": "kitchen/demo-2", "messages": [{"role": "user", "content": "Hi"}]}
+    whole = httpx.post(f"{hub.url}/v1/chat/completions", json={**body, "max_tokens": 4}, timeout=60)
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["model"] == "demo-2"  # the peer answered, under its own name
+    with httpx.stream(
+        "POST",
+        f"{hub.url}/v1/chat/completions",
+        json={**body, "max_tokens": 4, "stream": True},
+        timeout=60,
+    ) as streamed:
+        lines = [line for line in streamed.iter_lines() if line.startswith("data:")]
+    assert lines[-1] == "data: [DONE]"
+
     seats = ["demo-1", "kitchen/demo-1", "kitchen/demo-2"]
     conversation = new_conversation(hub)
     events = ask_round(hub, conversation, "Who answers?", seats=seats, max_tokens=6)

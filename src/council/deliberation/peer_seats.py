@@ -36,6 +36,14 @@ Join = Callable[[str, Seat, Callable[[], dict[str, Any]]], None]
 Leave = Callable[[str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class PeerRoute:
+    client: httpx.AsyncClient
+    url: str
+    token: str
+    seat: str  # as the peer names it
+
+
 @dataclass(slots=True)
 class Peer:
     config: PeerConfig
@@ -81,6 +89,26 @@ class PeerSeats:
         for seat in peer.seats:
             self._leave(f"{name}/{seat}")
         await peer.client.aclose()
+
+    def names(self) -> list[str]:
+        """The peers' seats that answer now, as this hub names them (`kitchen/qwen`)."""
+        return [
+            f"{peer.config.name}/{seat}"
+            for peer in self.peers.values()
+            if peer.reason is None
+            for seat in sorted(peer.seats)
+        ]
+
+    def route(self, name: str) -> PeerRoute | None:
+        """Where a `/v1` request for peer seat `name` goes: the peer's client, its URL and
+        the seat as the peer names it; None when `name` is no peer's seat."""
+        peer_name, _, seat = name.partition("/")
+        peer = self.peers.get(peer_name)
+        if peer is None or seat not in peer.seats:
+            return None
+        if peer.reason is not None:
+            raise SeatError(f"{name}: peer {peer_name} is unreachable ({peer.reason})")
+        return PeerRoute(peer.client, peer.config.url, peer.config.token, seat)
 
     def rows(self) -> list[dict[str, Any]]:
         """Each peer as this hub sees it now: its seats, or why it is not answering."""

@@ -24,12 +24,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from council.deliberation.events import Event
+from council.deliberation.peer_seats import PeerRoute
 from council.deliberation.service import CouncilService, RunHandle
 from council.engine.process import engine_headers
 from council.engine.wire import EngineAnswer, EngineGone, send_request
@@ -49,6 +51,7 @@ PASSED_HEADERS = frozenset(
 )
 TAIL = 4096  # the end of an answer, where llama-server reports its token counts
 Target = Callable[[str], Endpoint]
+PeerRouter = Callable[[str], "PeerRoute | None"]
 
 
 class OpenAIApi:
@@ -58,11 +61,16 @@ class OpenAIApi:
         seat_names: Callable[[], list[str]],
         target: Target,
         metrics: Metrics | None = None,
+        *,
+        peer_names: Callable[[], list[str]] = list,
+        peer_route: PeerRouter = lambda name: None,
     ) -> None:
         self.council = council
         self.seat_names = seat_names
         self.target = target
         self.metrics = metrics or Metrics()
+        self.peer_names = peer_names  # the seats of paired hubs (peer_seats.py) that answer
+        self.peer_route = peer_route
 
     def routes(self) -> list[Route]:
         return [
@@ -76,6 +84,7 @@ class OpenAIApi:
     async def models(self, request: Request) -> Response:
         created = int(time.time())
         names = [COUNCIL_MODEL, *(f"{COUNCIL_MODEL}:{m.value}" for m in Mode), *self.seat_names()]
+        names += self.peer_names()
         return JSONResponse(
             {
                 "object": "list",
@@ -140,6 +149,11 @@ class Passthrough:
                 raise BadRequest("'model' is required")
             if model == COUNCIL_MODEL or model.startswith(f"{COUNCIL_MODEL}:"):
                 response = await api.council_answer(self.path, payload, model, device_id(scope))
+            elif (route := api.peer_route(model)) is not None:
+                await self._to_peer(
+                    scope, receive, send, payload=payload, model=model, route=route, started=started
+                )
+                return
             elif model not in api.seat_names():
                 raise NotFound(f"the model {model!r} does not exist: see /v1/models")
             else:
@@ -204,6 +218,63 @@ class Passthrough:
             answer.close()
         prompt, completion = _usage(bytes(tail))
         self.api.metrics.usage(model, device_label(scope), prompt, completion)
+
+    async def _to_peer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        payload: dict[str, Any],
+        model: str,
+        route: PeerRoute,
+        started: float,
+    ) -> None:
+        """A peer hub's seat: the request goes to that hub's own `/v1` (TLS to its pinned CA,
+        this hub's device token), the model named as the peer names it, and its answer comes
+        back as it arrives. A client that goes away closes the peer's stream too."""
+        body = json.dumps({**payload, "model": route.seat}).encode()
+        request = route.client.build_request(
+            "POST",
+            f"{route.url}{self.path}",
+            content=body,
+            headers={"authorization": f"Bearer {route.token}", "content-type": "application/json"},
+        )
+        try:
+            response = await route.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            error = NoAnswer(f"the seat {model!r} did not answer: {exc}")
+            await error_response(self.path, error)(scope, receive, send)
+            return
+
+        async def hang_up_when_the_client_goes() -> None:
+            message: Message = {}
+            while message.get("type") != "http.disconnect":
+                message = await receive()
+            await response.aclose()
+
+        watcher = asyncio.ensure_future(hang_up_when_the_client_goes())
+        headers = [
+            (k.encode(), v.encode())
+            for k, v in response.headers.items()
+            if k.encode() in PASSED_HEADERS - {b"content-length", b"content-encoding"}
+        ]
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        first = True
+        try:
+            async for chunk in response.aiter_bytes():
+                if first:
+                    self.api.metrics.first_token(model, time.perf_counter() - started)
+                    first = False
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError:
+            pass  # the peer went away mid-answer: the answer ends here
+        finally:
+            watcher.cancel()
+            await response.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(
         self, answer: EngineAnswer, send: Send, tail: bytearray, model: str, started: float
