@@ -412,6 +412,48 @@ async function addPeer(event) {
   await Promise.all([loadPeers(), loadSeats()]);
 }
 
+// The other hub's QR code through this laptop's camera, where the browser can read one
+// (BarcodeDetector: Chromium on macOS, Windows and Android; not on Linux): the link it holds
+// fills the form, which the owner then submits.
+function wirePeerScan() {
+  const button = $("scan-peer");
+  const view = $("scan-view");
+  if (!("BarcodeDetector" in window) || !navigator.mediaDevices?.getUserMedia) return;
+  button.hidden = false;
+  let stream = null;
+  const stop = () => {
+    for (const track of stream?.getTracks() || []) track.stop();
+    stream = null;
+    view.hidden = true;
+    button.textContent = "Scan its QR code";
+  };
+  button.addEventListener("click", async () => {
+    if (stream) return stop();
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    } catch (error) {
+      $("peer-error").hidden = false;
+      $("peer-error").textContent = `The camera is not available: ${error.message}`;
+      return;
+    }
+    view.srcObject = stream;
+    view.hidden = false;
+    button.textContent = "Stop scanning";
+    await view.play();
+    const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+    while (stream) {
+      const codes = await detector.detect(view).catch(() => []);
+      const link = codes.map((code) => code.rawValue).find((value) => value.includes("/pair#code="));
+      if (link) {
+        $("peer-form").querySelector('input[name="url"]').value = link;
+        stop();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  });
+}
+
 async function forgetPeer(name) {
   await api("DELETE", `/api/peers/${encodeURIComponent(name)}`);
   await Promise.all([loadPeers(), loadSeats()]);
@@ -570,6 +612,7 @@ function wire() {
   });
   $("remote-form").addEventListener("submit", addRemote);
   $("peer-form").addEventListener("submit", addPeer);
+  wirePeerScan();
   $("local-form").addEventListener("submit", addLocal);
   wireDevices();
   wireModels({ seat: postSeat });
