@@ -14,6 +14,7 @@
     │   └── InsufficientMemory   503 the enabled seats do not fit in available RAM
     ├── NoAnswer                 502 a seat or the council took the request and gave no answer
     ├── ModelSourceError         502 Hugging Face (or its mirror) failed, refused or is unreachable
+    ├── HandshakeError           502 a worker's tunnel handshake was cut short or malformed
     ├── PortInUse                500 an explicitly requested port is taken
     ├── HubUnreachable           502 the CLI lost (or never had) its connection to the hub
     │   └── HubNotRunning        503 no hub serves this data folder (the CLI exits 3)
@@ -100,6 +101,12 @@ class NoAnswer(CouncilError):
 
 
 class ModelSourceError(CouncilError):
+    status = 502
+
+
+class HandshakeError(CouncilError):
+    """A worker's tunnel handshake (rpc/handshake.py) was cut short, late or malformed."""
+
     status = 502
 
 

@@ -15,14 +15,10 @@ import asyncio
 import json
 from typing import Any
 
-from council.errors import CouncilError
+from council.errors import HandshakeError
 
 MAX_LINE = 16 * 1024  # bytes: a CA certificate is about 1 KB
 DEADLINE = 10.0  # seconds for a handshake line to arrive
-
-
-class HandshakeError(CouncilError):
-    pass
 
 
 def fast_loop() -> asyncio.AbstractEventLoop:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from council.config import SeatConfig
 from council.datafolder import DataFolder
-from council.errors import ConfigError, CouncilError, InsufficientMemory
-from council.rpc.handshake import HandshakeError, fast_loop, read_message, splice, write_message
+from council.errors import ConfigError, CouncilError, HandshakeError, InsufficientMemory
+from council.rpc.handshake import fast_loop, read_message, splice, write_message
 from council.rpc.workers import CONNECT_TIMEOUT, WorkerConfig, check_version, hello, load_workers
 from council.units import human_size
 

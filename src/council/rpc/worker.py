@@ -33,9 +33,8 @@ import psutil
 from council.datafolder import DataFolder, HubLock
 from council.engine.binary import EngineBinary
 from council.engine.process import free_port
-from council.errors import CouncilError, EngineNotFound
+from council.errors import CouncilError, EngineNotFound, HandshakeError
 from council.rpc.handshake import (
-    HandshakeError,
     fast_loop,
     read_message,
     splice,

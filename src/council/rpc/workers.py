@@ -24,9 +24,16 @@ from cryptography.hazmat.primitives import hashes
 from council.atomicfile import atomic_write
 from council.config import typed_table
 from council.datafolder import DataFolder
-from council.errors import BadRequest, ConfigError, CouncilError, Forbidden, NotFound
+from council.errors import (
+    BadRequest,
+    ConfigError,
+    CouncilError,
+    Forbidden,
+    HandshakeError,
+    NotFound,
+)
 from council.peers import PEER_NAME, PeerLink, peer_name, trust
-from council.rpc.handshake import HandshakeError, read_message, write_message
+from council.rpc.handshake import read_message, write_message
 from council.security.tls import local_hostname
 
 FILE = "workers.toml"
