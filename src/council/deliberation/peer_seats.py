@@ -77,6 +77,11 @@ class PeerSeats:
         if self._running and config.enabled:
             self._watch_soon(peer)
 
+    async def refresh_now(self, name: str) -> None:
+        """Ask one peer for its seats at once (a peer just paired answers with them)."""
+        if (peer := self.peers.get(name)) is not None:
+            await self.refresh(peer)
+
     async def remove(self, name: str) -> None:
         """Stop watching a peer; its seats leave the council."""
         peer = self.peers.pop(name, None)

@@ -47,6 +47,7 @@ class PeersApi:
             configs = [*self.peers.configs(), joined.peer]
             await asyncio.to_thread(save_peers, self.folder, configs)  # the stick first
             self.peers.add(joined.peer)
+        await self.peers.refresh_now(joined.peer.name)  # its seats join before the answer
         answer = {**joined.peer.public(), "seats": joined.seats}
         return JSONResponse(answer, status_code=201, headers=NO_STORE)
 
