@@ -21,21 +21,18 @@ import hmac
 import re
 import ssl
 import time
-import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import tomlkit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from council.atomicfile import atomic_write
-from council.config import typed_table
 from council.datafolder import DataFolder
-from council.errors import BadRequest, ConfigError, CouncilError, Forbidden, NotFound
+from council.errors import BadRequest, CouncilError, Forbidden, NotFound
 from council.security.tls import local_hostname
+from council.tables import load_tables, save_tables
 
 FILE = "peers.toml"
 COUNCIL_MODEL = "council"  # what a hub's /v1/models calls the council itself (openai_api.py)
@@ -115,35 +112,19 @@ def trust(ca_pem: str) -> ssl.SSLContext:
     return context
 
 
+def unique_name(item: Any, earlier: list[Any]) -> None:
+    """A peer's or a worker's name: valid, and not one an earlier entry has."""
+    if not PEER_NAME.match(item.name) or item.name in {each.name for each in earlier}:
+        raise ValueError("the name is not valid or is repeated")
+
+
 def load_peers(folder: DataFolder) -> list[PeerConfig]:
-    path = folder.root / FILE
-    if not path.exists():
-        return []
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    entries = raw.get("peers", [])
-    if not isinstance(entries, list):
-        raise ConfigError(f"{path}: peers must be an array of tables ([[peers]])")
-    peers: list[PeerConfig] = []
-    for entry in entries:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        where = f"peer {name!r}" if isinstance(name, str) else "a [[peers]] entry"
-        try:
-            peer = typed_table(PeerConfig, entry, where)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        if not PEER_NAME.match(peer.name) or peer.name in {p.name for p in peers}:
-            raise ConfigError(f"{path}: {where}: the name is not valid or is repeated")
-        peers.append(peer)
-    return peers
+    return load_tables(folder.root / FILE, "peers", PeerConfig, "peer", unique_name)
 
 
 def save_peers(folder: DataFolder, peers: list[PeerConfig]) -> None:
-    text = "# council peers: other hubs this one pairs with. Holds tokens: keep it private.\n"
-    text += tomlkit.dumps({"peers": [asdict(peer) for peer in peers]})
-    atomic_write(folder.root / FILE, text, mode=0o600)
+    header = "council peers: other hubs this one pairs with. Holds tokens: keep it private."
+    save_tables(folder.root / FILE, "peers", header, peers)
 
 
 def peer_name(name: str | None, link: PeerLink, taken: set[str]) -> str:

@@ -7,17 +7,14 @@ tokens: the file is written atomically with owner-only permissions, and tokens n
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-import tomlkit
-
-from council.atomicfile import atomic_write
 from council.config import SEAT_NAME, typed_table
 from council.datafolder import DataFolder
-from council.errors import BadRequest, ConfigError
+from council.errors import BadRequest
+from council.tables import load_tables, save_tables
 
 FILE = "remotes.toml"
 
@@ -79,31 +76,13 @@ def from_request(body: dict[str, Any], base: RemoteSeatConfig | None = None) -> 
 
 def load_remotes(folder: DataFolder) -> list[RemoteSeatConfig]:
     """remotes.toml's seats, each checked as the API checks a new one."""
-    path = folder.root / FILE
-    if not path.exists():
-        return []
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    entries = raw.get("remotes", [])
-    if not isinstance(entries, list):
-        raise ConfigError(f"{path}: remotes must be an array of tables ([[remotes]])")
-    remotes: list[RemoteSeatConfig] = []
-    for entry in entries:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        where = f"remote seat {name!r}" if isinstance(name, str) else "a [[remotes]] entry"
-        try:
-            remote = typed_table(RemoteSeatConfig, entry, where)
-            validate(remote, {r.name for r in remotes})
-        except (ValueError, BadRequest) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        remotes.append(remote)
-    return remotes
+
+    def check(remote: RemoteSeatConfig, earlier: list[RemoteSeatConfig]) -> None:
+        validate(remote, {r.name for r in earlier})
+
+    return load_tables(folder.root / FILE, "remotes", RemoteSeatConfig, "remote seat", check)
 
 
 def save_remotes(folder: DataFolder, remotes: list[RemoteSeatConfig]) -> None:
-    path = folder.root / FILE
-    text = "# council remote seats. Holds bearer tokens: keep this file private.\n"
-    text += tomlkit.dumps({"remotes": [asdict(remote) for remote in remotes]})
-    atomic_write(path, text, mode=0o600)
+    header = "council remote seats. Holds bearer tokens: keep this file private."
+    save_tables(folder.root / FILE, "remotes", header, remotes)

@@ -13,28 +13,24 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ssl
-import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-import tomlkit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from council.atomicfile import atomic_write
-from council.config import typed_table
 from council.datafolder import DataFolder
 from council.errors import (
     BadRequest,
-    ConfigError,
     CouncilError,
     Forbidden,
     HandshakeError,
     NotFound,
 )
-from council.peers import PEER_NAME, PeerLink, peer_name, trust
+from council.peers import PeerLink, peer_name, trust, unique_name
 from council.rpc.handshake import read_message, write_message
 from council.security.tls import local_hostname
+from council.tables import load_tables, save_tables
 
 FILE = "workers.toml"
 CONNECT_TIMEOUT = 10.0
@@ -61,31 +57,12 @@ class WorkerConfig:
 
 
 def load_workers(folder: DataFolder) -> list[WorkerConfig]:
-    path = folder.root / FILE
-    if not path.exists():
-        return []
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    found: list[WorkerConfig] = []
-    for entry in raw.get("workers", []):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        where = f"worker {name!r}" if isinstance(name, str) else "a [[workers]] entry"
-        try:
-            worker = typed_table(WorkerConfig, entry, where)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        if not PEER_NAME.match(worker.name) or worker.name in {w.name for w in found}:
-            raise ConfigError(f"{path}: {where}: the name is not valid or is repeated")
-        found.append(worker)
-    return found
+    return load_tables(folder.root / FILE, "workers", WorkerConfig, "worker", unique_name)
 
 
 def save_workers(folder: DataFolder, workers: list[WorkerConfig]) -> None:
-    text = "# council workers: machines lending their compute. Holds tokens: keep it private.\n"
-    text += tomlkit.dumps({"workers": [asdict(worker) for worker in workers]})
-    atomic_write(folder.root / FILE, text, mode=0o600)
+    header = "council workers: machines lending their compute. Holds tokens: keep it private."
+    save_tables(folder.root / FILE, "workers", header, workers)
 
 
 def _address(link: PeerLink) -> tuple[str, int]:
