@@ -33,7 +33,7 @@ import psutil
 from council.datafolder import DataFolder, HubLock
 from council.engine.binary import EngineBinary
 from council.engine.process import free_port
-from council.errors import CouncilError, EngineNotFound, HandshakeError
+from council.errors import CouncilError, EngineNotFound
 from council.rpc.handshake import (
     fast_loop,
     read_message,
@@ -182,7 +182,7 @@ class Worker:
                     return
             else:
                 await write_message(writer, {"error": "unknown request"})
-        except (HandshakeError, ConnectionError, OSError) as exc:
+        except (CouncilError, ConnectionError, OSError) as exc:  # HandshakeError too
             log.info("worker: a connection from %s ended: %s", address, exc)
         finally:
             writer.close()
